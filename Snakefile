@@ -1,0 +1,25 @@
+# vqdna: the whole study as parameterised, rendered notebooks.  `snakemake --cores all`
+# Rules live in rules/*.smk; configuration in config/config.yaml (validated by config/schema.yaml).
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/tokenizers.smk"
+include: "rules/models.smk"
+include: "rules/summary.smk"
+include: "rules/analysis.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,66 @@
+# Stage 5-6: gather every metrics JSON into the results tables, figures, statistics and claim
+# verdicts (summary notebook), and the efficiency table (paper Table 2 columns).
+S = f"{W}/summary"
+
+
+rule summary:
+    input:
+        notebook="notebooks/summary.py",
+        finetune=finetune_metrics(),
+        probe=probe_metrics(),
+        baseline=baseline_metrics(),
+        tokenizers=tokenizer_metrics(study.all_tokenizers(config)),
+        ablations=lambda wc: ablation_metrics(),
+    output:
+        table=f"{S}/results.csv",
+        markdown=f"{S}/results.md",
+        notebook=f"{S}/summary.ipynb",
+        html=f"{S}/summary.html",
+    params:
+        nb=lambda wc, input, output: nb_params(
+            metrics_paths=list(input.finetune) + list(input.probe) + list(input.baseline)
+            + list(input.tokenizers) + list(input.ablations),
+            out_dir=S,
+            profile=config["profile"],
+            compared=MODELS,
+        ),
+    log:
+        f"{W}/logs/summary.log",
+    resources:
+        **job_resources("light"),
+    shell:
+        RUN_NOTEBOOK
+
+
+rule efficiency:
+    input:
+        notebook="notebooks/efficiency.py",
+        models=expand(f"{W}/models/{{model}}/model.pt", model=MODELS),
+        tokenizers=[tokenizer_dir(study.model_spec(config, m)["tokenizer"]) for m in MODELS],
+        val=rules.corpus.output.val,
+    output:
+        table=f"{S}/efficiency.csv",
+        markdown=f"{S}/efficiency.md",
+        notebook=f"{S}/efficiency.ipynb",
+        html=f"{S}/efficiency.html",
+    params:
+        nb=lambda wc, input, output, threads: nb_params(
+            models=MODELS,
+            model_paths=list(input.models),
+            tokenizer_paths=list(input.tokenizers),
+            val_path=input.val,
+            encoder=config["encoder"],
+            seq_len=512,
+            out_dir=S,
+            threads=threads,
+            profile=config["profile"],
+        ),
+    log:
+        f"{W}/logs/efficiency.log",
+    benchmark:
+        f"{W}/benchmarks/efficiency.tsv"
+    threads: workflow.cores
+    resources:
+        **job_resources("light"),
+    shell:
+        RUN_NOTEBOOK

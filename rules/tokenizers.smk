@@ -1,0 +1,36 @@
+# Stage 1: every tokenizer is built (char, k-mer) or trained (BPE, VQ, HRQ) on the corpus and
+# its statistics are measured on held-out corpus windows.
+
+
+rule train_tokenizer:
+    input:
+        notebook="notebooks/train_tokenizer.py",
+        train=rules.corpus.output.train,
+        val=rules.corpus.output.val,
+    output:
+        tokenizer=directory(f"{W}/tokenizers/{{tokenizer}}/tokenizer"),
+        metrics=f"{W}/tokenizers/{{tokenizer}}/metrics.json",
+        notebook=f"{W}/tokenizers/{{tokenizer}}/train_tokenizer.ipynb",
+        html=f"{W}/tokenizers/{{tokenizer}}/train_tokenizer.html",
+    params:
+        nb=lambda wc, input, output, threads: nb_params(
+            name=wc.tokenizer,
+            spec=study.tokenizer_spec(config, wc.tokenizer),
+            train_path=input.train,
+            val_path=input.val,
+            out_dir=output.tokenizer,
+            metrics_path=output.metrics,
+            seed=0,
+            threads=threads,
+            device=config["device"],
+            profile=config["profile"],
+        ),
+    log:
+        f"{W}/logs/tokenizers/{{tokenizer}}.log",
+    benchmark:
+        f"{W}/benchmarks/tokenizers/{{tokenizer}}.tsv"
+    threads: config["threads_per_job"]
+    resources:
+        **job_resources("train"),
+    shell:
+        RUN_NOTEBOOK

@@ -1,0 +1,110 @@
+"""The study plan: which tokenizers, models and ablation runs a config asks for.
+
+The Snakefile only expands what these functions return, so the plan is testable without
+Snakemake. Names are the wildcards that appear in output paths and in every table:
+
+- a *tokenizer* name is a key of ``config["tokenizers"]`` (``hrq``) or an ablation variant of
+  one (``hrq~codebook_size=128``);
+- a *model* name is a tokenizer name, optionally with a pre-training override
+  (``hrq~mask_ratio=0.15``): the same tokenizer artefact is reused, only pre-training reruns.
+"""
+from __future__ import annotations
+
+import copy
+
+import yaml
+
+#: ablation knobs that change the tokenizer (VQ-VAE/HRQ) and so retrain it
+TOKENIZER_ABLATIONS = ("codebook_size", "code_dim", "levels", "ema", "dead_code_threshold", "stride")
+#: ablation knobs that only change masked-modeling pre-training
+PRETRAIN_ABLATIONS = ("mask_ratio",)
+CODEBOOK_TYPES = ("vq", "hrq")
+SEPARATOR = "~"
+
+
+def variant_name(base: str, knob: str, value) -> str:
+    """``hrq`` + ``codebook_size`` + 128 -> ``hrq~codebook_size=128`` (lower-case booleans)."""
+    if isinstance(value, bool):
+        value = str(value).lower()
+    return f"{base}{SEPARATOR}{knob}={value}"
+
+
+def base_name(name: str) -> str:
+    """The config tokenizer a variant derives from."""
+    return name.split(SEPARATOR, 1)[0]
+
+
+def tokenizer_spec(config: dict, name: str) -> dict:
+    """Resolved parameters of a tokenizer name: its config entry, for vq/hrq merged over the
+    shared ``vqvae`` section, with an ablation override applied."""
+    base, _, override = name.partition(SEPARATOR)
+    if base not in config["tokenizers"]:
+        raise KeyError(f"unknown tokenizer {base!r}; config has {sorted(config['tokenizers'])}")
+    entry = copy.deepcopy(config["tokenizers"][base])
+    if entry["type"] in CODEBOOK_TYPES:
+        entry = {**copy.deepcopy(config["vqvae"]), **entry}
+    if override:
+        knob, value = override.split("=", 1)
+        if knob not in TOKENIZER_ABLATIONS:
+            raise KeyError(f"{name!r}: {knob!r} is not a tokenizer ablation {TOKENIZER_ABLATIONS}")
+        entry[knob] = yaml.safe_load(value)
+    return entry
+
+
+def model_spec(config: dict, name: str) -> dict:
+    """``{"tokenizer": name, "pretrain": {...}}`` for a model name."""
+    tokenizer, pretrain = name, copy.deepcopy(config["pretrain"])
+    if SEPARATOR in name:
+        base, override = name.split(SEPARATOR, 1)
+        knob, value = override.split("=", 1)
+        if knob in PRETRAIN_ABLATIONS:
+            tokenizer, pretrain[knob] = base, yaml.safe_load(value)
+    tokenizer_spec(config, tokenizer)  # validates the name
+    return {"tokenizer": tokenizer, "pretrain": pretrain}
+
+
+def ablation_runs(config: dict) -> list[dict]:
+    """One record per ablation run: ``{"ablation", "value", "tokenizer", "model"}``.
+
+    Empty unless ``config["ablations"]["enabled"]``. Tokenizer knobs apply to the configured
+    codebook tokenizers only; ``levels`` to HRQ only (levels=1 *is* VQ).
+    """
+    ablations = config.get("ablations", {})
+    if not ablations.get("enabled"):
+        return []
+    runs = []
+    for base in ablations.get("tokenizers", []):
+        spec = tokenizer_spec(config, base)
+        for knob in TOKENIZER_ABLATIONS + PRETRAIN_ABLATIONS:
+            if knob == "levels" and spec["type"] != "hrq":
+                continue
+            for value in ablations.get(knob, []):
+                current = spec.get(knob) if knob in TOKENIZER_ABLATIONS else config["pretrain"][knob]
+                if knob == "code_dim" and current is None:
+                    current = spec["dim"]
+                is_default = _same(current, value)
+                name = base if is_default else variant_name(base, knob, value)
+                runs.append({"ablation": knob, "value": value, "tokenizer_base": base,
+                             "tokenizer": model_spec(config, name)["tokenizer"], "model": name})
+    return runs
+
+
+def _same(current, value) -> bool:
+    if current is None:
+        return False
+    if isinstance(value, bool) or isinstance(current, bool):
+        return bool(current) == bool(value)
+    return float(current) == float(value)
+
+
+def compared_models(config: dict) -> list[str]:
+    """The tokenizers of the main comparison (every config tokenizer, in config order)."""
+    return list(config["tokenizers"])
+
+
+def all_models(config: dict) -> list[str]:
+    return list(dict.fromkeys(compared_models(config) + [r["model"] for r in ablation_runs(config)]))
+
+
+def all_tokenizers(config: dict) -> list[str]:
+    return list(dict.fromkeys(model_spec(config, m)["tokenizer"] for m in all_models(config)))
