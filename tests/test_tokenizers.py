@@ -1,0 +1,155 @@
+"""Tokenizers on real sequence (S. cerevisiae chromosome I, GUE rows): the shared input policy,
+k-mer counts, padding / truncation, deterministic BPE training and save/load round trips."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from vqdna.tokenizers import (CLS_ID, PAD_ID, SEP_ID, UNK_ID, BPETokenizer, build_tokenizer,
+                              load_tokenizer)
+
+BPE_VOCAB = 512
+SIMPLE = [("char", {}), ("kmer", {"k": 6, "stride": 1}), ("kmer", {"k": 6, "stride": 6}),
+          ("kmer", {"k": 3, "stride": 2})]
+
+
+@pytest.fixture(scope="module")
+def bpe(genome_windows):
+    return build_tokenizer("bpe", vocab_size=BPE_VOCAB).train(genome_windows[0])
+
+
+@pytest.fixture(scope="module", params=[*SIMPLE, ("bpe", {})], ids=lambda p: f"{p[0]}{p[1] or ''}")
+def tokenizer(request, bpe):
+    name, params = request.param
+    return bpe if name == "bpe" else build_tokenizer(name, **params)
+
+
+def naive_kmer_ids(seq: str, k: int, stride: int) -> list[int]:
+    """Reference k-mer ids, one position at a time."""
+    ids, start = [], 0
+    while start + k <= len(seq):
+        kmer = seq[start:start + k]
+        ids.append(UNK_ID if "N" in kmer else 5 + int(kmer.translate(str.maketrans("ACGT", "0123")), 4))
+        start += stride
+    return ids + [5 + 4 ** k + "ACGTN".index(b) for b in seq[start - stride + k if ids else 0:]]
+
+
+def test_kmer_counts_on_acgtacgt():
+    assert build_tokenizer("kmer", k=3, stride=1).encode("ACGTACGT") == [11, 32, 49, 54, 11, 32]
+    nonoverlap = build_tokenizer("kmer", k=3, stride=3)
+    single = {b: 5 + 64 + i for i, b in enumerate("ACGTN")}
+    assert nonoverlap.encode("ACGTACGT") == [11, 54, single["G"], single["T"]]  # ACG TAC + G T
+    assert nonoverlap.vocab_size == 5 + 4 ** 3 + 5
+    assert nonoverlap.encode("AN") == [single["A"], single["N"]]  # shorter than k: single bases
+
+
+@pytest.mark.parametrize("k,stride", [(1, 1), (3, 1), (3, 2), (6, 1), (6, 6), (5, 4)])
+def test_kmer_matches_reference_on_genome(yeast_chromosome, k, stride):
+    seq = yeast_chromosome[:5003] + "NN" + yeast_chromosome[5003:6001]  # N-containing k-mers too
+    ids = build_tokenizer("kmer", k=k, stride=stride).encode(seq)
+    assert ids == naive_kmer_ids(seq, k, stride)
+    if stride == 1:
+        assert ids.count(UNK_ID) == k + 1
+
+
+def test_n_treatment(bpe):
+    assert build_tokenizer("char").encode("ACGTN") == [5, 6, 7, 8, 9]
+    assert build_tokenizer("kmer", k=3).encode("AANAAA") == [UNK_ID, UNK_ID, UNK_ID, 5]
+    assert UNK_ID not in bpe.encode("NNNNACGTNNNN")  # N is an ordinary BPE symbol
+
+
+def test_input_policy(tokenizer):
+    seq = "ACGTTGCAACGGTAACCTTGGA"
+    ids = tokenizer.encode(seq)
+    assert tokenizer.encode(seq.lower()) == ids
+    assert tokenizer.encode(seq.replace("T", "U")) == ids
+    assert tokenizer.encode(" ACGTTGCAAC\nGGTAACCTTGGA\t") == ids
+    assert tokenizer.encode("ACGTRYKM") == tokenizer.encode("ACGTNNNN")  # IUPAC -> N
+    with pytest.raises(ValueError, match=r"'X' at position 5"):
+        tokenizer.encode("ACGTXACGT")
+    with pytest.raises(ValueError, match=r"'-' at position 3"):
+        tokenizer.encode("AC-GT")
+    with pytest.raises(ValueError, match="empty"):
+        tokenizer.encode(" \n")
+    with pytest.raises(ValueError, match=r"sequence 1: invalid character '\*' at position 2"):
+        tokenizer.encode_batch(["ACGT", "A*GT"])
+
+
+def test_encode_batch_padding_and_truncation(tokenizer, genome_windows):
+    seqs = [w[:n] for w, n in zip(genome_windows[1], (128, 40, 97, 7))]
+    lengths = [len(tokenizer.encode(s)) for s in seqs]
+    batch = tokenizer.encode_batch(seqs)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    assert ids.dtype == mask.dtype == torch.long
+    assert ids.shape == mask.shape == (4, max(lengths) + 2)
+    for row, n, seq in zip(range(4), lengths, seqs):
+        assert ids[row, 0] == CLS_ID and ids[row, n + 1] == SEP_ID
+        assert ids[row, 1:n + 1].tolist() == tokenizer.encode(seq)
+        assert (ids[row, n + 2:] == PAD_ID).all()
+        assert mask[row].tolist() == [1] * (n + 2) + [0] * (ids.shape[1] - n - 2)
+
+    cut = tokenizer.encode_batch(seqs, max_length=12)
+    assert cut["input_ids"].shape[1] == 12
+    assert cut["input_ids"][0].tolist() == [CLS_ID, *tokenizer.encode(seqs[0])[:10], SEP_ID]
+    with pytest.raises(ValueError, match=rf"sequence 0 \(128 bp\) has {lengths[0]} tokens .* max_length 12"):
+        tokenizer.encode_batch(seqs, max_length=12, truncation=False)
+
+    plain = tokenizer.encode_batch(seqs, add_special_tokens=False)
+    assert plain["input_ids"][0, :lengths[0]].tolist() == tokenizer.encode(seqs[0])
+    assert plain["attention_mask"].sum(1).tolist() == lengths
+
+
+def test_save_load_round_trip(tokenizer, genome_windows, tmp_path):
+    held_out = genome_windows[1][:50]
+    tokenizer.save(tmp_path / "tok")
+    config = json.loads((tmp_path / "tok" / "tokenizer_config.json").read_text())
+    assert config["name"] == tokenizer.name and config["params"] == tokenizer.params
+    loaded = load_tokenizer(tmp_path / "tok")
+    assert type(loaded) is type(tokenizer) and loaded.vocab_size == tokenizer.vocab_size
+    assert [loaded.encode(s) for s in held_out] == [tokenizer.encode(s) for s in held_out]
+    assert torch.equal(loaded.encode_batch(held_out)["input_ids"], tokenizer.encode_batch(held_out)["input_ids"])
+
+
+def test_vocab_usage_and_targets(tokenizer, genome_windows):
+    held_out = genome_windows[1]
+    counts = tokenizer.token_counts(held_out)
+    assert counts.shape == (tokenizer.vocab_size,)
+    assert counts.sum() == sum(len(tokenizer.encode(s)) for s in held_out)
+    assert counts[:5].sum() == 0  # windows without N: no special token
+    usage = (counts[5:] > 0).mean()
+    assert 0 < usage <= 1
+    assert 0 < tokenizer.tokens_per_bp(held_out) <= 1
+    ids = tokenizer.encode_batch(held_out[:3])["input_ids"]
+    assert tokenizer.mlm_target_sizes == [tokenizer.vocab_size]
+    assert torch.equal(tokenizer.mlm_targets(ids), ids[..., None])
+
+
+def test_bpe_is_deterministic_with_specials_first(bpe, genome_windows, tmp_path):
+    again = BPETokenizer(vocab_size=BPE_VOCAB).train(iter(genome_windows[0]))
+    bpe.save(tmp_path / "a")
+    again.save(tmp_path / "b")
+    assert (tmp_path / "a" / "tokenizer.json").read_text() == (tmp_path / "b" / "tokenizer.json").read_text()
+    vocab = bpe._tokenizer.get_vocab()
+    assert [vocab[t] for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")] == [0, 1, 2, 3, 4]
+    assert bpe.vocab_size == BPE_VOCAB
+    assert bpe.tokens_per_bp(genome_windows[1]) < 0.35  # merges compress held-out sequence
+    with pytest.raises(RuntimeError, match="not trained"):
+        BPETokenizer().encode("ACGT")
+
+
+def test_gue_rows(tokenizer, shared_data):
+    with open(shared_data / "GUE" / "prom" / "prom_core_all" / "train.csv") as handle:
+        rows = [row["sequence"] for _, row in zip(range(64), csv.DictReader(handle))]
+    batch = tokenizer.encode_batch(rows, max_length=512)
+    lengths = batch["attention_mask"].sum(1)
+    assert lengths.tolist() == [len(tokenizer.encode(s)) + 2 for s in rows]
+
+
+def test_build_rejects_bad_params():
+    with pytest.raises(ValueError, match="unknown tokenizer"):
+        build_tokenizer("word")
+    with pytest.raises(ValueError, match="stride"):
+        build_tokenizer("kmer", k=3, stride=4)
