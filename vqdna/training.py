@@ -1,14 +1,21 @@
-"""Training utilities shared by every stage: seeding, device, AdamW with warm-up + cosine decay,
-finite-loss checks, early stopping and checkpoints."""
+"""Training utilities shared by every stage (seeding, device, AdamW with warm-up + cosine decay,
+finite-loss checks, early stopping, checkpoints) and the loops: masked-modeling pre-training,
+fine-tuning (full or LoRA), frozen embeddings and a linear probe."""
 from __future__ import annotations
 
 import math
 import os
 import random
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from vqdna.encoder import apply_lora, mean_pool
+from vqdna.metrics import classification_metrics, confusion
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -101,3 +108,252 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module | None = None, map_
     if model is not None:
         model.load_state_dict(payload["state_dict"])
     return payload
+
+
+# ----------------------------------------------------------------------------------------------
+# Loops: masked-modeling pre-training, fine-tuning (full or LoRA), frozen embeddings + linear probe
+
+
+def _tokenize(tokenizer, sequences, max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokenise once, up front: (input_ids, attention_mask) LongTensors on the CPU."""
+    batch = tokenizer.encode_batch(list(sequences), max_length=max_length, truncation=True)
+    return torch.as_tensor(batch["input_ids"]).long(), torch.as_tensor(batch["attention_mask"]).long()
+
+
+def _trim(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Drop the all-padding columns of a (right-padded) batch: short batches run faster."""
+    length = int(mask.sum(1).max())
+    return ids[:, :length], mask[:, :length]
+
+
+def _as_xy(split) -> tuple[list[str], np.ndarray]:
+    """(sequences, labels) pair or a DataFrame with ``sequence,label`` -> (list[str], int array)."""
+    if hasattr(split, "columns"):
+        return split["sequence"].tolist(), split["label"].to_numpy(dtype=np.int64)
+    sequences, labels = split
+    return list(sequences), np.asarray(labels, dtype=np.int64)
+
+
+def mask_tokens(ids: torch.Tensor, mask_ratio: float, generator: torch.Generator,
+                mask_id: int = 4, n_special: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask round(mask_ratio * n) of each row's n regular tokens (at least one), chosen uniformly
+    with ``generator``; every chosen position becomes [MASK] (the paper's masked code modeling; no
+    BERT 80/10/10, which would also feed random code tuples into the frozen-codebook embedding).
+    Returns (masked ids, bool positions)."""
+    regular = ids >= n_special
+    scores = torch.rand(ids.shape, generator=generator).masked_fill(~regular, 2.0)
+    ranks = scores.argsort(dim=1).argsort(dim=1)
+    count = (regular.sum(1, keepdim=True) * mask_ratio).round().clamp(min=1)
+    positions = (ranks < count) & regular
+    return ids.masked_fill(positions, mask_id), positions
+
+
+def _mlm_labels(tokenizer, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """(B, T, n_targets) targets of the original ids at masked positions, -100 elsewhere."""
+    targets = torch.as_tensor(tokenizer.mlm_targets(ids)).long()
+    return targets.masked_fill(~positions[..., None], -100)
+
+
+@torch.no_grad()
+def _mlm_evaluate(model, ids, mask, labels, batch_size: int, device) -> dict[str, float]:
+    """Masked-token loss and accuracy (mean over targets) on a fixed, pre-masked set."""
+    model.eval()
+    loss_sum, correct, count = 0.0, 0.0, 0
+    for start in range(0, len(ids), batch_size):
+        b_ids, b_mask = _trim(ids[start:start + batch_size], mask[start:start + batch_size])
+        b_labels = labels[start:start + batch_size, : b_ids.shape[1]].to(device)
+        logits, loss = model(b_ids.to(device), b_mask.to(device), b_labels)
+        selected = b_labels[..., 0] != -100
+        n = int(selected.sum())
+        loss_sum += float(loss) * n
+        correct += sum(float((lg.argmax(-1) == b_labels[selected][:, i]).float().mean()) for i, lg in enumerate(logits)) / len(logits) * n
+        count += n
+    model.train()
+    return {"val_loss": loss_sum / max(1, count), "val_accuracy": correct / max(1, count)}
+
+
+def pretrain_mlm(model, tokenizer, sequences: list[str], steps: int = 300, batch_size: int = 32,
+                 lr: float = 5e-4, mask_ratio: float = 0.25, max_length: int = 128, seed: int = 0,
+                 warmup_steps: int = 30, val_sequences: list[str] | None = None, eval_every: int = 50,
+                 weight_decay: float = 0.01, grad_clip: float = 1.0, device: str | None = None,
+                 progress: bool = True) -> list[dict]:
+    """Masked-modeling pre-training of a ``MaskedLM`` (paper stage 2: 25% masking, AdamW, cosine).
+
+    Sequences are tokenised once; batches are drawn epoch-wise without replacement from a seeded
+    generator. The validation set is masked once (fixed) so its numbers are comparable across
+    evaluations. A codebook embedding stays frozen (its code vectors are buffers). Returns the
+    history: one dict per ``eval_every`` steps (and the last step) with step, train_loss (mean
+    since the previous entry), lr, steps_per_s and, given ``val_sequences``, val_loss/val_accuracy.
+    """
+    generator = seed_everything(seed)
+    device = pick_device(device)
+    model.to(device).train()
+    ids, mask = _tokenize(tokenizer, sequences, max_length)
+    val = None
+    if val_sequences:
+        v_ids, v_mask = _tokenize(tokenizer, val_sequences, max_length)
+        v_masked, v_positions = mask_tokens(v_ids, mask_ratio, torch.Generator().manual_seed(seed + 1))
+        val = (v_masked, v_mask, _mlm_labels(tokenizer, v_ids, v_positions))
+    optimizer, scheduler = make_optimizer(model, lr, steps, warmup_steps, weight_decay)
+    history, losses, order = [], [], torch.empty(0, dtype=torch.long)
+    tic = time.perf_counter()
+    for step in tqdm(range(1, steps + 1), desc="pretrain", disable=not progress):
+        if len(order) < batch_size:
+            order = torch.cat([order, torch.randperm(len(ids), generator=generator)])
+        index, order = order[:batch_size], order[batch_size:]
+        b_ids, b_mask = _trim(ids[index], mask[index])
+        masked, positions = mask_tokens(b_ids, mask_ratio, generator)
+        labels = _mlm_labels(tokenizer, b_ids, positions)
+        _, loss = model(masked.to(device), b_mask.to(device), labels.to(device))
+        check_finite(loss, f"pretrain step {step} (sequence indices {index.tolist()})")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+        if step % eval_every == 0 or step == steps:
+            entry = {"step": step, "train_loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[0],
+                     "steps_per_s": step / (time.perf_counter() - tic)}
+            if val is not None:
+                entry.update(_mlm_evaluate(model, *val, batch_size, device))
+            history.append(entry)
+            losses = []
+    return history
+
+
+@torch.no_grad()
+def _predict(model, ids, mask, batch_size: int, device) -> torch.Tensor:
+    """Classifier logits for pre-tokenised inputs, in eval mode, on the CPU."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(ids), batch_size):
+        b_ids, b_mask = _trim(ids[start:start + batch_size], mask[start:start + batch_size])
+        out.append(model(b_ids.to(device), b_mask.to(device)).float().cpu())
+    model.train(was_training)
+    return torch.cat(out)
+
+
+def _evaluate(model, ids, mask, labels: np.ndarray, batch_size: int, device) -> tuple[dict, np.ndarray]:
+    """-> ({loss, mcc, macro_f1, accuracy}, predictions)."""
+    logits = _predict(model, ids, mask, batch_size, device)
+    loss = float(F.cross_entropy(logits, torch.tensor(labels)))
+    predictions = logits.argmax(-1).numpy()
+    return {"loss": loss, **classification_metrics(labels, predictions)}, predictions
+
+
+def finetune(model, tokenizer, train, dev, test, epochs: int = 3, lr: float = 1e-4,
+             batch_size: int = 32, max_length: int = 128, seed: int = 0, lora_rank: int | None = None,
+             lora_alpha: float = 16.0, lora_dropout: float = 0.05, patience: int | None = None,
+             eval_every: int | None = None, select_metric: str = "mcc", warmup_steps: int = 50,
+             weight_decay: float = 0.01, grad_clip: float = 1.0, device: str | None = None,
+             progress: bool = True) -> dict:
+    """Fine-tune a ``SequenceClassifier`` (paper stage 3) and report test metrics at the best dev
+    checkpoint.
+
+    ``train``/``dev``/``test``: (sequences, labels) pairs or DataFrames with ``sequence,label``.
+    ``lora_rank``: None = full fine-tuning; an int = ``apply_lora`` first (in place: encoder
+    frozen, adapters + head train). Dev is evaluated every ``eval_every`` steps (None = once per
+    epoch); the trainable weights at the best dev ``select_metric`` ("mcc", "macro_f1",
+    "accuracy" or "loss") are kept in memory and restored before testing; ``patience`` evaluations
+    without improvement stop training early (None = never).
+    """
+    generator = seed_everything(seed)
+    device = pick_device(device)
+    if lora_rank:
+        apply_lora(model, lora_rank, lora_alpha, lora_dropout)
+    model.to(device).train()
+    (x_train, y_train), (x_dev, y_dev), (x_test, y_test) = _as_xy(train), _as_xy(dev), _as_xy(test)
+    ids, mask = _tokenize(tokenizer, x_train, max_length)
+    dev_ids, dev_mask = _tokenize(tokenizer, x_dev, max_length)
+    test_ids, test_mask = _tokenize(tokenizer, x_test, max_length)
+    labels = torch.tensor(y_train)
+
+    steps_per_epoch = math.ceil(len(ids) / batch_size)
+    total_steps = epochs * steps_per_epoch
+    eval_every = eval_every or steps_per_epoch
+    optimizer, scheduler = make_optimizer(model, lr, total_steps, warmup_steps, weight_decay)
+    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    stopper = EarlyStopping(patience if patience is not None else total_steps,
+                            mode="min" if select_metric == "loss" else "max")
+    best, history, losses, step, stop = None, [], [], 0, False
+    tic = time.perf_counter()
+    bar = tqdm(total=total_steps, desc="finetune", disable=not progress)
+    for epoch in range(1, epochs + 1):
+        for index in torch.randperm(len(ids), generator=generator).split(batch_size):
+            step += 1
+            b_ids, b_mask = _trim(ids[index], mask[index])
+            logits = model(b_ids.to(device), b_mask.to(device))
+            loss = F.cross_entropy(logits, labels[index].to(device))
+            check_finite(loss, f"finetune epoch {epoch} step {step} (sequence indices {index.tolist()})")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for _, p in trainable], grad_clip)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            bar.update()
+            if step % eval_every == 0 or step == total_steps:
+                dev_metrics, _ = _evaluate(model, dev_ids, dev_mask, y_dev, batch_size, device)
+                history.append({"step": step, "epoch": epoch, "train_loss": float(np.mean(losses)),
+                                "lr": scheduler.get_last_lr()[0], **{f"dev_{k}": v for k, v in dev_metrics.items()}})
+                losses = []
+                if stopper.improved(dev_metrics[select_metric]):
+                    best = {"step": step, "epoch": epoch, "dev": dev_metrics,
+                            "weights": {name: p.detach().clone() for name, p in trainable}}
+                if stopper.step(dev_metrics[select_metric]):
+                    stop = True
+                    break
+        if stop:
+            break
+    bar.close()
+    train_time = time.perf_counter() - tic
+    with torch.no_grad():
+        for name, p in trainable:
+            p.copy_(best["weights"][name])
+    test_metrics, predictions = _evaluate(model, test_ids, test_mask, y_test, batch_size, device)
+    return {
+        "test": test_metrics, "dev": best["dev"], "best_step": best["step"], "best_epoch": best["epoch"],
+        "steps": step, "stopped_early": stop, "history": history,
+        "confusion_matrix": confusion(y_test, predictions, model.num_classes),
+        "n_predictions": len(predictions), "train_time_s": train_time,
+        "trainable_params": sum(p.numel() for _, p in trainable),
+        "total_params": sum(p.numel() for p in model.parameters()), "lora_rank": lora_rank,
+    }
+
+
+@torch.no_grad()
+def embed_sequences(encoder, tokenizer, sequences: list[str], batch_size: int = 64,
+                    max_length: int = 512, device: str | None = None) -> np.ndarray:
+    """(N, dim) float32 embeddings: encoder hidden states mean-pooled over non-pad tokens."""
+    device = pick_device(device)
+    was_training = encoder.training
+    encoder.to(device).eval()
+    ids, mask = _tokenize(tokenizer, sequences, max_length)
+    out = []
+    for start in range(0, len(ids), batch_size):
+        b_ids, b_mask = _trim(ids[start:start + batch_size], mask[start:start + batch_size])
+        b_ids, b_mask = b_ids.to(device), b_mask.to(device)
+        out.append(mean_pool(encoder(b_ids, b_mask), b_mask).float().cpu())
+    encoder.train(was_training)
+    return torch.cat(out).numpy()
+
+
+def linear_probe(encoder, tokenizer, train, test, seed: int = 0, max_length: int = 512,
+                 batch_size: int = 64, C: float = 1.0, max_iter: int = 2000,
+                 device: str | None = None) -> dict:
+    """Frozen-encoder evaluation: mean-pooled embeddings -> standardised logistic regression.
+    ``train``/``test`` as in ``finetune``. -> test metrics + confusion matrix + sizes."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    (x_train, y_train), (x_test, y_test) = _as_xy(train), _as_xy(test)
+    e_train = embed_sequences(encoder, tokenizer, x_train, batch_size, max_length, device)
+    e_test = embed_sequences(encoder, tokenizer, x_test, batch_size, max_length, device)
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter, random_state=seed))
+    predictions = probe.fit(e_train, y_train).predict(e_test)
+    return {"test": classification_metrics(y_test, predictions),
+            "confusion_matrix": confusion(y_test, predictions, int(max(y_train.max(), y_test.max())) + 1),
+            "n_train": len(y_train), "n_test": len(y_test)}

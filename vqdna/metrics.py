@@ -1,0 +1,22 @@
+"""Classification metrics as GUE reports them (scikit-learn MCC, macro F1, accuracy)."""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, matthews_corrcoef
+
+
+def classification_metrics(y_true, y_pred) -> dict[str, float]:
+    """-> {"mcc", "macro_f1", "accuracy"} as plain floats (MCC is 0 for a constant prediction)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    return {
+        "mcc": float(matthews_corrcoef(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+    }
+
+
+def confusion(y_true, y_pred, num_classes: int | None = None) -> list[list[int]]:
+    """Confusion matrix as nested lists (rows = true class, columns = predicted), JSON-able;
+    ``num_classes`` fixes its size even when a class never occurs."""
+    labels = None if num_classes is None else list(range(num_classes))
+    return confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=labels).tolist()
