@@ -1,0 +1,63 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+#   language_info:
+#     name: python
+# ---
+
+# %% [markdown]
+# # Linear probe
+# Frozen pre-trained encoder → mean-pooled embeddings → logistic regression (scikit-learn).
+# What the representation already knows, without any fine-tuning (paper Table 1, "Linear").
+
+# %% tags=["parameters"]
+model_name = "hrq"
+task_dir = "results/data/embedded/species"
+model_path = "results/models/hrq/model.pt"
+tokenizer_path = "results/tokenizers/hrq/tokenizer"
+max_tokens = 512
+metrics_path = "results/linear_probe/embedded/species/hrq/seed0/metrics.json"
+seed = 0
+threads = 1
+device = "auto"
+profile = "cpu-default"
+
+# %%
+import json
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
+
+from vqdna import data, stages
+from vqdna.tokenizers import load_tokenizer
+
+torch.set_num_threads(threads)
+task = data.read_task(task_dir)
+splits, meta = task
+tokenizer = load_tokenizer(tokenizer_path)
+label_names = meta.get("label_names") or list(range(meta["num_classes"]))
+pd.DataFrame({name: frame["label"].value_counts().sort_index() for name, frame in splits.items()})
+
+# %%
+result = stages.linear_probe(model_path, tokenizer, task, max_tokens=max_tokens, seed=seed, device=device)
+record = stages.evaluation_record("linear_probe", task, model_name, seed, result, profile)
+pd.Series(record["test"])
+
+# %%
+fig, ax = plt.subplots(figsize=(4.5, 3.5))
+sns.heatmap(pd.DataFrame(result["confusion_matrix"], index=label_names, columns=label_names),
+            annot=True, fmt="d", cmap="Blues", ax=ax)
+ax.set(xlabel="predicted", ylabel="true")
+
+# %%
+with open(metrics_path, "w") as handle:
+    json.dump(record, handle, indent=2)

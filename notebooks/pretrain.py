@@ -1,0 +1,77 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+#   language_info:
+#     name: python
+# ---
+
+# %% [markdown]
+# # Stage 2 — masked-modeling pre-training
+# A Transformer encoder learns to predict masked tokens of the corpus windows. For VQ/HRQ the
+# input embedding is the tokenizer's frozen codebook (as in the paper) and the targets are each
+# level's code; for char / k-mer / BPE a learned embedding and the token id.
+
+# %% tags=["parameters"]
+name = "hrq"
+tokenizer_path = "results/tokenizers/hrq/tokenizer"
+train_path = "results/corpus/train.txt"
+val_path = "results/corpus/val.txt"
+encoder = {"layers": 2, "dim": 64, "heads": 4}
+pretrain = {"steps": 50, "batch_size": 16, "lr": 0.001, "warmup_steps": 5, "mask_ratio": 0.25,
+            "max_tokens": 130}
+model_path = "results/models/hrq/model.pt"
+metrics_path = "results/models/hrq/metrics.json"
+seed = 0
+threads = 1
+device = "auto"
+profile = "cpu-default"
+
+# %%
+import json
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
+
+from vqdna import stages
+from vqdna.tokenizers import load_tokenizer
+
+torch.set_num_threads(threads)
+tokenizer = load_tokenizer(tokenizer_path)
+train_windows, val_windows = stages.read_windows(train_path), stages.read_windows(val_path)
+model = stages.build_masked_lm(tokenizer, encoder)
+print(f"{name}: vocabulary {tokenizer.vocab_size}, targets {tokenizer.mlm_target_sizes}, "
+      f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} trainable parameters")
+
+# %%
+history = stages.pretrain(model, tokenizer, train_windows, val_windows, pretrain, seed=seed, device=device)
+stages.save_pretrained(model_path, model, encoder, tokenizer_path)
+curves = pd.DataFrame(history)
+curves.tail()
+
+# %% [markdown]
+# ## Loss curves
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(9, 3))
+sns.lineplot(data=curves.melt("step", [c for c in ("train_loss", "val_loss") if c in curves]),
+             x="step", y="value", hue="variable", ax=axes[0])
+axes[0].set(ylabel="masked-token cross-entropy (summed over targets)")
+if "val_accuracy" in curves:
+    sns.lineplot(data=curves, x="step", y="val_accuracy", ax=axes[1])
+    axes[1].set(ylabel="held-out masked-token accuracy")
+fig.tight_layout()
+
+# %%
+record = stages.pretrain_record(name, tokenizer, encoder, pretrain, history, profile)
+with open(metrics_path, "w") as handle:
+    json.dump(record, handle, indent=2)
+record

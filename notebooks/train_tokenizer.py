@@ -1,0 +1,87 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+#   language_info:
+#     name: python
+# ---
+
+# %% [markdown]
+# # Stage 1 — tokenizer
+# Builds (char, k-mer) or trains (BPE, VQ-VAE, HRQ) one tokenizer on the pre-training corpus
+# and measures it on held-out corpus windows: vocabulary usage, bp per token and, for the
+# learned codebooks, reconstruction accuracy, code usage and perplexity per level.
+
+# %% tags=["parameters"]
+name = "hrq"
+spec = {"type": "hrq", "levels": 2, "stem_dim": 32, "dim": 32, "depth": 2, "codebook_size": 16,
+        "steps": 50, "batch_size": 32, "lr": 0.003}
+train_path = "results/corpus/train.txt"
+val_path = "results/corpus/val.txt"
+out_dir = "results/tokenizers/hrq/tokenizer"
+metrics_path = "results/tokenizers/hrq/metrics.json"
+seed = 0
+threads = 1
+device = "auto"
+profile = "cpu-default"
+
+# %%
+import json
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
+
+from vqdna import stages
+
+torch.set_num_threads(threads)
+train_windows, val_windows = stages.read_windows(train_path), stages.read_windows(val_path)
+print(f"{len(train_windows)} training and {len(val_windows)} held-out windows of "
+      f"{len(train_windows[0])} bp")
+
+# %%
+tokenizer, history = stages.train_tokenizer(spec, train_windows, val_windows, seed=seed, device=device)
+tokenizer.save(out_dir)
+stats = stages.tokenizer_statistics(tokenizer, val_windows)
+record = stages.tokenizer_record(name, spec, stats, profile)
+pd.Series({k: v for k, v in record.items() if not isinstance(v, (dict, list))})
+
+# %% [markdown]
+# ## Training curves (learned tokenizers)
+
+# %%
+if history:
+    curves = pd.DataFrame(history)
+    columns = [c for c in ("loss", "recon_loss", "commit_loss", "val_recon_accuracy") if c in curves]
+    fig, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3))
+    for ax, column in zip(list(axes) if len(columns) > 1 else [axes], columns):
+        sns.lineplot(data=curves, x="step", y=column, ax=ax)
+    fig.tight_layout()
+else:
+    print("nothing to train: this tokenizer is defined by its rules")
+
+# %% [markdown]
+# ## Code / vocabulary usage on held-out windows
+# Share of the vocabulary (or of each codebook level) that held-out sequence actually uses,
+# as in the paper's Table 1 ("token usage").
+
+# %%
+counts = stages.usage_counts(tokenizer, val_windows)
+fig, axes = plt.subplots(1, len(counts), figsize=(5 * len(counts), 3), squeeze=False)
+for ax, (level, level_counts) in zip(axes[0], counts.items()):
+    ax.bar(range(len(level_counts)), sorted(level_counts, reverse=True), width=1.0)
+    ax.set(title=f"{name} {level}: {100 * (level_counts > 0).mean():.1f}% used",
+           xlabel="token rank", ylabel="count", yscale="log")
+fig.tight_layout()
+
+# %%
+with open(metrics_path, "w") as handle:
+    json.dump(record, handle, indent=2)
+record

@@ -1,0 +1,213 @@
+"""What each workflow notebook does, as plain functions (the notebooks only add tables/plots).
+
+Stage 1 ``train_tokenizer`` / ``tokenizer_statistics``; stage 2 ``build_masked_lm`` /
+``pretrain`` / ``save_pretrained``; stage 3 ``finetune`` / ``linear_probe``; and the metrics
+records every job writes (schema: :func:`vqdna.analysis.validate_record`).
+
+Protocol deviations are short, categorical tags so that rows with the same kind of deviation
+share one ``protocol`` label in the tables; details (sizes, epochs) live in other fields.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from vqdna import study, training
+from vqdna.encoder import EncoderConfig, MaskedLM, SequenceClassifier, TransformerEncoder
+from vqdna.tokenizers import N_SPECIAL, CodebookTokenizer, Tokenizer, build_tokenizer, load_tokenizer
+from vqdna.vqvae import VQVAE, VQVAEConfig, fit_vqvae, tokenizer_stats
+
+#: profile name of the paper's own settings (config/paper.yaml); any other profile is a deviation
+PAPER_PROFILE = "paper"
+SMALL_MODEL = "small model and short training"
+SHORT_FINETUNE = "short fine-tuning"
+TRUNCATED = "inputs truncated"
+
+
+def read_windows(path) -> list[str]:
+    """A corpus window file (one normalised window per line)."""
+    windows = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    if not windows:
+        raise ValueError(f"{path}: no windows")
+    return windows
+
+
+def _device(device: str | None) -> str | None:
+    return None if device in (None, "auto") else device
+
+
+# ------------------------------------------------------------------------------- stage 1
+
+def train_tokenizer(spec: dict, train_windows: list[str], val_windows: list[str], seed: int = 0,
+                    device: str | None = "auto", progress: bool = False) -> tuple[Tokenizer, list[dict]]:
+    """Build (char, k-mer) or train (BPE, VQ, HRQ) the tokenizer a config entry describes.
+    -> (tokenizer, training history; empty for tokenizers without training)."""
+    kind = spec["type"]
+    if kind == "char":
+        return build_tokenizer("char"), []
+    if kind == "kmer":
+        return build_tokenizer("kmer", k=spec["k"], stride=spec.get("stride", 1)), []
+    if kind == "bpe":
+        return build_tokenizer("bpe", vocab_size=spec["vocab_size"]).train(train_windows), []
+    fields = {f.name for f in dataclasses.fields(VQVAEConfig)}
+    config = VQVAEConfig(**{k: v for k, v in spec.items() if k in fields})
+    training.seed_everything(seed)
+    model = VQVAE(config)
+    history = fit_vqvae(model, train_windows, val_windows, steps=spec["steps"], batch_size=spec["batch_size"],
+                        lr=spec["lr"], seed=seed, warmup_steps=spec.get("warmup_steps", 0),
+                        eval_every=max(1, spec["steps"] // 10), device=_device(device), progress=progress)
+    return build_tokenizer(kind, model=model.cpu().eval()), history
+
+
+def usage_counts(tokenizer: Tokenizer, windows: list[str]) -> dict[str, np.ndarray]:
+    """How often each regular token (or each code, per codebook level) occurs in ``windows``."""
+    ids = torch.as_tensor(np.concatenate([np.asarray(tokenizer.encode(w)) for w in windows]))
+    if isinstance(tokenizer, CodebookTokenizer):
+        levels = tokenizer.ids_to_levels(ids)
+        return {f"level {n + 1}": np.bincount(levels[:, n].numpy(), minlength=size)
+                for n, size in enumerate(tokenizer.level_sizes)}
+    regular = ids[ids >= N_SPECIAL] - N_SPECIAL
+    return {"vocabulary": np.bincount(regular.numpy(), minlength=tokenizer.vocab_size - N_SPECIAL)}
+
+
+def tokenizer_statistics(tokenizer: Tokenizer, windows: list[str]) -> dict:
+    """Held-out statistics as fractions: reconstruction accuracy (1.0 for the rule-based
+    tokenizers, which are invertible), usage and perplexity per level (one "level" = the whole
+    vocabulary for char/k-mer/BPE), bp per token."""
+    counts = usage_counts(tokenizer, windows)
+    probabilities = [c / max(1, c.sum()) for c in counts.values()]
+    stats = {
+        "recon_accuracy": 1.0,
+        "code_usage": [float((c > 0).mean()) for c in counts.values()],
+        "perplexity": [float(np.exp(-(p[p > 0] * np.log(p[p > 0])).sum())) for p in probabilities],
+        "bp_per_token": sum(map(len, windows)) / sum(int(c.sum()) for c in list(counts.values())[:1]),
+        "vocab_size": tokenizer.vocab_size,
+        "n_windows": len(windows),
+    }
+    if isinstance(tokenizer, CodebookTokenizer):
+        stats["recon_accuracy"] = tokenizer_stats(tokenizer.model, windows)["recon_accuracy"] / 100.0
+    return stats
+
+
+def ablation_of(name: str) -> dict | None:
+    """``hrq~codebook_size=128`` -> ``{"name": "codebook_size", "value": 128}``; None for a base name."""
+    if study.SEPARATOR not in name:
+        return None
+    knob, value = name.split(study.SEPARATOR, 1)[1].split("=", 1)
+    return {"name": knob, "value": yaml.safe_load(value)}
+
+
+def profile_deviations(profile: str) -> list[str]:
+    return [] if profile == PAPER_PROFILE else [SMALL_MODEL]
+
+
+def tokenizer_record(name: str, spec: dict, stats: dict, profile: str) -> dict:
+    """The metrics JSON of a tokenizer job."""
+    return {"stage": "tokenizer", "tokenizer": name, "type": spec["type"], "seed": 0,
+            "ablation": ablation_of(name), "deviations": profile_deviations(profile), "profile": profile,
+            "spec": spec, **stats}
+
+
+# ------------------------------------------------------------------------------- stage 2
+
+def build_masked_lm(tokenizer: Tokenizer, encoder: dict) -> MaskedLM:
+    """A fresh encoder (frozen codebook embedding for VQ/HRQ) with one head per MLM target."""
+    return MaskedLM(TransformerEncoder.from_tokenizer(tokenizer, EncoderConfig(**encoder)),
+                    tokenizer.mlm_target_sizes)
+
+
+def pretrain(model: MaskedLM, tokenizer: Tokenizer, train_windows: list[str], val_windows: list[str],
+             settings: dict, seed: int = 0, device: str | None = "auto", progress: bool = False) -> list[dict]:
+    """Masked-modeling pre-training with the config's ``pretrain`` section."""
+    return training.pretrain_mlm(
+        model, tokenizer, train_windows, steps=settings["steps"], batch_size=settings["batch_size"],
+        lr=settings["lr"], mask_ratio=settings["mask_ratio"], max_length=settings["max_tokens"], seed=seed,
+        warmup_steps=settings.get("warmup_steps", 0), val_sequences=val_windows,
+        eval_every=max(1, settings["steps"] // 10), device=_device(device), progress=progress)
+
+
+def save_pretrained(path, model: MaskedLM, encoder: dict, tokenizer_path) -> None:
+    """Encoder weights + its config + which tokenizer it reads (the MLM heads are dropped)."""
+    training.save_checkpoint(path, model.encoder, encoder_config=dict(encoder), tokenizer_path=str(tokenizer_path))
+
+
+def load_encoder(path, tokenizer: Tokenizer) -> TransformerEncoder:
+    payload = training.load_checkpoint(path)
+    encoder = TransformerEncoder.from_tokenizer(tokenizer, EncoderConfig(**payload["encoder_config"]))
+    encoder.load_state_dict(payload["state_dict"])
+    return encoder
+
+
+def pretrain_record(name: str, tokenizer: Tokenizer, encoder: dict, settings: dict, history: list[dict],
+                    profile: str) -> dict:
+    last = history[-1]
+    return {"stage": "pretrain", "tokenizer": name, "ablation": ablation_of(name), "profile": profile,
+            "encoder": encoder, "pretrain": settings, "vocab_size": tokenizer.vocab_size,
+            "final_train_loss": last["train_loss"], "final_val_loss": last.get("val_loss"),
+            "final_val_accuracy": last.get("val_accuracy"), "steps_per_s": last.get("steps_per_s"),
+            "deviations": profile_deviations(profile)}
+
+
+# ------------------------------------------------------------------------------- stage 3
+
+def _xy(frame) -> tuple[list[str], np.ndarray]:
+    return frame["sequence"].tolist(), frame["label"].to_numpy()
+
+
+def _max_tokens(tokenizer: Tokenizer, splits: dict, cap: int) -> tuple[int, float]:
+    """Tokens needed for the longest sequence (+[CLS]/[SEP]), capped; and the fraction of
+    sequences the cap truncates."""
+    sample = [s for frame in splits.values() for s in frame["sequence"].head(200)]
+    lengths = np.array([len(tokenizer.encode(s)) + 2 for s in sample])
+    needed = int(lengths.max())
+    return min(needed, cap), float((lengths > cap).mean())
+
+
+def finetune(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], settings: dict, seed: int = 0,
+             device: str | None = "auto", progress: bool = False) -> dict:
+    """Fine-tune the pre-trained encoder + MLP head on one task (config ``finetune`` section)."""
+    splits, meta = task
+    training.seed_everything(seed)
+    model = SequenceClassifier(load_encoder(model_path, tokenizer), meta["num_classes"])
+    max_length, truncated = _max_tokens(tokenizer, splits, settings.get("max_tokens", 512))
+    result = training.finetune(
+        model, tokenizer, _xy(splits["train"]), _xy(splits["dev"]), _xy(splits["test"]),
+        epochs=settings["epochs"], lr=settings["lr"], batch_size=settings["batch_size"], max_length=max_length,
+        seed=seed, lora_rank=settings.get("lora_rank"), patience=settings.get("patience"),
+        select_metric=meta["metric"], device=_device(device), progress=progress)
+    return {**result, "max_tokens": max_length, "truncated_fraction": truncated}
+
+
+def linear_probe(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], max_tokens: int = 512,
+                 seed: int = 0, device: str | None = "auto") -> dict:
+    """Frozen pre-trained encoder -> logistic regression on the task's train split, scored on test."""
+    splits, _ = task
+    max_length, truncated = _max_tokens(tokenizer, splits, max_tokens)
+    result = training.linear_probe(load_encoder(model_path, tokenizer), tokenizer, _xy(splits["train"]),
+                                   _xy(splits["test"]), seed=seed, max_length=max_length, device=_device(device))
+    return {**result, "max_tokens": max_length, "truncated_fraction": truncated}
+
+
+def evaluation_record(stage: str, task: tuple[dict, dict], name: str, seed: int, result: dict, profile: str,
+                      settings: dict | None = None) -> dict:
+    """The metrics JSON of a fine-tuning / linear-probe job: test scores (fractions), the task's
+    primary metric, the paper's published numbers and every protocol deviation."""
+    _, meta = task
+    deviations = list(meta.get("deviations", [])) + profile_deviations(profile)
+    if stage == "finetune" and profile != PAPER_PROFILE:
+        deviations.append(SHORT_FINETUNE)
+    if result["truncated_fraction"] > 0:
+        deviations.append(TRUNCATED)
+    return {
+        "stage": stage, "suite": meta["suite"], "task": meta["task"], "tokenizer": name, "seed": seed,
+        "metric": meta["metric"], **{k: float(result["test"][k]) for k in ("mcc", "macro_f1", "accuracy")},
+        "deviations": sorted(set(deviations)), "paper": meta.get("paper", {}), "ablation": ablation_of(name),
+        "profile": profile, "settings": settings, "max_tokens": result["max_tokens"],
+        "truncated_fraction": result["truncated_fraction"], "confusion_matrix": result["confusion_matrix"],
+    }
+
+
