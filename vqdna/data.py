@@ -164,12 +164,12 @@ def check_labels(splits: dict[str, pd.DataFrame], num_classes: int | None = None
     classes = num_classes if num_classes is not None else max(train) + 1
     for name in SPLITS:
         labels = set(splits[name]["label"].unique().tolist())
-        outside = sorted(label for label in labels if not 0 <= label < classes)
-        if outside:
-            raise ValueError(f"split {name!r}: labels {outside} outside 0..{classes - 1}")
         unseen = sorted(labels - train)
         if unseen:
             raise ValueError(f"split {name!r}: labels {unseen} do not occur in train")
+        outside = sorted(label for label in labels if not 0 <= label < classes)
+        if outside:
+            raise ValueError(f"split {name!r}: labels {outside} outside 0..{classes - 1}")
     absent = sorted(set(range(classes)) - train)
     if absent:
         raise ValueError(f"train lacks classes {absent} of 0..{classes - 1}")
