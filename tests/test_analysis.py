@@ -1,0 +1,235 @@
+"""Gathering, statistics and verdicts on small hand-built metrics records."""
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from vqdna import analysis as an
+
+SMALL = ["smaller model"]
+REDUCED = ["smaller model", "reduced-train"]
+
+
+def clf(task, tokenizer, seed, score, stage="finetune", metric="mcc", deviations=SMALL, paper=None,
+        suite="gue", ablation=None):
+    """One realistic classification record with ``score`` as its primary metric."""
+    record = {"stage": stage, "suite": suite, "task": task, "tokenizer": tokenizer, "seed": seed,
+              "metric": metric, "mcc": 0.1, "macro_f1": 0.2, "accuracy": 0.6, "deviations": list(deviations),
+              "paper": paper or {}}
+    record[metric] = score
+    if ablation:
+        record["ablation"] = {"name": ablation[0], "value": ablation[1]}
+        record["tokenizer"] = f"{tokenizer}~{ablation[0]}={ablation[1]}"
+    return record
+
+
+def tok(tokenizer, recon, usage, ablation=None):
+    record = {"stage": "tokenizer", "tokenizer": tokenizer, "ablation": None, "recon_accuracy": recon,
+              "code_usage": usage, "perplexity": [30.0] * len(usage), "bp_per_token": 1.0}
+    if ablation:
+        record["ablation"] = {"name": ablation[0], "value": ablation[1]}
+    return record
+
+
+def frame(records, tmp_path):
+    paths = []
+    for i, record in enumerate(records):
+        path = tmp_path / f"m{i}.json"
+        path.write_text(json.dumps(record))
+        paths.append(path)
+    return an.collect_metrics(paths)
+
+
+@pytest.fixture
+def records():
+    paper = {"DNABERT-2": 71.99, "VQDNA-HRQ": 72.48}
+    out = []
+    for seed, (h, v, b) in enumerate([(0.70, 0.68, 0.60), (0.72, 0.66, 0.62), (0.74, 0.70, 0.58)]):
+        out += [clf("tf_0", "hrq", seed, h, paper=paper), clf("tf_0", "vq", seed, v, paper=paper),
+                clf("tf_0", "bpe", seed, b, paper=paper)]
+        # tie between hrq and vq on mouse_0
+        out += [clf("mouse_0", "hrq", seed, 0.5), clf("mouse_0", "vq", seed, 0.5), clf("mouse_0", "bpe", seed, 0.4)]
+        # a reduced-train task: must be ranked apart
+        out += [clf("covid", "hrq", seed, 0.3, metric="macro_f1", deviations=REDUCED),
+                clf("covid", "bpe", seed, 0.35, metric="macro_f1", deviations=REDUCED)]
+    out += [clf("tf_0", an.BASELINE_NAME, 0, 0.55, stage="baseline"),
+            clf("covid", an.BASELINE_NAME, 0, 0.2, stage="baseline", metric="macro_f1", deviations=REDUCED)]
+    return out
+
+
+def test_validate_record_accepts_both_kinds_and_rejects_bad_ones():
+    an.validate_record(clf("t", "hrq", 0, 0.5))
+    an.validate_record(tok("hrq", 0.99, [1.0, 0.9]))
+    with pytest.raises(ValueError, match="invalid metrics record"):
+        an.validate_record({k: v for k, v in clf("t", "hrq", 0, 0.5).items() if k != "seed"})
+    with pytest.raises(ValueError):
+        an.validate_record({**clf("t", "hrq", 0, 0.5), "metric": "auc"})
+    with pytest.raises(ValueError):
+        an.validate_record({**tok("hrq", 1.5, [1.0]), "recon_accuracy": 1.5})
+    with pytest.raises(ValueError):
+        an.validate_record({**clf("t", "hrq", 0, 0.5), "ablation": {"name": "codebook_size"}})
+
+
+def test_summary_means_sd_ranks_and_protocols(records, tmp_path):
+    df = frame(records, tmp_path)
+    table = an.summary_table(df, "finetune").set_index(["task", "tokenizer"])
+    hrq = table.loc[("tf_0", "hrq")]
+    assert hrq["n_seeds"] == 3
+    assert hrq["mean"] == pytest.approx(72.0)
+    assert hrq["sd"] == pytest.approx(100 * np.std([0.70, 0.72, 0.74], ddof=1))
+    assert hrq["paper"] == 72.48 and table.loc[("tf_0", "bpe"), "paper"] == 71.99
+    assert math.isnan(table.loc[("tf_0", "vq"), "paper"])
+    # ties averaged
+    assert table.loc[("mouse_0", "hrq"), "rank"] == table.loc[("mouse_0", "vq"), "rank"] == 1.5
+    assert table.loc[("mouse_0", "bpe"), "rank"] == 3
+    # average rank over the two full-size tasks only: the reduced-train task is ranked apart
+    assert table.loc[("tf_0", "hrq"), "avg_rank"] == pytest.approx((1 + 1.5) / 2)
+    assert table.loc[("tf_0", "hrq"), "protocol"] == "smaller model"
+    covid = table.loc["covid"]
+    assert set(covid["protocol"]) == {"reduced-train; smaller model"}
+    assert covid.loc["bpe", "rank"] == 1 and covid.loc["bpe", "avg_rank"] == 1
+    assert covid.loc["hrq", "n_ranked_tasks"] == 1
+    # the reference row is present, labelled and unranked
+    assert covid.loc[an.BASELINE_NAME, "is_reference"] and math.isnan(covid.loc[an.BASELINE_NAME, "rank"])
+    assert table.loc[("tf_0", an.BASELINE_NAME), "mean"] == pytest.approx(55.0)
+    ranks = an.average_ranks(an.summary_table(df, "finetune"))
+    assert set(ranks["protocol"]) == {"smaller model", "reduced-train; smaller model"}
+
+
+def test_markdown_and_csv_carry_paper_numbers(records, tmp_path):
+    summary = an.summary_table(frame(records, tmp_path), "finetune")
+    an.write_table(summary, tmp_path / "out" / "finetune", display=an.format_summary(summary))
+    text = (tmp_path / "out" / "finetune.md").read_text()
+    assert "72.48" in text and "71.99" in text and "72.00 ± 2.00" in text
+    assert "reduced-train; smaller model" in text and an.BASELINE_NAME in text
+    assert len(pd.read_csv(tmp_path / "out" / "finetune.csv")) == len(summary)
+
+
+def test_paired_tests_match_scipy(tmp_path):
+    hrq = {"a": 0.71, "b": 0.62, "c": 0.55, "d": 0.90, "e": 0.40}
+    vq = {"a": 0.70, "b": 0.60, "c": 0.56, "d": 0.85, "e": 0.33}
+    records = [clf(t, "hrq", 0, s) for t, s in hrq.items()] + [clf(t, "vq", 0, s) for t, s in vq.items()]
+    records += [clf("a", "char", 0, 0.5)]  # one common task only
+    records += [clf(t, "bpe", 0, s) for t, s in hrq.items()]  # identical to hrq
+    result = an.paired_tests(frame(records, tmp_path)).set_index("tokenizer")
+    x, y = 100 * np.array(list(hrq.values())), 100 * np.array(list(vq.values()))
+    row = result.loc["vq"]
+    assert row["n_tasks"] == 5 and row["mean_diff"] == pytest.approx(np.mean(x - y))
+    assert row["wilcoxon_p"] == pytest.approx(stats.wilcoxon(x, y).pvalue)
+    assert row["wilcoxon_stat"] == pytest.approx(stats.wilcoxon(x, y).statistic)
+    assert row["t_stat"] == pytest.approx(stats.ttest_rel(x, y).statistic)
+    assert row["t_p"] == pytest.approx(stats.ttest_rel(x, y).pvalue)
+    assert math.isnan(result.loc["char", "wilcoxon_p"]) and "fewer than 2" in result.loc["char", "note"]
+    assert math.isnan(result.loc["bpe", "t_p"]) and result.loc["bpe", "note"] == "all differences zero"
+
+
+def _ordering_records(gap):
+    order = ["hrq", "vq", "bpe", "kmer6", "char"]
+    out = []
+    for task in ("t1", "t2"):
+        for seed, jitter in enumerate((-0.005, 0.0, 0.005)):
+            out += [clf(task, name, seed, 0.6 - gap * i + jitter) for i, name in enumerate(order)]
+    return out
+
+
+def _verdict(table, claim_start, tokenizer="all"):
+    row = table[table["claim"].str.startswith(claim_start) & (table["tokenizer"] == tokenizer)]
+    assert len(row) == 1, (claim_start, table)
+    return row["verdict"].iloc[0]
+
+
+def test_ordering_verdicts(tmp_path):
+    holds = an.claim_verdicts(frame(_ordering_records(0.05), tmp_path))
+    assert _verdict(holds, "tokenizer ordering") == "holds"
+    noisy = an.claim_verdicts(frame(_ordering_records(0.001), tmp_path / ".."))
+    assert _verdict(noisy, "tokenizer ordering").startswith("inconclusive (within seed noise")
+    reversed_ = an.claim_verdicts(frame(_ordering_records(-0.05), tmp_path))
+    assert _verdict(reversed_, "tokenizer ordering") == "does not hold"
+    missing = [r for r in _ordering_records(0.05) if r["tokenizer"] != "char"]
+    assert _verdict(an.claim_verdicts(frame(missing, tmp_path)), "tokenizer ordering") == "inconclusive (not run: char)"
+
+
+def test_ablation_and_usage_verdicts(tmp_path):
+    records = [tok("vq", 0.995, [1.0]), tok("hrq", 0.97, [1.0, 1.0])]
+    for size, score in [(16, 0.40), (32, 0.45), (64, 0.43)]:
+        records += [tok("hrq", 0.99, [1.0, 1.0], ablation=("codebook_size", size)),
+                    clf("covid_mini", "hrq", 0, score, stage="linear_probe", metric="macro_f1",
+                        ablation=("codebook_size", size))]
+    for dim, score in [(32, 0.450), (64, 0.452), (128, 0.455)]:
+        records.append(clf("covid_mini", "hrq", 0, score, stage="linear_probe", metric="macro_f1",
+                           ablation=("code_dim", dim)))
+    for ratio, score in [(0.15, 0.70), (0.25, 0.74), (0.3, 0.71)]:
+        records += [clf("covid_mini", "hrq", s, score + 0.001 * s, metric="macro_f1", ablation=("mask_ratio", ratio))
+                    for s in range(3)]
+    records += [clf("covid_mini", "hrq", 0, 0.7, metric="macro_f1")]
+    table = an.claim_verdicts(frame(records, tmp_path), usage={"vq": 1.0, "hrq": 1.0, "kmer6": 0.47})
+    assert _verdict(table, "codebooks use all codes") == "holds"
+    assert _verdict(table, "reconstruction", "vq") == "holds"
+    assert _verdict(table, "reconstruction", "hrq") == "does not hold"  # the 0.97 default run
+    assert _verdict(table, "linear probe peaks", "hrq") == "holds"  # 32 best, 64 lower by 2 points
+    assert _verdict(table, "linear probe peaks", "vq").startswith("inconclusive")
+    assert _verdict(table, "code dimension", "hrq") == "holds"  # range 0.5 < 1
+    assert _verdict(table, "mask ratio", "hrq") == "holds"
+    assert _verdict(table, "tokenizer ordering") == "inconclusive (not run: vq, bpe, kmer6, char)"
+    low = an.claim_verdicts(frame(records, tmp_path), usage={"vq": 0.8, "hrq": 1.0, "kmer6": 0.47})
+    assert _verdict(low, "codebooks use all codes") == "does not hold"
+
+
+def test_ablation_table_puts_paper_numbers_beside_ours(tmp_path):
+    records = [clf("covid_mini", "hrq", s, 0.70 + 0.01 * s, metric="macro_f1", ablation=("mask_ratio", r))
+               for r in (0.15, 0.25) for s in range(2)]
+    records += [tok("hrq", 0.99, [1.0, 0.5], ablation=("mask_ratio", 0.25))]
+    table = an.ablation_table(frame(records, tmp_path), "mask_ratio")
+    finetune = "finetune:covid_mini [smaller model]"
+    cell = table.loc[0.25, ("hrq", finetune)]
+    assert cell["paper"] == 74.3 and cell["ours"] == pytest.approx(70.5) and cell["n"] == 2
+    assert table.loc[0.15, ("hrq", finetune, "paper")] == 73.7
+    assert math.isnan(table.loc[0.25, ("hrq", "recon", "paper")])
+    assert table.loc[0.25, ("hrq", "code_usage", "ours")] == pytest.approx(50.0)
+    assert "74.3" in an.markdown(table.reset_index())
+
+
+def test_kmer_spectrum_counts_skip_n_and_sequence_ends():
+    features = an.kmer_spectrum(["ACGTA", "NACG", "AC"], ks=(3,)).toarray()
+    acg, cgt, gta = (int("".join(str("ACGT".index(c)) for c in kmer), 4) for kmer in ("ACG", "CGT", "GTA"))
+    assert features[0, [acg, cgt, gta]] == pytest.approx([1 / np.sqrt(3)] * 3)
+    assert features[0].sum() == pytest.approx(3 / np.sqrt(3))
+    assert features[1, acg] == pytest.approx(1.0) and features[1].sum() == pytest.approx(1.0)
+    assert features[2].sum() == 0  # too short, and no k-mer across the boundary
+    assert an.kmer_spectrum(["ACGTACGT"] * 2).shape == (2, 64 + 256 + 1024 + 4096)
+
+
+def test_vocabulary_usage():
+    assert an.vocabulary_usage([np.array([2, 5, 6, 6]), np.array([[7, 3]])], vocab_size=4, offset=5) == 0.75
+    assert an.vocabulary_usage([np.arange(10)], vocab_size=20) == 0.5
+
+
+def test_kmer_spectrum_baseline_on_gue_core_promoter(shared_data):
+    folder = shared_data / "GUE" / "prom" / "prom_core_tata"
+    if not folder.is_dir():
+        pytest.skip("GUE prom_core_tata not present")
+    train, test = (pd.read_csv(folder / f"{split}.csv") for split in ("train", "test"))
+    start = time.perf_counter()
+    metrics = an.kmer_spectrum_baseline(train, test, seed=0)
+    assert time.perf_counter() - start < 30
+    assert metrics["mcc"] > 0.3 and metrics["n_test"] == len(test)
+
+
+def test_figures_are_returned(records, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df = frame(records + [clf("covid_mini", "hrq", 0, 0.5 + 0.01 * r, metric="macro_f1", ablation=("mask_ratio", r))
+                          for r in (0.15, 0.25)], tmp_path)
+    figures = [an.plot_task_scores(df), an.plot_rank_heatmap(an.summary_table(df, "finetune")),
+               an.plot_ablation(df, "mask_ratio")]
+    assert all(isinstance(f, matplotlib.figure.Figure) and f.axes for f in figures)
+    plt.close("all")
