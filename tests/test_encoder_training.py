@@ -104,13 +104,16 @@ def test_finetune_uses_best_dev_checkpoint(char, tata):
     # the returned model carries the best-dev weights: re-evaluating reproduces both reports
     for split, report in ((dev, result["dev"]), (test, result["test"])):
         ids, mask = _tokenize(char, split["sequence"], 80)
-        again, _ = _evaluate(model, ids, mask, split["label"].to_numpy(), 32, torch.device("cpu"))
+        again, _ = _evaluate(model, ids, mask, split["label"].to_numpy(), 32, next(model.parameters()).device)
         assert again == pytest.approx(report)
 
 
 def test_lora_trains_only_adapters_and_head(char, tata):
     train, dev, test = tata
-    model = classifier(char)
+    model = classifier(char).eval()
+    ids = char.encode_batch(train["sequence"][:4].tolist())["input_ids"]
+    before = model(ids)
+    torch.testing.assert_close(apply_lora(classifier(char), rank=4).eval()(ids), before)  # B starts at 0
     base = {k: v.clone() for k, v in model.encoder.state_dict().items()}
     head = {k: v.clone() for k, v in model.head.state_dict().items()}
     result = finetune(model, char, train, dev, test, epochs=1, lr=3e-3, lora_rank=4, warmup_steps=2,
@@ -130,14 +133,14 @@ def test_lora_trains_only_adapters_and_head(char, tata):
 def test_same_seed_same_metrics(char, tata, genome_windows):
     train, dev, test = tata
     runs = [finetune(classifier(char, seed=3), char, train, dev, test, epochs=1, lr=3e-3, seed=3,
-                     warmup_steps=2, progress=False) for _ in range(2)]
+                     warmup_steps=2, device="cpu", progress=False) for _ in range(2)]
     assert runs[0]["test"] == runs[1]["test"] and runs[0]["history"] == runs[1]["history"]
     histories = []
     for _ in range(2):
         seed_everything(5)
         model = MaskedLM(TransformerEncoder.from_tokenizer(char, TINY), char.mlm_target_sizes)
         histories.append(pretrain_mlm(model, char, genome_windows[0][:64], steps=6, batch_size=8, seed=5,
-                                      eval_every=3, progress=False))
+                                      eval_every=3, device="cpu", progress=False))
     assert [h["train_loss"] for h in histories[0]] == [h["train_loss"] for h in histories[1]]
 
 
@@ -162,6 +165,7 @@ def test_codebook_embedding_stays_frozen(genome_windows):
     tokenizer = build_tokenizer("hrq", model=vqvae.VQVAE(config))
     encoder = TransformerEncoder.from_tokenizer(tokenizer, TINY)
     model = MaskedLM(encoder, tokenizer.mlm_target_sizes)
+    assert [h.out_features for h in model.heads] == [16, 32]  # one head per level
     codebooks = [c.clone() for c in tokenizer.codebooks()]
     buffers = {k: v.clone() for k, v in encoder.embed.named_buffers()}
     proj = encoder.embed.proj.weight.clone()

@@ -115,15 +115,17 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module | None = None, map_
 
 
 def _tokenize(tokenizer, sequences, max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tokenise once, up front: (input_ids, attention_mask) LongTensors on the CPU."""
+    """Tokenise once, up front: (input_ids int32, attention_mask bool) on the CPU, compact so that
+    a large corpus fits in memory; ``_trim`` makes each batch long again."""
     batch = tokenizer.encode_batch(list(sequences), max_length=max_length, truncation=True)
-    return torch.as_tensor(batch["input_ids"]).long(), torch.as_tensor(batch["attention_mask"]).long()
+    return torch.as_tensor(batch["input_ids"]).int(), torch.as_tensor(batch["attention_mask"]).bool()
 
 
 def _trim(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Drop the all-padding columns of a (right-padded) batch: short batches run faster."""
+    """Drop the all-padding columns of a (right-padded) batch, since short batches run faster;
+    -> LongTensors."""
     length = int(mask.sum(1).max())
-    return ids[:, :length], mask[:, :length]
+    return ids[:, :length].long(), mask[:, :length].long()
 
 
 def _as_xy(split) -> tuple[list[str], np.ndarray]:
@@ -164,10 +166,9 @@ def _mlm_evaluate(model, ids, mask, labels, batch_size: int, device) -> dict[str
         b_labels = labels[start:start + batch_size, : b_ids.shape[1]].to(device)
         logits, loss = model(b_ids.to(device), b_mask.to(device), b_labels)
         selected = b_labels[..., 0] != -100
-        n = int(selected.sum())
-        loss_sum += float(loss) * n
-        correct += sum(float((lg.argmax(-1) == b_labels[selected][:, i]).float().mean()) for i, lg in enumerate(logits)) / len(logits) * n
-        count += n
+        targets = b_labels[selected]
+        hits = torch.stack([(lg.argmax(-1) == targets[:, i]).float() for i, lg in enumerate(logits)]).mean(0)
+        loss_sum, correct, count = loss_sum + float(loss) * len(hits), correct + float(hits.sum()), count + len(hits)
     model.train()
     return {"val_loss": loss_sum / max(1, count), "val_accuracy": correct / max(1, count)}
 
@@ -275,7 +276,7 @@ def finetune(model, tokenizer, train, dev, test, epochs: int = 3, lr: float = 1e
     eval_every = eval_every or steps_per_epoch
     optimizer, scheduler = make_optimizer(model, lr, total_steps, warmup_steps, weight_decay)
     trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-    stopper = EarlyStopping(patience if patience is not None else total_steps,
+    stopper = EarlyStopping(patience if patience is not None else math.inf,
                             mode="min" if select_metric == "loss" else "max")
     best, history, losses, step, stop = None, [], [], 0, False
     tic = time.perf_counter()
