@@ -162,6 +162,8 @@ def check_labels(splits: dict[str, pd.DataFrame], num_classes: int | None = None
             raise ValueError(f"split {name!r} is empty")
     train = set(splits["train"]["label"].unique().tolist())
     classes = num_classes if num_classes is not None else max(train) + 1
+    if classes < 2:
+        raise ValueError(f"only {classes} class; a classification task needs at least 2")
     for name in SPLITS:
         labels = set(splits[name]["label"].unique().tolist())
         unseen = sorted(labels - train)
@@ -217,12 +219,13 @@ def subsample_train(splits: dict[str, pd.DataFrame], max_train: int | None, seed
     train = splits["train"]
     if max_train is None or len(train) <= max_train:
         return []
-    share = max_train / len(train)
+    groups = [group.index.to_numpy() for _, group in train.groupby("label")]
+    quota = np.array([len(g) for g in groups]) * max_train / len(train)
+    take = np.maximum(np.floor(quota).astype(int), 1)
+    for i in np.argsort(np.floor(quota) - quota)[: max(0, max_train - take.sum())]:
+        take[i] += 1  # largest remainders first, so exactly max_train rows are kept
     rng = np.random.default_rng(seed)
-    keep = []
-    for _, group in train.groupby("label"):
-        take = max(1, int(round(share * len(group))))
-        keep.extend(rng.choice(group.index.to_numpy(), size=take, replace=False).tolist())
+    keep = np.concatenate([rng.choice(g, size=n, replace=False) for g, n in zip(groups, take)])
     splits["train"] = train.loc[sorted(keep)].reset_index(drop=True)
     return [f"train subsampled to {len(splits['train'])} of {len(train)} (stratified, seed {seed})"]
 

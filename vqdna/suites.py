@@ -135,6 +135,8 @@ def _missing_input(suite: dict, spec: dict, config: dict, options: dict) -> str 
     params = spec.get("params", {})
     if spec["format"] == "gue_csv":
         folder = root / params["path"]
+        if not folder.is_dir():
+            return f"{folder} absent"
         if not (folder / "train.csv").exists() and not options.get("reduced_train", False):
             return f"{folder}/train.csv absent (enable reduced_train to train on dev)"
         needed = [folder / "dev.csv", folder / "test.csv"]

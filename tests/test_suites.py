@@ -1,0 +1,167 @@
+"""Suite definitions, task planning from config, prepare_task and the GUE download guard.
+Embedded-suite tests need no ../shared; GUE/covid-mini tests skip where it is absent."""
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+
+import pytest
+
+from vqdna import data, suites
+
+PROTOCOL_KEYS = {"epochs", "lr", "batch_size", "max_tokens"}
+
+
+def config(shared=None, **suite_options):
+    return {"data": {"gue_dir": str(shared / "GUE") if shared else None,
+                     "shared_dir": str(shared) if shared else None, "suites": suite_options}}
+
+
+def test_gue_declares_all_28_tasks_with_protocol_and_paper_numbers():
+    gue = suites.load_suites()["gue"]["tasks"]
+    assert len(gue) == 28
+    assert all(PROTOCOL_KEYS <= set(spec["protocol"]) for spec in gue.values())
+    assert gue["covid"]["metric"] == "macro_f1" and gue["covid"]["num_classes"] == 9
+    assert {spec["metric"] for name, spec in gue.items() if name != "covid"} == {"mcc"}
+    assert gue["tf_0"]["paper"] == {"DNABERT-2": 71.99, "VQDNA-HRQ": 72.48}
+    assert gue["prom_core_tata"]["protocol"]["epochs"] == 10 and gue["EMP_H3"]["protocol"]["max_tokens"] == 128
+    assert gue["covid"]["paper"]["VQDNA-VQ"] == 73.16 and gue["EMP_H3"]["paper"]["VQDNA-HRQ"] == 79.2
+    assert gue["splice_reconstructed"]["paper"]["VQDNA-HRQ"] == 89.53
+
+
+def test_every_suite_task_has_metric_and_protocol():
+    for suite in suites.load_suites().values():
+        for spec in suite["tasks"].values():
+            assert spec["metric"] in ("mcc", "macro_f1") and PROTOCOL_KEYS <= set(spec["protocol"])
+
+
+def test_fresh_machine_runs_embedded_and_skips_the_rest_with_reasons():
+    run, skipped = suites.plan_tasks(config())
+    assert run == [("embedded", "yeast_species"), ("embedded", "genus"), ("embedded", "coding")]
+    assert len(skipped) == 29 and all("is not set" in reason for *_, reason in skipped)
+    assert suites.enabled_tasks(config()) == run
+
+
+def test_unknown_task_in_config_is_an_error():
+    with pytest.raises(ValueError, match="unknown task 'nope'"):
+        suites.plan_tasks(config(embedded={"tasks": ["nope"]}))
+
+
+def test_gue_plan_on_shared_data(shared_data):
+    run, skipped = suites.plan_tasks(config(shared_data, embedded={"enabled": False}, covid_mini={"enabled": False}))
+    assert len(run) == 13 and all(suite == "gue" for suite, _ in run)
+    reasons = {task: reason for _, task, reason in skipped}
+    assert "train.csv absent" in reasons["EMP_H3"] and reasons["covid"].endswith("virus/covid absent")
+    reduced, _ = suites.plan_tasks(config(shared_data, gue={"reduced_train": True}, embedded={"enabled": False},
+                                          covid_mini={"enabled": False}))
+    assert len(reduced) == 27
+
+
+def test_prepare_embedded_task_with_max_train(tmp_path):
+    cfg = config(embedded={"max_train": 500, "task_params": {"yeast_species": {"n_per_class": 300}}})
+    out = suites.prepare_task("embedded", "yeast_species", cfg, tmp_path / "yeast_species")
+    splits, meta = data.read_task(out)
+    assert meta["label_source"] == "annotation-derived" and meta["num_classes"] == 3
+    assert meta["label_names"] == ["Saccharomyces cerevisiae", "Saccharomyces kudriavzevii", "Saccharomyces mikatae"]
+    assert meta["max_length"] == 200 and meta["mode"] == "full" and meta["paper"] == {}
+    assert len(splits["train"]) == 500 and meta["deviations"][0].startswith("train subsampled to 500 of ")
+    assert meta["counts"]["test"] > 50
+
+
+@pytest.mark.parametrize("task", ["genus", "coding"])
+def test_prepare_other_embedded_tasks(tmp_path, task):
+    out = suites.prepare_task("embedded", task, config(), tmp_path / task)
+    splits, meta = data.read_task(out)
+    assert meta["num_classes"] == 2 and 2500 < sum(meta["counts"].values()) <= 3000
+
+
+def test_prepare_failure_leaves_no_folder(tmp_path):
+    cfg = config(embedded={"task_params": {"genus": {"species": ["Drosophila melanogaster"]}}})
+    with pytest.raises(ValueError):  # one genus -> one class
+        suites.prepare_task("embedded", "genus", cfg, tmp_path / "genus")
+    assert not (tmp_path / "genus").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_prepare_gue_full_and_reduced_train(shared_data, tmp_path):
+    cfg = config(shared_data, gue={"reduced_train": True, "max_train": 1000})
+    full = data.read_task(suites.prepare_task("gue", "tf_0", cfg, tmp_path / "tf_0"))[1]
+    assert full["mode"] == "full" and full["counts"] == {"train": 1000, "dev": 1000, "test": 1000}
+    assert full["deviations"] == ["train subsampled to 1000 of 32378 (stratified, seed 0)"]
+    assert full["protocol"]["epochs"] == 3 and full["paper"]["DNABERT-2"] == 71.99
+    reduced = data.read_task(suites.prepare_task("gue", "EMP_H3", cfg, tmp_path / "EMP_H3"))[1]
+    assert reduced["mode"] == "reduced-train" and reduced["deviations"][0].startswith("reduced-train")
+    assert reduced["counts"] == {"train": 1000, "dev": 149, "test": 1497}
+    assert reduced["deviations"][1] == "train subsampled to 1000 of 1348 (stratified, seed 0)"
+
+
+def test_covid_mini_has_five_classes_and_splits_by_genome(shared_data, tmp_path):
+    out = suites.prepare_task("covid_mini", "who_variant", config(shared_data), tmp_path / "covid")
+    splits, meta = data.read_task(out)
+    assert meta["num_classes"] >= 5 and meta["metric"] == "macro_f1" and meta["max_length"] == 1000
+    genomes = meta["source"]["genomes"]
+    train, dev, test = (set(genomes[s]) for s in ("train", "dev", "test"))
+    assert not (train & dev or train & test or dev & test) and len(train | dev | test) > 100
+    for split in splits.values():
+        assert split["label"].nunique() == meta["num_classes"]
+
+
+def test_genome_fragments_no_genome_in_two_splits(tmp_path, yeast_chromosome):
+    records = {f"g{i}": yeast_chromosome[i * 5000:(i + 1) * 5000] for i in range(30)}
+    fasta = tmp_path / "g.fa"
+    fasta.write_text("".join(f">{name} strain\n{seq}\n" for name, seq in records.items()))
+    table = tmp_path / "labels.tsv"
+    table.write_text("name\tclade\n" + "".join(f"{n} x\t{'abc'[i % 3] if i < 27 else ''}\n"
+                                               for i, n in enumerate(records)))
+    splits, names, genomes = data.genome_fragments_task(fasta, table, "name", "clade", 1000, 5,
+                                                        {"train": 0.6, "dev": 0.2, "test": 0.2}, seed=1)
+    assert names == ["a", "b", "c"]
+    owners = {split: set(frame["genome"]) for split, frame in splits.items()}
+    assert not (owners["train"] & owners["dev"] or owners["train"] & owners["test"] or owners["dev"] & owners["test"])
+    assert {s: sorted(o) for s, o in owners.items()} == genomes
+    assert sum(len(o) for o in owners.values()) == 27
+
+
+def test_a_new_suite_is_one_file(tmp_path):
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "neg.fa").write_text("".join(f">n{i}\n{'ACGT'[i % 4] * 5}{i:b}\n".replace("1", "C").replace("0", "G")
+                                                   for i in range(40)))
+    (tmp_path / "d" / "pos.fa").write_text("".join(f">p{i}\nTTTTT{i:b}\n".replace("1", "A").replace("0", "T")
+                                                   for i in range(40)))
+    (tmp_path / "bench" / "mine.yaml").write_text(
+        "suite: mine\nenabled_by_default: true\nlocation: shared_dir\nlabel_source: test\n"
+        "defaults: {metric: mcc, protocol: {epochs: 1, lr: 0.001, batch_size: 8, max_tokens: 16}}\n"
+        "tasks:\n  t:\n    format: fasta_classes\n    label_names: [neg, pos]\n"
+        "    params: {files: [d/neg.fa, d/pos.fa]}\n")
+    cfg = {"data": {"benchmarks_dir": str(tmp_path / "bench"), "shared_dir": str(tmp_path)}}
+    assert suites.enabled_tasks(cfg) == [("mine", "t")]
+    splits, meta = data.read_task(suites.prepare_task("mine", "t", cfg, tmp_path / "out"))
+    assert meta["label_names"] == ["neg", "pos"] and sum(meta["counts"].values()) == 80
+
+
+def make_zip(tmp_path):
+    archive = tmp_path / "GUE.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("GUE/tf/0/train.csv", "sequence,label\nACGT,0\n")
+    return archive, hashlib.sha256(archive.read_bytes()).hexdigest()
+
+
+def test_download_gue_refuses_unset_or_wrong_hash_then_unpacks(tmp_path):
+    archive, sha = make_zip(tmp_path)
+    cfg = {"data": {"gue_dir": str(tmp_path / "data" / "GUE"), "gue_download": {"url": archive.as_uri()}}}
+    with pytest.raises(RuntimeError, match=f"sha256 is unset.*{sha}"):
+        suites.download_gue(cfg)
+    with pytest.raises(RuntimeError, match="does not match"):
+        suites.download_gue(cfg, trusted_sha256="0" * 64)
+    assert not (tmp_path / "data" / "GUE").exists()
+    out = suites.download_gue(cfg, trusted_sha256=sha)
+    assert (out / "tf" / "0" / "train.csv").exists()
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["GUE"]
+
+
+def test_download_gue_offline_fails_at_once_saying_where(tmp_path):
+    cfg = {"data": {"gue_dir": str(tmp_path / "GUE"),
+                    "gue_download": {"url": "http://127.0.0.1:9/GUE.zip", "sha256": "0" * 64, "timeout_s": 2}}}
+    with pytest.raises(RuntimeError, match=r"offline: .*tf/0/train.csv"):
+        suites.download_gue(cfg)
