@@ -19,6 +19,11 @@ Config keys (all under ``config["data"]``; every one optional):
         reduced_dev_fraction: float   share of dev kept as internal dev in reduced-train (0.1)
         task_params: {task: {param: value}}   overrides a task's builder ``params``
 
+GUE download (:func:`download_gue`): the official zip's sha256 is not published, so
+``gue_download.sha256`` ships unset and nothing is unpacked until the user supplies a hash they
+trust (config value or ``trusted_sha256=``); a mismatch refuses too. Offline it fails at once,
+saying where to put the unpacked files.
+
 Suite YAML schema (one file per suite; adding a task is one entry under ``tasks``)::
 
     suite: name                 description: text          enabled_by_default: bool
