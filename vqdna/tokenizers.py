@@ -101,15 +101,13 @@ class Tokenizer:
 
     def token_counts(self, seqs: Iterable[str]) -> np.ndarray:
         """How often each id occurs when encoding ``seqs`` (length ``vocab_size``): vocabulary usage."""
-        counts = np.zeros(self.vocab_size, dtype=np.int64)
-        for seq in seqs:
-            counts += np.bincount(self._encode(normalize(seq)), minlength=self.vocab_size)
-        return counts
+        rows = self._encode_many([normalize(s) for s in seqs])
+        return np.bincount(np.concatenate(rows), minlength=self.vocab_size)
 
     def tokens_per_bp(self, seqs: Iterable[str]) -> float:
         """Regular tokens per base pair over ``seqs`` (compression: char 1, non-overlapping 6-mer ~1/6)."""
         seqs = [normalize(s) for s in seqs]
-        return sum(len(self._encode(s)) for s in seqs) / sum(len(s) for s in seqs)
+        return sum(len(row) for row in self._encode_many(seqs)) / sum(len(s) for s in seqs)
 
     def save(self, path) -> Path:
         """Write the tokenizer into directory ``path``: ``tokenizer_config.json`` + artefacts."""
@@ -263,11 +261,12 @@ class CodebookTokenizer(Tokenizer):
     levels) assigns to each down-sampled position; ceil(len / stride) tokens per sequence.
 
     A position's id is ``5 + mixed-radix(m1..mL)`` over ``level_sizes`` (m1 most significant).
-    The model runs in eval mode without gradients; N is an all-zero one-hot input column.
+    The model runs in eval mode without gradients (``model.tokenize``); N is an all-zero one-hot
+    input column. ``batch_size``: sequences per forward pass in ``encode_batch``.
     """
 
-    def __init__(self, model, name: str = "vq"):
-        self.model, self.name = model, name
+    def __init__(self, model, name: str = "vq", batch_size: int = 256):
+        self.model, self.name, self.batch_size = model, name, batch_size
         self.level_sizes = [int(size) for size in model.level_sizes]
         self._radix = torch.tensor([math.prod(self.level_sizes[l + 1:]) for l in range(len(self.level_sizes))])
         self._sizes = torch.tensor(self.level_sizes)
@@ -278,26 +277,29 @@ class CodebookTokenizer(Tokenizer):
 
     @property
     def params(self) -> dict:
-        return {"level_sizes": self.level_sizes, "stride": int(self.model.config.stride)}
+        return {"level_sizes": self.level_sizes, "stride": int(self.model.config.stride),
+                "batch_size": self.batch_size}
 
     def _encode(self, seq: str) -> np.ndarray:
         return self._encode_many([seq])[0]
 
     def _encode_many(self, seqs: list[str]) -> list[np.ndarray]:
-        """One forward pass over the batch: pad with N (all-zero input), crop each row's tokens."""
-        lengths = [len(s) for s in seqs]
-        indices = np.full((len(seqs), max(lengths)), N_INDEX, dtype=np.int64)
+        """One forward pass per distinct length (chunks of ``batch_size``). Sequences are not padded
+        to a common length: padding would change the codes near a sequence's end (the conv
+        receptive field would see the padding), so a sequence's ids would depend on its batch."""
+        rows: list = [None] * len(seqs)
+        by_length: dict[int, list[int]] = {}
         for i, seq in enumerate(seqs):
-            indices[i, :len(seq)] = to_indices(seq)
-        device = next(self.model.parameters()).device
-        was_training = self.model.training
-        self.model.eval()
-        with torch.no_grad():
-            codes = self.model.tokenize(torch.from_numpy(indices).to(device)).cpu()
-        self.model.train(was_training)
-        ids = (N_SPECIAL + (codes * self._radix).sum(-1)).numpy()
-        stride = int(self.model.config.stride)
-        return [ids[i, :math.ceil(n / stride)] for i, n in enumerate(lengths)]
+            by_length.setdefault(len(seq), []).append(i)
+        for members in by_length.values():
+            for start in range(0, len(members), self.batch_size):
+                chunk = members[start:start + self.batch_size]
+                indices = torch.from_numpy(np.stack([to_indices(seqs[i]) for i in chunk]).astype(np.int64))
+                codes = self.model.tokenize(indices).cpu()
+                ids = (N_SPECIAL + (codes * self._radix).sum(-1)).numpy()
+                for i, row in zip(chunk, ids):
+                    rows[i] = row
+        return rows
 
     def ids_to_levels(self, ids) -> torch.Tensor:
         """ids (...) -> per-level codes (..., L), -1 at special tokens."""
@@ -329,7 +331,7 @@ class CodebookTokenizer(Tokenizer):
     def _load(cls, path: Path, name: str, params: dict) -> "CodebookTokenizer":
         from vqdna.vqvae import VQVAE
 
-        return cls(VQVAE.load(path / "vqvae.pt"), name=name)
+        return cls(VQVAE.load(path / "vqvae.pt"), name=name, batch_size=params["batch_size"])
 
 
 TOKENIZERS = {"char": CharTokenizer, "kmer": KmerTokenizer, "bpe": BPETokenizer,
