@@ -184,7 +184,8 @@ def pretrain_mlm(model, tokenizer, sequences: list[str], steps: int = 300, batch
     generator. The validation set is masked once (fixed) so its numbers are comparable across
     evaluations. A codebook embedding stays frozen (its code vectors are buffers). Returns the
     history: one dict per ``eval_every`` steps (and the last step) with step, train_loss (mean
-    since the previous entry), lr, steps_per_s and, given ``val_sequences``, val_loss/val_accuracy.
+    since the previous entry), lr, steps_per_s (training only) and, given ``val_sequences``,
+    val_loss/val_accuracy.
     """
     generator = seed_everything(seed)
     device = pick_device(device)
@@ -196,7 +197,7 @@ def pretrain_mlm(model, tokenizer, sequences: list[str], steps: int = 300, batch
         v_masked, v_positions = mask_tokens(v_ids, mask_ratio, torch.Generator().manual_seed(seed + 1))
         val = (v_masked, v_mask, _mlm_labels(tokenizer, v_ids, v_positions))
     optimizer, scheduler = make_optimizer(model, lr, steps, warmup_steps, weight_decay)
-    history, losses, order = [], [], torch.empty(0, dtype=torch.long)
+    history, losses, order, eval_time = [], [], torch.empty(0, dtype=torch.long), 0.0
     tic = time.perf_counter()
     for step in tqdm(range(1, steps + 1), desc="pretrain", disable=not progress):
         if len(order) < batch_size:
@@ -215,9 +216,11 @@ def pretrain_mlm(model, tokenizer, sequences: list[str], steps: int = 300, batch
         losses.append(loss.item())
         if step % eval_every == 0 or step == steps:
             entry = {"step": step, "train_loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[0],
-                     "steps_per_s": step / (time.perf_counter() - tic)}
+                     "steps_per_s": step / (time.perf_counter() - tic - eval_time)}
             if val is not None:
+                eval_tic = time.perf_counter()
                 entry.update(_mlm_evaluate(model, *val, batch_size, device))
+                eval_time += time.perf_counter() - eval_tic
             history.append(entry)
             losses = []
     return history
@@ -258,8 +261,11 @@ def finetune(model, tokenizer, train, dev, test, epochs: int = 3, lr: float = 1e
     frozen, adapters + head train). Dev is evaluated every ``eval_every`` steps (None = once per
     epoch); the trainable weights at the best dev ``select_metric`` ("mcc", "macro_f1",
     "accuracy" or "loss") are kept in memory and restored before testing; ``patience`` evaluations
-    without improvement stop training early (None = never).
+    without improvement stop training early (None = never). ``train_time_s`` is the loop's wall
+    time, dev evaluations included.
     """
+    if select_metric not in ("mcc", "macro_f1", "accuracy", "loss"):
+        raise ValueError(f"select_metric must be mcc, macro_f1, accuracy or loss, got {select_metric!r}")
     generator = seed_everything(seed)
     device = pick_device(device)
     if lora_rank:
