@@ -175,18 +175,21 @@ class KmerTokenizer(Tokenizer):
         return {"k": self.k, "stride": self.stride}
 
     def _encode(self, seq: str) -> np.ndarray:
-        idx = to_indices(seq).astype(np.int64)
+        idx = to_indices(seq)
         k, stride = self.k, self.stride
         count = 0 if len(idx) < k else (len(idx) - k) // stride + 1
-        value = np.zeros(count, dtype=np.int64)
-        has_n = np.zeros(count, dtype=bool)
-        for j in range(k):  # j-th base of every k-mer at once
-            column = idx[j:j + count * stride:stride]
-            value = value * 4 + np.minimum(column, 3)
-            has_n |= column == N_INDEX
-        kmers = np.where(has_n, UNK_ID, N_SPECIAL + value)
+        base = np.minimum(idx, 3).astype(np.int64)  # N read as A here, then flagged below
+        ids = np.zeros(count, dtype=np.int64)
+        for j in range(k):  # base-4 value, adding the j-th base of every k-mer at once
+            ids *= 4
+            ids += base[j:j + count * stride:stride]
+        ids += N_SPECIAL
+        is_n = idx == N_INDEX
+        if is_n.any():
+            n_before = np.concatenate([[0], np.cumsum(is_n)])
+            ids[n_before[k:k + count * stride:stride] > n_before[:count * stride:stride]] = UNK_ID
         covered = (count - 1) * stride + k if count else 0
-        return np.concatenate([kmers, self._single_offset + idx[covered:]])
+        return np.concatenate([ids, self._single_offset + idx[covered:].astype(np.int64)])
 
 
 class BPETokenizer(Tokenizer):
