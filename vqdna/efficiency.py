@@ -1,0 +1,83 @@
+"""The efficiency columns of the paper's Table 2: parameters, FLOPs, tokens per sequence and
+measured throughput. torch is imported only inside the functions that need a model.
+
+FLOPs convention: 2 x the multiply-accumulates of every matrix product, convolution and
+attention product in one forward pass (counted by PyTorch's analytic per-operator formulas):
+a ``Linear(i, o)`` over T positions costs 2·T·i·o, a ``Conv1d`` 2·L_out·C_out·(C_in/groups)·k
+(``ConvTranspose1d`` 2·L_in·C_in·(C_out/groups)·k), and attention over T tokens of width d
+4·T²·d (QKᵀ and the weighted sum of V; projections are Linear layers). Biases, norms,
+activations, softmax and embedding look-ups are not counted. Tools that report multiply-
+accumulates as "FLOPs" (fvcore, thop) give half of this: pass ``macs=True`` to compare.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any, Callable, Iterable
+
+
+def count_parameters(model, trainable_only: bool = False) -> int:
+    """Number of parameters (shared tensors counted once)."""
+    params = {id(p): p for p in model.parameters() if p.requires_grad or not trainable_only}
+    return sum(p.numel() for p in params.values())
+
+
+def estimate_flops(model, seq_len: int, make_input: Callable[[int], Any] | None = None,
+                   macs: bool = False) -> int:
+    """Forward-pass FLOPs of ``model`` on one sequence of ``seq_len`` positions (see the module
+    docstring for the formula). ``make_input(seq_len)`` builds the model's input (default: a
+    (1, seq_len) LongTensor of zeros, i.e. token / nucleotide ids); ``macs`` halves the count."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+    # PyTorch has no formula for the fused CPU attention kernel: the same one as on GPU
+    cpu_attention = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu:
+                     lambda q, k, v, *args, **kwargs: sdpa_flop_count(q, k, v)}
+    inputs = make_input(seq_len) if make_input else torch.zeros((1, seq_len), dtype=torch.long)
+    inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=cpu_attention) as counter:
+            model(*inputs)
+    finally:
+        model.train(was_training)
+    total = counter.get_total_flops()
+    return total // 2 if macs else total
+
+
+def tokens_per_sequence(tokenizer, sequences: Iterable[str]) -> dict:
+    """Regular tokens per sequence (no [CLS]/[SEP]) for a tokenizer with ``encode`` or a
+    callable: mean, median, min, max, and bp per token over all sequences."""
+    encode = tokenizer.encode if hasattr(tokenizer, "encode") else tokenizer
+    counts, bases = [], 0
+    for seq in sequences:
+        counts.append(len(encode(seq)))
+        bases += len(seq)
+    if not counts:
+        raise ValueError("no sequences")
+    return {
+        "mean": statistics.fmean(counts),
+        "median": statistics.median(counts),
+        "min": min(counts),
+        "max": max(counts),
+        "bp_per_token": bases / sum(counts) if sum(counts) else float("nan"),
+        "n_sequences": len(counts),
+    }
+
+
+def measure_throughput(fn: Callable[[], Any], n_items: int, min_seconds: float = 1.0, warmup: int = 1,
+                       clock: Callable[[], float] = time.perf_counter) -> dict:
+    """Items per second of ``fn`` (one call processes ``n_items``): ``warmup`` untimed calls,
+    then repeated calls until ``min_seconds`` have passed. ``fn`` must block until its work is
+    done (on a GPU: end with ``torch.cuda.synchronize()``)."""
+    for _ in range(warmup):
+        fn()
+    calls, start = 0, clock()
+    while True:
+        fn()
+        calls += 1
+        elapsed = clock() - start
+        if elapsed >= min_seconds:
+            break
+    return {"items_per_s": calls * n_items / elapsed, "seconds_per_call": elapsed / calls, "calls": calls}
