@@ -115,9 +115,12 @@ class CodebookEmbedding(nn.Module):
         return levels.masked_fill((ids < N_SPECIAL)[..., None], -1)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        # proj(mean of codes) = mean of projected codes + bias: project each (small) codebook once,
+        # then gather, instead of projecting every position
         levels = self.levels(ids).clamp(min=0)
-        codes = sum(getattr(self, f"codebook{l}")[levels[..., l]] for l in range(len(self.level_sizes)))
-        regular = self.proj(codes / len(self.level_sizes))
+        n = len(self.level_sizes)
+        tables = [getattr(self, f"codebook{l}") @ self.proj.weight.T for l in range(n)]
+        regular = sum(table[levels[..., l]] for l, table in enumerate(tables)) / n + self.proj.bias
         special = self.special(ids.clamp(max=N_SPECIAL - 1))
         return torch.where((ids < N_SPECIAL)[..., None], special, regular)
 
