@@ -65,13 +65,13 @@ def records():
 
 def test_validate_record_accepts_both_kinds_and_rejects_bad_ones():
     an.validate_record(clf("t", "hrq", 0, 0.5))
-    an.validate_record(tok("hrq", 99.0, [100.0, 90.0]))
+    an.validate_record(tok("hrq", 0.99, [1.0, 0.9]))
     with pytest.raises(ValueError, match="invalid metrics record"):
         an.validate_record({k: v for k, v in clf("t", "hrq", 0, 0.5).items() if k != "seed"})
     with pytest.raises(ValueError):
         an.validate_record({**clf("t", "hrq", 0, 0.5), "metric": "auc"})
     with pytest.raises(ValueError):
-        an.validate_record(tok("hrq", 101.0, [100.0]))
+        an.validate_record({**tok("hrq", 1.5, [1.0]), "recon_accuracy": 1.5})
     with pytest.raises(ValueError):
         an.validate_record({**clf("t", "hrq", 0, 0.5), "ablation": {"name": "codebook_size"}})
 
@@ -156,9 +156,9 @@ def test_ordering_verdicts(tmp_path):
 
 
 def test_ablation_and_usage_verdicts(tmp_path):
-    records = [tok("vq", 99.5, [100.0]), tok("hrq", 97.0, [100.0, 100.0])]
+    records = [tok("vq", 0.995, [1.0]), tok("hrq", 0.97, [1.0, 1.0])]
     for size, score in [(16, 0.40), (32, 0.45), (64, 0.43)]:
-        records += [tok("hrq", 99.0, [100.0, 100.0], ablation=("codebook_size", size)),
+        records += [tok("hrq", 0.99, [1.0, 1.0], ablation=("codebook_size", size)),
                     clf("covid_mini", "hrq", 0, score, stage="linear_probe", metric="macro_f1",
                         ablation=("codebook_size", size))]
     for dim, score in [(32, 0.450), (64, 0.452), (128, 0.455)]:
@@ -171,7 +171,7 @@ def test_ablation_and_usage_verdicts(tmp_path):
     table = an.claim_verdicts(frame(records, tmp_path), usage={"vq": 1.0, "hrq": 1.0, "kmer6": 0.47})
     assert _verdict(table, "codebooks use all codes") == "holds"
     assert _verdict(table, "reconstruction", "vq") == "holds"
-    assert _verdict(table, "reconstruction", "hrq") == "does not hold"  # the 97% default run
+    assert _verdict(table, "reconstruction", "hrq") == "does not hold"  # the 0.97 default run
     assert _verdict(table, "linear probe peaks", "hrq") == "holds"  # 32 best, 64 lower by 2 points
     assert _verdict(table, "linear probe peaks", "vq").startswith("inconclusive")
     assert _verdict(table, "code dimension", "hrq") == "holds"  # range 0.5 < 1
@@ -184,7 +184,7 @@ def test_ablation_and_usage_verdicts(tmp_path):
 def test_ablation_table_puts_paper_numbers_beside_ours(tmp_path):
     records = [clf("covid_mini", "hrq", s, 0.70 + 0.01 * s, metric="macro_f1", ablation=("mask_ratio", r))
                for r in (0.15, 0.25) for s in range(2)]
-    records += [tok("hrq", 99.0, [100.0, 50.0], ablation=("mask_ratio", 0.25))]
+    records += [tok("hrq", 0.99, [1.0, 0.5], ablation=("mask_ratio", 0.25))]
     table = an.ablation_table(frame(records, tmp_path), "mask_ratio")
     finetune = "finetune:covid_mini [smaller model]"
     cell = table.loc[0.25, ("hrq", finetune)]

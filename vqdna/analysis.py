@@ -115,9 +115,9 @@ METRICS_SCHEMA = {
             "properties": {
                 "stage": {"const": "tokenizer"},
                 **_COMMON,
-                "recon_accuracy": {"type": "number", "minimum": 0, "maximum": 100},
+                "recon_accuracy": {"type": "number", "minimum": 0, "maximum": 1},
                 "code_usage": {"type": "array", "minItems": 1,
-                               "items": {"type": "number", "minimum": 0, "maximum": 100}},
+                               "items": {"type": "number", "minimum": 0, "maximum": 1}},
                 "perplexity": {"type": "array", "minItems": 1, "items": {"type": "number", "minimum": 0}},
                 "bp_per_token": {"type": "number", "exclusiveMinimum": 0},
             },
@@ -135,9 +135,8 @@ def validate_record(record: Mapping) -> dict:
     tokenizer, seed, metric`` (the task's primary metric: ``mcc`` or ``macro_f1``), the three
     scores ``mcc, macro_f1, accuracy`` as fractions, and ``deviations`` (list of str, empty for
     the paper's protocol); optional ``paper`` ({published model name: score x100}).
-    Tokenizer records (``stage`` tokenizer) need ``tokenizer, recon_accuracy`` (percent),
-    ``code_usage`` (percent) and ``perplexity`` (one entry per codebook level) and
-    ``bp_per_token``: the units of ``vqvae.tokenizer_stats``, so its dict can be written as is.
+    Tokenizer records (``stage`` tokenizer) need ``tokenizer, recon_accuracy`` (fraction),
+    ``code_usage`` and ``perplexity`` (one entry per codebook level) and ``bp_per_token``.
     Any record may carry ``ablation``: null or ``{"name": knob, "value": v}``; extra keys are
     allowed. Raises ``ValueError`` with the schema's message.
     """
@@ -387,8 +386,8 @@ def ablation_runs(df: pd.DataFrame, name: str) -> pd.DataFrame:
     for rec in runs.to_dict("records"):
         common = dict(value=rec["ablation_value"], tokenizer=rec["base_tokenizer"], seed=rec.get("seed"))
         if rec["stage"] == "tokenizer":
-            rows.append({**common, "quantity": "recon", "score": rec["recon_accuracy"]})
-            rows.append({**common, "quantity": "code_usage", "score": min(rec["code_usage"])})
+            rows.append({**common, "quantity": "recon", "score": 100 * rec["recon_accuracy"]})
+            rows.append({**common, "quantity": "code_usage", "score": 100 * min(rec["code_usage"])})
         else:
             quantity = f"{rec['stage']}:{rec['task']} [{rec['protocol']}]"
             rows.append({**common, "quantity": quantity, "score": 100 * rec["score"]})
@@ -500,7 +499,7 @@ def _per_value(runs: pd.DataFrame, quantity_prefix: str) -> pd.DataFrame:
 
 def claim_verdicts(df: pd.DataFrame, usage: Mapping[str, float] | None = None, stage: str = "finetune",
                    protocol: str | None = None, ordering: Sequence[str] = ("hrq", "vq", "bpe", "kmer6", "char"),
-                   codebooks: Sequence[str] = ("vq", "hrq"), kmer: str = "kmer6", recon_threshold: float = 98.0,
+                   codebooks: Sequence[str] = ("vq", "hrq"), kmer: str = "kmer6", recon_threshold: float = 0.98,
                    full_usage: float = 0.99, dim_threshold: float = 1.0, best_mask: float = 0.25,
                    fallback_noise: float = 1.0, noise_factor: float = 1.0) -> pd.DataFrame:
     """One row per paper claim at this study's scale: claim, tokenizer, paper, ours, verdict.
@@ -512,7 +511,7 @@ def claim_verdicts(df: pd.DataFrame, usage: Mapping[str, float] | None = None, s
     (in ``protocol``, default the label with most rows); (2) codebooks use >= ``full_usage`` of
     their codes and ``kmer`` fewer (``usage``: tokenizer -> share of vocabulary used on a task's
     data, see :func:`vocabulary_usage`; default the tokenizer records' lowest-level code usage);
-    (3) reconstruction >= ``recon_threshold`` percent for every tokenizer run; (4) the largest codebook
+    (3) reconstruction >= ``recon_threshold`` for every tokenizer run; (4) the largest codebook
     is not the best linear probe (the paper: 512 best, 1024 lower); (5) code dimension changes
     the linear probe by less than ``dim_threshold`` points; (6) mask ratio ``best_mask`` is best.
     """
@@ -538,7 +537,7 @@ def claim_verdicts(df: pd.DataFrame, usage: Mapping[str, float] | None = None, s
 
     tok = plain[plain["stage"] == "tokenizer"]
     if usage is None:
-        usage = {t: min(u) / 100 for t, u in zip(tok["tokenizer"], tok["code_usage"])} if len(tok) else {}
+        usage = {t: min(u) for t, u in zip(tok["tokenizer"], tok["code_usage"])} if len(tok) else {}
     add("codebooks use all codes, 6-mer far fewer", "all", "VQ/HRQ 100%, BPE 99%, 6-mer 47% (Table 1)",
         _usage_claim(usage, codebooks, kmer, full_usage))
 
@@ -546,8 +545,8 @@ def claim_verdicts(df: pd.DataFrame, usage: Mapping[str, float] | None = None, s
     for t in codebooks:
         recon = all_tok.loc[all_tok["base_tokenizer"] == t, "recon_accuracy"] if len(all_tok) else pd.Series()
         result = ("–", _inconclusive("no tokenizer records")) if recon.empty else (
-            f"min {recon.min():.2f}% over {len(recon)} runs", HOLDS if recon.min() >= recon_threshold else FAILS)
-        add(f"reconstruction >= {recon_threshold:g}% at every setting", t, ">= 98.2% (Tables 7-8)", result)
+            f"min {100 * recon.min():.2f}% over {len(recon)} runs", HOLDS if recon.min() >= recon_threshold else FAILS)
+        add(f"reconstruction >= {100 * recon_threshold:g}% at every setting", t, ">= 98.2% (Tables 7-8)", result)
 
     sizes, dims, masks = (ablation_runs(df, n) for n in ("codebook_size", "code_dim", "mask_ratio"))
     for t in codebooks:
