@@ -13,8 +13,8 @@ from vqdna.encoder import (EncoderConfig, LoRALinear, MaskedLM, SequenceClassifi
                            apply_lora, sinusoidal_positions)
 from vqdna.metrics import classification_metrics, confusion
 from vqdna.tokenizers import build_tokenizer
-from vqdna.training import (embed_sequences, finetune, linear_probe, mask_tokens, pretrain_mlm,
-                            seed_everything)
+from vqdna.training import (embed_sequences, finetune, linear_probe, load_checkpoint, mask_tokens,
+                            pretrain_mlm, save_checkpoint, seed_everything)
 
 TINY = EncoderConfig(layers=1, dim=32, heads=2)
 
@@ -158,7 +158,7 @@ def test_non_finite_loss_names_the_step(char, tata, genome_windows):
         finetune(model, char, train, dev, test, epochs=1, progress=False)
 
 
-def test_codebook_embedding_stays_frozen(genome_windows):
+def test_codebook_embedding_stays_frozen(genome_windows, tmp_path):
     vqvae = pytest.importorskip("vqdna.vqvae")
     seed_everything(0)
     config = vqvae.VQVAEConfig(stem_dim=32, dim=32, depth=2, codebook_size=16, code_dim=24, levels=2)
@@ -181,6 +181,14 @@ def test_codebook_embedding_stays_frozen(genome_windows):
     with torch.no_grad():
         expected = encoder.embed.proj(tokenizer.codes_to_vectors(tokenizer.ids_to_levels(ids)).float())
         torch.testing.assert_close(encoder.embed(ids), expected)
+    # checkpoints are self-contained: another tokenizer's codebooks are overwritten on load
+    save_checkpoint(tmp_path / "encoder.pt", encoder)
+    seed_everything(1)
+    other = TransformerEncoder.from_tokenizer(build_tokenizer("hrq", model=vqvae.VQVAE(config)), TINY)
+    assert not torch.equal(other.embed.codebook0, encoder.embed.codebook0)
+    load_checkpoint(tmp_path / "encoder.pt", other)
+    with torch.no_grad():
+        torch.testing.assert_close(other.eval()(ids), encoder.eval()(ids))
 
 
 def test_embeddings_and_linear_probe(char, tata):
