@@ -66,6 +66,7 @@ def records():
 def test_validate_record_accepts_both_kinds_and_rejects_bad_ones():
     an.validate_record(clf("t", "hrq", 0, 0.5))
     an.validate_record(tok("hrq", 0.99, [1.0, 0.9]))
+    an.validate_record({"stage": "pretrain", "tokenizer": "hrq", "ablation": None, "final_val_loss": 2.1})
     with pytest.raises(ValueError, match="invalid metrics record"):
         an.validate_record({k: v for k, v in clf("t", "hrq", 0, 0.5).items() if k != "seed"})
     with pytest.raises(ValueError):
@@ -98,6 +99,10 @@ def test_summary_means_sd_ranks_and_protocols(records, tmp_path):
     # the reference row is present, labelled and unranked
     assert covid.loc[an.BASELINE_NAME, "is_reference"] and math.isnan(covid.loc[an.BASELINE_NAME, "rank"])
     assert table.loc[("tf_0", an.BASELINE_NAME), "mean"] == pytest.approx(55.0)
+    # Table 1 beside our CVC analogue: fine-tuning numbers, and linear-probe ones for the probe
+    probe = an.summary_table(frame([clf("who_variant", "hrq", 0, 0.4, stage="linear_probe", metric="macro_f1",
+                                        paper={"VQDNA-HRQ": 74.32})], tmp_path / ".."), "linear_probe")
+    assert probe["paper"].tolist() == [48.87]
     ranks = an.average_ranks(an.summary_table(df, "finetune"))
     assert set(ranks["protocol"]) == {"smaller model", "reduced-train; smaller model"}
 
@@ -159,15 +164,15 @@ def test_ablation_and_usage_verdicts(tmp_path):
     records = [tok("vq", 0.995, [1.0]), tok("hrq", 0.97, [1.0, 1.0])]
     for size, score in [(16, 0.40), (32, 0.45), (64, 0.43)]:
         records += [tok("hrq", 0.99, [1.0, 1.0], ablation=("codebook_size", size)),
-                    clf("covid_mini", "hrq", 0, score, stage="linear_probe", metric="macro_f1",
+                    clf("who_variant", "hrq", 0, score, stage="linear_probe", metric="macro_f1",
                         ablation=("codebook_size", size))]
     for dim, score in [(32, 0.450), (64, 0.452), (128, 0.455)]:
-        records.append(clf("covid_mini", "hrq", 0, score, stage="linear_probe", metric="macro_f1",
+        records.append(clf("who_variant", "hrq", 0, score, stage="linear_probe", metric="macro_f1",
                            ablation=("code_dim", dim)))
     for ratio, score in [(0.15, 0.70), (0.25, 0.74), (0.3, 0.71)]:
-        records += [clf("covid_mini", "hrq", s, score + 0.001 * s, metric="macro_f1", ablation=("mask_ratio", ratio))
+        records += [clf("who_variant", "hrq", s, score + 0.001 * s, metric="macro_f1", ablation=("mask_ratio", ratio))
                     for s in range(3)]
-    records += [clf("covid_mini", "hrq", 0, 0.7, metric="macro_f1")]
+    records += [clf("who_variant", "hrq", 0, 0.7, metric="macro_f1")]
     table = an.claim_verdicts(frame(records, tmp_path), usage={"vq": 1.0, "hrq": 1.0, "kmer6": 0.47})
     assert _verdict(table, "codebooks use all codes") == "holds"
     assert _verdict(table, "reconstruction", "vq") == "holds"
@@ -182,11 +187,11 @@ def test_ablation_and_usage_verdicts(tmp_path):
 
 
 def test_ablation_table_puts_paper_numbers_beside_ours(tmp_path):
-    records = [clf("covid_mini", "hrq", s, 0.70 + 0.01 * s, metric="macro_f1", ablation=("mask_ratio", r))
+    records = [clf("who_variant", "hrq", s, 0.70 + 0.01 * s, metric="macro_f1", ablation=("mask_ratio", r))
                for r in (0.15, 0.25) for s in range(2)]
     records += [tok("hrq", 0.99, [1.0, 0.5], ablation=("mask_ratio", 0.25))]
     table = an.ablation_table(frame(records, tmp_path), "mask_ratio")
-    finetune = "finetune:covid_mini [smaller model]"
+    finetune = "finetune:who_variant [smaller model]"
     cell = table.loc[0.25, ("hrq", finetune)]
     assert cell["paper"] == 74.3 and cell["ours"] == pytest.approx(70.5) and cell["n"] == 2
     assert table.loc[0.15, ("hrq", finetune, "paper")] == 73.7
@@ -227,7 +232,7 @@ def test_figures_are_returned(records, tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    df = frame(records + [clf("covid_mini", "hrq", 0, 0.5 + 0.01 * r, metric="macro_f1", ablation=("mask_ratio", r))
+    df = frame(records + [clf("who_variant", "hrq", 0, 0.5 + 0.01 * r, metric="macro_f1", ablation=("mask_ratio", r))
                           for r in (0.15, 0.25)], tmp_path)
     figures = [an.plot_task_scores(df), an.plot_rank_heatmap(an.summary_table(df, "finetune")),
                an.plot_ablation(df, "mask_ratio")]

@@ -36,8 +36,16 @@ PAPER_NAMES = {
     "kmer6_nonoverlap": "NT-6mer",
     "char": "HyenaDNA",
 }
-#: our task name -> the paper's dataset label in the ablation tables
-PAPER_TASKS = {"covid": "CVC", "covid_mini": "CVC", "H3": "H3"}
+#: our task name -> the paper's dataset it stands for in Tables 1, 7-9 (GUE covid = CVC; the
+#: covid-mini who_variant task is our CVC analogue on other genomes: same question, other data)
+PAPER_TASKS = {"covid": "CVC", "who_variant": "CVC", "H3": "H3"}
+#: Table 1 (CVC, macro-F1 x100) by paper model name, per stage
+PAPER_TABLE1 = {
+    "finetune": {"CVC": {"VQDNA-HRQ": 74.32, "VQDNA-VQ": 73.16, "DNABERT-2": 71.02, "DNABERT-6mer": 55.50,
+                         "NT-6mer": 66.73, "HyenaDNA": 54.10}},
+    "linear_probe": {"CVC": {"VQDNA-HRQ": 48.87, "VQDNA-VQ": 44.76, "DNABERT-2": 36.53, "DNABERT-6mer": 23.54,
+                             "NT-6mer": 23.54, "HyenaDNA": 5.47}},
+}
 
 # Paper ablations, Li et al. 2024, Tables 7 (codebook size), 8 (code dimension), 9 (mask
 # ratio); see shared/notes/vqdna-paper-facts.md section 5. value -> tokenizer -> quantity -> %.
@@ -94,7 +102,7 @@ _COMMON = {
 METRICS_SCHEMA = {
     "type": "object",
     "required": ["stage"],
-    "properties": {"stage": {"enum": ["finetune", "linear_probe", "baseline", "tokenizer"]}},
+    "properties": {"stage": {"enum": ["finetune", "linear_probe", "baseline", "tokenizer", "pretrain"]}},
     "oneOf": [
         {  # one classification run: a fine-tuned / probed model, or the k-mer spectrum reference
             "properties": {
@@ -123,6 +131,10 @@ METRICS_SCHEMA = {
             },
             "required": ["stage", "tokenizer", "recon_accuracy", "code_usage", "perplexity", "bp_per_token"],
         },
+        {  # one pre-trained encoder: gathered with the rest, used by no table here
+            "properties": {"stage": {"const": "pretrain"}, **_COMMON},
+            "required": ["stage", "tokenizer"],
+        },
     ],
 }
 _VALIDATOR = jsonschema.Draft202012Validator(METRICS_SCHEMA)
@@ -136,7 +148,9 @@ def validate_record(record: Mapping) -> dict:
     scores ``mcc, macro_f1, accuracy`` as fractions, and ``deviations`` (list of str, empty for
     the paper's protocol); optional ``paper`` ({published model name: score x100}).
     Tokenizer records (``stage`` tokenizer) need ``tokenizer, recon_accuracy`` (fraction),
-    ``code_usage`` and ``perplexity`` (one entry per codebook level) and ``bp_per_token``.
+    ``code_usage`` (fractions) and ``perplexity`` (one entry per codebook level; one "level" =
+    the whole vocabulary for char / k-mer / BPE) and ``bp_per_token``. Pre-training records
+    (``stage`` pretrain) need ``tokenizer`` only.
     Any record may carry ``ablation``: null or ``{"name": knob, "value": v}``; extra keys are
     allowed. Raises ``ValueError`` with the schema's message.
     """
@@ -189,9 +203,14 @@ def _paper_value(papers: pd.Series, tokenizer: str, paper_names: Mapping[str, st
     return math.nan
 
 
-def summary_table(df: pd.DataFrame, stage: str, paper_names: Mapping[str, str] = PAPER_NAMES) -> pd.DataFrame:
+def summary_table(df: pd.DataFrame, stage: str, paper_names: Mapping[str, str] = PAPER_NAMES,
+                  paper_tasks: Mapping[str, str] = PAPER_TASKS) -> pd.DataFrame:
     """Per suite x task x tokenizer x protocol: n_seeds, mean and sd over seeds (x100), rank,
     average rank and the paper's number.
+
+    ``paper``: for fine-tuning, the records' ``paper`` dict (the task's published fine-tuning
+    scores), else Table 1 for a task that ``paper_tasks`` maps to CVC; for the linear probe
+    Table 1 only (the records' dicts hold fine-tuning scores). Names via ``paper_names``.
 
     Non-ablation records of ``stage`` only, plus the :data:`BASELINE_NAME` rows (stage
     ``baseline``) of the same tasks as unranked references (``is_reference``). ``rank``: 1 = best
@@ -213,18 +232,22 @@ def summary_table(df: pd.DataFrame, stage: str, paper_names: Mapping[str, str] =
         .reset_index()
     )
     table[["mean", "sd"]] *= 100
-    papers = runs.groupby(["suite", "task"])["paper"] if "paper" in runs else None
-    table["paper"] = [
-        _paper_value(papers.get_group((s, t)), tok, paper_names) if papers is not None else math.nan
-        for s, t, tok in zip(table["suite"], table["task"], table["tokenizer"])
-    ]
+    papers = runs.groupby(["suite", "task"])["paper"] if "paper" in runs and stage == "finetune" else None
+    table1 = PAPER_TABLE1.get(stage, {})
+
+    def paper(suite, task, tokenizer):
+        found = _paper_value(papers.get_group((suite, task)), tokenizer, paper_names) if papers is not None else math.nan
+        fallback = pd.Series([table1.get(paper_tasks.get(task))])
+        return found if not math.isnan(found) else _paper_value(fallback, tokenizer, paper_names)
+
+    table["paper"] = [paper(s, t, tok) for s, t, tok in zip(table["suite"], table["task"], table["tokenizer"])]
     table["is_reference"] = table["tokenizer"] == BASELINE_NAME
     ranked = table[~table["is_reference"]]
     table["rank"] = ranked.groupby(["suite", "task", "protocol"])["mean"].rank(ascending=False, method="average")
     avg = ranked.assign(rank=table["rank"]).groupby(["protocol", "tokenizer"])["rank"].agg(["mean", "size"])
     avg.columns = ["avg_rank", "n_ranked_tasks"]
     table = table.merge(avg.reset_index(), on=["protocol", "tokenizer"], how="left")
-    return table.sort_values(["protocol", "suite", "task", "is_reference", "rank"]).reset_index(drop=True)
+    return table.sort_values(["suite", "task", "protocol", "is_reference", "rank"]).reset_index(drop=True)
 
 
 def average_ranks(summary: pd.DataFrame) -> pd.DataFrame:
