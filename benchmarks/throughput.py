@@ -38,14 +38,16 @@ def load_genome(package: str, filename: str) -> str:
     return normalize("".join(read_fasta(path).values()))
 
 
-def best_time(fn, repeats: int) -> float:
-    """Fastest of ``repeats`` calls, in seconds (the least disturbed by other processes)."""
-    times = []
-    for _ in range(repeats):
-        tic = time.perf_counter()
+def bp_per_second(calls: list, seconds: float) -> float:
+    """Run ``(bp, fn)`` calls in turn (cycling, at least one pass of the first) until ``seconds``
+    have passed; base pairs processed per second. A time budget keeps slow tokenizers affordable."""
+    done, tic = 0, time.perf_counter()
+    for i in range(10 ** 9):
+        bp, fn = calls[i % len(calls)]
         fn()
-        times.append(time.perf_counter() - tic)
-    return min(times)
+        done += bp
+        if time.perf_counter() - tic >= seconds:
+            return done / (time.perf_counter() - tic)
 
 
 def matmul_peak(n: int, seconds: float, device: torch.device) -> float:
@@ -81,18 +83,17 @@ def build_tokenizers(train_windows: list[str], bpe_vocab: int) -> tuple[dict, fl
 
 
 def encoding_table(tokenizers: dict, genome: str, windows: list[str], chunk: int, batch: int,
-                   repeats: int) -> None:
-    """Print a Markdown table: vocabulary, tokens/bp, ``encode`` on ``chunk``-bp pieces of the genome and
-    ``encode_batch`` on ``batch`` windows at a time, in Mbp/s."""
+                   seconds: float) -> None:
+    """Print a Markdown table: vocabulary, tokens/bp, ``encode`` on ``chunk``-bp pieces of the genome
+    and ``encode_batch`` on ``batch`` windows at a time, in Mbp/s (``seconds`` of work each)."""
     chunks = [genome[i:i + chunk] for i in range(0, len(genome), chunk)]
-    window_bp = sum(len(w) for w in windows)
+    batches = [windows[i:i + batch] for i in range(0, len(windows), batch)]
     print("| tokenizer | vocab | tokens/bp | `encode` Mbp/s | `encode_batch` Mbp/s |\n|---|---:|---:|---:|---:|")
     for name, tokenizer in tokenizers.items():
-        single = best_time(lambda: [tokenizer.encode(c) for c in chunks], repeats)
-        batched = best_time(lambda: [tokenizer.encode_batch(windows[i:i + batch]) for i in range(0, len(windows), batch)],
-                            repeats)
-        print(f"| {name} | {tokenizer.vocab_size} | {tokenizer.tokens_per_bp(windows):.3f} | "
-              f"{len(genome) / single / 1e6:.2f} | {window_bp / batched / 1e6:.2f} |", flush=True)
+        single = bp_per_second([(len(c), lambda c=c: tokenizer.encode(c)) for c in chunks], seconds)
+        batched = bp_per_second([(sum(map(len, b)), lambda b=b: tokenizer.encode_batch(b)) for b in batches], seconds)
+        print(f"| {name} | {tokenizer.vocab_size} | {tokenizer.tokens_per_bp(windows[:1000]):.3f} | "
+              f"{single / 1e6:.2f} | {batched / 1e6:.2f} |", flush=True)
 
 
 def training_flops(model: MaskedLM, tokens: float, masked: float, length: float) -> float:
@@ -134,13 +135,14 @@ def training_table(tokenizers: dict, windows: list[str], config: EncoderConfig, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="yeast only, fewer repeats and steps (~1 min)")
+    parser.add_argument("--quick", action="store_true", help="yeast only, 1 s per measurement, fewer training steps")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch intra-op threads")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--window", type=int, default=256, help="bp per sequence (config corpus.window)")
     parser.add_argument("--chunk", type=int, default=100_000, help="bp per `encode` call")
     parser.add_argument("--batch", type=int, default=64, help="sequences per `encode_batch` call")
     parser.add_argument("--bpe-vocab", type=int, default=4096, help="BPE vocabulary size (paper-like 4096)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="time spent per encoding measurement")
     parser.add_argument("--train-steps", type=int, default=30)
     parser.add_argument("--train-batch", type=int, default=32, help="config pretrain.batch_size")
     parser.add_argument("--max-length", type=int, default=130, help="tokens incl. specials (config pretrain.max_tokens)")
@@ -152,7 +154,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    repeats, steps = (1, max(5, args.train_steps // 5)) if args.quick else (3, args.train_steps)
+    seconds, steps = (1.0, max(5, args.train_steps // 5)) if args.quick else (args.seconds, args.train_steps)
 
     genomes = {name: load_genome(*where) for name, where in GENOMES.items()}
     if args.quick:
@@ -167,10 +169,10 @@ def main() -> None:
     print(f"sequence: {', '.join(f'{n} ({len(s) / 1e6:.2f} Mbp)' for n, s in genomes.items())}; "
           f"BPE trained on {len(train_windows)} x {args.window} bp windows in {bpe_seconds:.1f} s\n")
     print(f"## Tokenizer encoding (`encode`: {args.chunk // 1000} kbp pieces; `encode_batch`: "
-          f"{args.batch} x {args.window} bp windows with padding tensors; best of {repeats})\n")
-    encoding_table(tokenizers, genome, windows, args.chunk, args.batch, repeats)
+          f"{args.batch} x {args.window} bp windows to padded tensors; {seconds:g} s each)\n")
+    encoding_table(tokenizers, genome, windows, args.chunk, args.batch, seconds)
 
-    peak = matmul_peak(args.matmul_size, 1.0 if args.quick else 3.0, device)
+    peak = matmul_peak(args.matmul_size, seconds, device)
     config = EncoderConfig(layers=args.layers, dim=args.dim, heads=args.heads)
     print(f"\n## Encoder masked-modeling training ({config.layers} layers, dim {config.dim}, {config.heads} heads; "
           f"batch {args.train_batch} x {args.window} bp, max {args.max_length} tokens, {steps} steps)")

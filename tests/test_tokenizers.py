@@ -75,8 +75,13 @@ def test_kmer_counts_on_acgtacgt():
 @pytest.mark.parametrize("k,stride", [(1, 1), (3, 1), (3, 2), (6, 1), (6, 6), (5, 4)])
 def test_kmer_matches_reference_on_genome(yeast_chromosome, k, stride):
     seq = yeast_chromosome[:5003] + "NN" + yeast_chromosome[5003:6001]  # N-containing k-mers too
-    ids = build_tokenizer("kmer", k=k, stride=stride).encode(seq)
+    tokenizer = build_tokenizer("kmer", k=k, stride=stride)
+    ids = tokenizer.encode(seq)
     assert ids == naive_kmer_ids(seq, k, stride)
+    pieces = [seq[start:start + n] for start, n in zip(range(4990, 5020, 2), range(1, 16))]  # some < k, some with N
+    batch = tokenizer.encode_batch(pieces, add_special_tokens=False)
+    for row, mask, piece in zip(batch["input_ids"], batch["attention_mask"], pieces):
+        assert row[mask.bool()].tolist() == naive_kmer_ids(piece, k, stride)
     if stride == 1:
         assert ids.count(UNK_ID) == k + 1
 

@@ -83,11 +83,12 @@ class Tokenizer:
         width = max(len(row) for row in rows) + extra
         input_ids = np.full((len(rows), width), PAD_ID, dtype=np.int64)
         attention_mask = np.zeros((len(rows), width), dtype=np.int64)
+        start = 1 if add_special_tokens else 0
         for i, row in enumerate(rows):
+            input_ids[i, start:start + len(row)] = row
+            attention_mask[i, :len(row) + extra] = 1
             if add_special_tokens:
-                row = np.concatenate([[CLS_ID], row, [SEP_ID]])
-            input_ids[i, :len(row)] = row
-            attention_mask[i, :len(row)] = 1
+                input_ids[i, 0], input_ids[i, len(row) + 1] = CLS_ID, SEP_ID
         return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask)}
 
     @property
@@ -145,6 +146,10 @@ class CharTokenizer(Tokenizer):
     def _encode(self, seq: str) -> np.ndarray:
         return to_indices(seq).astype(np.int64) + N_SPECIAL
 
+    def _encode_many(self, seqs: list[str]) -> list[np.ndarray]:
+        """One pass over the concatenation, split back into rows."""
+        return np.split(self._encode("".join(seqs)), np.cumsum([len(s) for s in seqs])[:-1])
+
 
 class KmerTokenizer(Tokenizer):
     """k-mers starting every ``stride`` bases: stride 1 = overlapping (DNABERT), stride k =
@@ -175,21 +180,32 @@ class KmerTokenizer(Tokenizer):
         return {"k": self.k, "stride": self.stride}
 
     def _encode(self, seq: str) -> np.ndarray:
-        idx = to_indices(seq)
+        return self._encode_many([seq])[0]
+
+    def _encode_many(self, seqs: list[str]) -> list[np.ndarray]:
+        """The id of the k-mer starting at every position of the sequences' concatenation, in k
+        vectorised passes; then each row is two slices (its k-mer starts, its remainder bases)."""
         k, stride = self.k, self.stride
-        count = 0 if len(idx) < k else (len(idx) - k) // stride + 1
-        base = np.minimum(idx, 3).astype(np.int64)  # N read as A here, then flagged below
-        ids = np.zeros(count, dtype=np.int64)
-        for j in range(k):  # base-4 value, adding the j-th base of every k-mer at once
+        idx = to_indices("".join(seqs)).astype(np.int64)
+        base = np.concatenate([np.minimum(idx, 3), np.zeros(k - 1, dtype=np.int64)])  # N read as A...
+        ids = np.zeros(len(idx), dtype=np.int64)
+        for j in range(k):  # base-4 value: add the j-th base of every k-mer at once
             ids *= 4
-            ids += base[j:j + count * stride:stride]
+            ids += base[j:j + len(idx)]
         ids += N_SPECIAL
         is_n = idx == N_INDEX
-        if is_n.any():
+        if is_n.any():  # ...then every k-mer with an N becomes [UNK]
             n_before = np.concatenate([[0], np.cumsum(is_n)])
-            ids[n_before[k:k + count * stride:stride] > n_before[:count * stride:stride]] = UNK_ID
-        covered = (count - 1) * stride + k if count else 0
-        return np.concatenate([ids, self._single_offset + idx[covered:].astype(np.int64)])
+            n_until_end = np.concatenate([n_before[k:], np.full(k - 1, n_before[-1])])
+            ids[n_until_end > n_before[:-1]] = UNK_ID
+        rows, start = [], 0
+        for seq in seqs:
+            count = 0 if len(seq) < k else (len(seq) - k) // stride + 1
+            covered = (count - 1) * stride + k if count else 0
+            rows.append(np.concatenate([ids[start:start + count * stride:stride],
+                                        self._single_offset + idx[start + covered:start + len(seq)]]))
+            start += len(seq)
+        return rows
 
 
 class BPETokenizer(Tokenizer):
