@@ -21,7 +21,13 @@ def ablation_metrics():
 def sarscov2_enabled():
     from pathlib import Path
 
-    return config["sarscov2"]["enabled"] and Path(config["data"]["sars_cov_2_dir"]).is_dir()
+    return config["sarscov2"]["enabled"] and sarscov2_dir().is_dir()
+
+
+def sarscov2_dir():
+    from pathlib import Path
+
+    return Path(config["data"].get("shared_dir") or "") / "sars_cov_2"
 
 
 rule sarscov2:
@@ -34,7 +40,7 @@ rule sarscov2:
         html=f"{W}/sarscov2/sarscov2.html",
     params:
         nb=lambda wc, input, output, threads: nb_params(
-            data_dir=config["data"]["sars_cov_2_dir"],
+            data_dir=str(sarscov2_dir()),
             tokenizer_names=config["sarscov2"]["tokenizers"],
             tokenizer_paths=list(input.tokenizers),
             n_genomes=config["sarscov2"]["n_genomes"],

@@ -1,6 +1,7 @@
 # Shared helpers: the study plan (from vqdna.study / vqdna.suites) and the notebook runner.
 import json
 import shlex
+from pathlib import Path
 
 from vqdna import study, suites
 

@@ -10,20 +10,31 @@ rule prepare_task:
     resources:
         **job_resources("light"),
     run:
-        suites.prepare_task(wildcards.suite, wildcards.task, config, output[0], log=log[0])
+        suites.prepare_task(wildcards.suite, wildcards.task, config, output[0])
 
 
 rule corpus:
-    """Pre-training windows from the embedded multi-species genomes, with a provenance manifest."""
+    """Pre-training windows from the embedded multi-species genomes (plus any extra FASTA),
+    with a provenance manifest."""
     output:
-        train=f"{W}/corpus/train.txt",
-        val=f"{W}/corpus/val.txt",
-        manifest=f"{W}/corpus/manifest.json",
+        directory(f"{W}/corpus"),
     log:
         f"{W}/logs/corpus.log",
+    params:
+        corpus=config["corpus"],
+        seed=config["data"].get("seed", 0),
     resources:
         **job_resources("light"),
     run:
         from vqdna import corpus
 
-        corpus.write_corpus(config, output.train, output.val, output.manifest)
+        sources = corpus.embedded_genomes() + list(params.corpus.get("extra_fasta", []))
+        corpus.write_corpus(
+            sources,
+            output[0],
+            length=params.corpus["window"],
+            max_windows=params.corpus["max_windows"],
+            max_n_fraction=params.corpus.get("max_n_fraction", 0.01),
+            val_fraction=params.corpus.get("val_fraction", 0.1),
+            seed=params.seed,
+        )

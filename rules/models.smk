@@ -6,8 +6,7 @@ rule pretrain:
     input:
         notebook="notebooks/pretrain.py",
         tokenizer=model_tokenizer,
-        train=rules.corpus.output.train,
-        val=rules.corpus.output.val,
+        corpus=rules.corpus.output[0],
     output:
         model=f"{W}/models/{{model}}/model.pt",
         metrics=f"{W}/models/{{model}}/metrics.json",
@@ -17,8 +16,8 @@ rule pretrain:
         nb=lambda wc, input, output, threads: nb_params(
             name=wc.model,
             tokenizer_path=input.tokenizer,
-            train_path=input.train,
-            val_path=input.val,
+            train_path=f"{input.corpus}/train.txt",
+            val_path=f"{input.corpus}/val.txt",
             encoder=config["encoder"],
             pretrain=study.model_spec(config, wc.model)["pretrain"],
             model_path=output.model,
@@ -117,11 +116,10 @@ rule kmer_baseline:
         f"{W}/logs/baseline/{{suite}}/{{task}}.log",
     benchmark:
         f"{W}/benchmarks/baseline/{{suite}}/{{task}}.tsv"
-    params:
-        seeds=SEEDS,
     resources:
         **job_resources("light"),
     run:
-        from vqdna import analysis
+        from vqdna import data, stages
 
-        analysis.write_kmer_baseline(input.task, output.metrics, seeds=params.seeds, profile=config["profile"])
+        record = stages.kmer_baseline_record(data.read_task(input.task), config["profile"])
+        Path(output.metrics).write_text(json.dumps(record, indent=2))

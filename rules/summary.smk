@@ -20,9 +20,9 @@ rule summary:
         nb=lambda wc, input, output: nb_params(
             metrics_paths=list(input.finetune) + list(input.probe) + list(input.baseline)
             + list(input.tokenizers) + list(input.ablations),
+            ablation_runs=ABLATION_RUNS,
             out_dir=S,
             profile=config["profile"],
-            compared=MODELS,
         ),
     log:
         f"{W}/logs/summary.log",
@@ -37,7 +37,7 @@ rule efficiency:
         notebook="notebooks/efficiency.py",
         models=expand(f"{W}/models/{{model}}/model.pt", model=MODELS),
         tokenizers=[tokenizer_dir(study.model_spec(config, m)["tokenizer"]) for m in MODELS],
-        val=rules.corpus.output.val,
+        corpus=rules.corpus.output[0],
     output:
         table=f"{S}/efficiency.csv",
         markdown=f"{S}/efficiency.md",
@@ -48,7 +48,7 @@ rule efficiency:
             models=MODELS,
             model_paths=list(input.models),
             tokenizer_paths=list(input.tokenizers),
-            val_path=input.val,
+            val_path=f"{input.corpus}/val.txt",
             encoder=config["encoder"],
             seq_len=512,
             out_dir=S,

@@ -5,8 +5,7 @@
 rule train_tokenizer:
     input:
         notebook="notebooks/train_tokenizer.py",
-        train=rules.corpus.output.train,
-        val=rules.corpus.output.val,
+        corpus=rules.corpus.output[0],
     output:
         tokenizer=directory(f"{W}/tokenizers/{{tokenizer}}/tokenizer"),
         metrics=f"{W}/tokenizers/{{tokenizer}}/metrics.json",
@@ -16,8 +15,8 @@ rule train_tokenizer:
         nb=lambda wc, input, output, threads: nb_params(
             name=wc.tokenizer,
             spec=study.tokenizer_spec(config, wc.tokenizer),
-            train_path=input.train,
-            val_path=input.val,
+            train_path=f"{input.corpus}/train.txt",
+            val_path=f"{input.corpus}/val.txt",
             out_dir=output.tokenizer,
             metrics_path=output.metrics,
             seed=0,

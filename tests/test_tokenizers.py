@@ -5,18 +5,19 @@ from __future__ import annotations
 import csv
 import json
 
-import pytest
 import numpy as np
+import pytest
 import torch
 
+from vqdna.sequence import to_indices
 from vqdna.tokenizers import (CLS_ID, PAD_ID, SEP_ID, UNK_ID, BPETokenizer, CodebookTokenizer,
                               build_tokenizer, load_tokenizer)
-from vqdna.sequence import to_indices
 from vqdna.vqvae import VQVAE, VQVAEConfig
 
 BPE_VOCAB = 512
 SIMPLE = [("char", {}), ("kmer", {"k": 6, "stride": 1}), ("kmer", {"k": 6, "stride": 6}),
           ("kmer", {"k": 3, "stride": 2})]
+CODEBOOK = [("vq", {"levels": 1}), ("hrq", {"levels": 2, "stride": 2})]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -31,9 +32,6 @@ def one_thread():
 @pytest.fixture(scope="module")
 def bpe(genome_windows):
     return build_tokenizer("bpe", vocab_size=BPE_VOCAB).train(genome_windows[0])
-
-
-CODEBOOK = [("vq", {"levels": 1}), ("hrq", {"levels": 2, "stride": 2})]
 
 
 def untrained_vqvae(**config) -> VQVAE:

@@ -101,6 +101,17 @@ def ablation_of(name: str) -> dict | None:
     return {"name": knob, "value": yaml.safe_load(value)}
 
 
+#: data-preparation notes (vqdna.data / vqdna.suites) -> the category that labels table rows
+DATA_DEVIATIONS = {"train subsampled": "train subsampled", "reduced-train": "reduced-train",
+                   "sequences truncated": "inputs truncated"}
+
+
+def deviation_tags(notes: list[str]) -> list[str]:
+    """Detailed data notes ("train subsampled to 3000 of 4904 ...") -> their categories, so
+    that every task subsampled the same way shares one protocol label."""
+    return sorted({next((tag for key, tag in DATA_DEVIATIONS.items() if key in note), note) for note in notes})
+
+
 def profile_deviations(profile: str) -> list[str]:
     return [] if profile == PAPER_PROFILE else [SMALL_MODEL]
 
@@ -169,8 +180,17 @@ def _max_tokens(tokenizer: Tokenizer, splits: dict, cap: int) -> tuple[int, floa
 
 def finetune(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], settings: dict, seed: int = 0,
              device: str | None = "auto", progress: bool = False) -> dict:
-    """Fine-tune the pre-trained encoder + MLP head on one task (config ``finetune`` section)."""
+    """Fine-tune the pre-trained encoder + MLP head on one task (config ``finetune`` section).
+
+    ``settings["protocol"] == "benchmark"`` takes epochs, lr, batch size and warm-up from the
+    task's official protocol (benchmarks/*.yaml); the token cap stays ``settings["max_tokens"]``
+    because the official caps count BPE tokens and would cut the other tokenizers short.
+    """
     splits, meta = task
+    if settings.get("protocol") == "benchmark":
+        official = {k: meta["protocol"][k] for k in ("epochs", "lr", "batch_size", "warmup_steps")
+                    if k in meta.get("protocol", {})}
+        settings = {**settings, **official}
     training.seed_everything(seed)
     model = SequenceClassifier(load_encoder(model_path, tokenizer), meta["num_classes"])
     max_length, truncated = _max_tokens(tokenizer, splits, settings.get("max_tokens", 512))
@@ -178,8 +198,9 @@ def finetune(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], settings
         model, tokenizer, _xy(splits["train"]), _xy(splits["dev"]), _xy(splits["test"]),
         epochs=settings["epochs"], lr=settings["lr"], batch_size=settings["batch_size"], max_length=max_length,
         seed=seed, lora_rank=settings.get("lora_rank"), patience=settings.get("patience"),
-        select_metric=meta["metric"], device=_device(device), progress=progress)
-    return {**result, "max_tokens": max_length, "truncated_fraction": truncated}
+        warmup_steps=settings.get("warmup_steps", 50), select_metric=meta["metric"], device=_device(device),
+        progress=progress)
+    return {**result, "max_tokens": max_length, "truncated_fraction": truncated, "settings": settings}
 
 
 def linear_probe(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], max_tokens: int = 512,
@@ -192,21 +213,36 @@ def linear_probe(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], max_
     return {**result, "max_tokens": max_length, "truncated_fraction": truncated}
 
 
+def kmer_baseline_record(task: tuple[dict, dict], profile: str) -> dict:
+    """The classical reference row: k-mer (3-6) spectrum + logistic regression on the task's
+    train split, scored on test. Deterministic (lbfgs), so one run stands for every seed."""
+    from vqdna.analysis import BASELINE_NAME, kmer_spectrum_baseline
+
+    splits, meta = task
+    result = kmer_spectrum_baseline(splits["train"], splits["test"], seed=0)
+    return {"stage": "baseline", "suite": meta["suite"], "task": meta["task"], "tokenizer": BASELINE_NAME,
+            "seed": 0, "metric": meta["metric"], **{k: float(result[k]) for k in ("mcc", "macro_f1", "accuracy")},
+            "deviations": deviation_tags(meta.get("deviations", [])), "deviation_details": meta.get("deviations", []),
+            "paper": meta.get("paper", {}),
+            "ablation": None, "profile": profile}
+
+
 def evaluation_record(stage: str, task: tuple[dict, dict], name: str, seed: int, result: dict, profile: str,
                       settings: dict | None = None) -> dict:
     """The metrics JSON of a fine-tuning / linear-probe job: test scores (fractions), the task's
     primary metric, the paper's published numbers and every protocol deviation."""
     _, meta = task
-    deviations = list(meta.get("deviations", [])) + profile_deviations(profile)
-    if stage == "finetune" and profile != PAPER_PROFILE:
+    deviations = deviation_tags(meta.get("deviations", [])) + profile_deviations(profile)
+    if stage == "finetune" and (settings or {}).get("protocol") != "benchmark":
         deviations.append(SHORT_FINETUNE)
     if result["truncated_fraction"] > 0:
         deviations.append(TRUNCATED)
     return {
         "stage": stage, "suite": meta["suite"], "task": meta["task"], "tokenizer": name, "seed": seed,
         "metric": meta["metric"], **{k: float(result["test"][k]) for k in ("mcc", "macro_f1", "accuracy")},
-        "deviations": sorted(set(deviations)), "paper": meta.get("paper", {}), "ablation": ablation_of(name),
-        "profile": profile, "settings": settings, "max_tokens": result["max_tokens"],
+        "deviations": sorted(set(deviations)), "deviation_details": meta.get("deviations", []),
+        "paper": meta.get("paper", {}), "ablation": ablation_of(name),
+        "profile": profile, "settings": result.get("settings", settings), "max_tokens": result["max_tokens"],
         "truncated_fraction": result["truncated_fraction"], "confusion_matrix": result["confusion_matrix"],
     }
 

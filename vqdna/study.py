@@ -108,3 +108,20 @@ def all_models(config: dict) -> list[str]:
 
 def all_tokenizers(config: dict) -> list[str]:
     return list(dict.fromkeys(model_spec(config, m)["tokenizer"] for m in all_models(config)))
+
+
+def with_ablation_defaults(records, runs: list[dict]):
+    """Ablation tables need a row for the default value too, but that run *is* the base model
+    (e.g. ``hrq`` at its configured codebook size), whose records carry no ablation label.
+    Append a labelled copy of the base records for every such run. ``records``: the DataFrame
+    of :func:`vqdna.analysis.collect_metrics`."""
+    import pandas as pd
+
+    copies = []
+    for run in runs:
+        if run["model"] != run["tokenizer_base"]:
+            continue
+        base = records[(records["tokenizer"] == run["model"]) & records["ablation_name"].isna()
+                       & (records["stage"] != "baseline")]
+        copies.append(base.assign(ablation_name=run["ablation"], ablation_value=run["value"]))
+    return pd.concat([records, *copies], ignore_index=True) if copies else records

@@ -148,7 +148,7 @@ class VQVAE(nn.Module):
         levels, previous = [], None
         for depth, block in enumerate(self.encoder, start=1):
             h = block(h)
-            while len(levels) < len(self.taps) and self.taps[len(levels)] == depth:
+            if depth in self.taps:
                 n = len(levels)
                 z = self.pre_quant[n](h)
                 levels.append(self.quantizers[n](z if previous is None else 2 * z - previous, generator))
