@@ -78,6 +78,21 @@ def test_hrq_taps_are_evenly_spaced():
         VQVAE(VQVAEConfig(**TINY, levels=4))
 
 
+def test_hrq_levels_follow_eq6(genome_windows):
+    """Level n quantizes 2 Z_n - e(M_{n-1}); the token embedding is the mean of the level codes."""
+    model = model_of(**TINY, levels=3, code_dim=8).eval()
+    seen = {}
+    for n in range(3):
+        model.pre_quant[n].register_forward_hook(lambda m, i, out, n=n: seen.__setitem__(("z", n), out))
+        model.quantizers[n].register_forward_hook(lambda m, i, out, n=n: seen.__setitem__(("h", n), i[0]))
+    out = model(batch_of(genome_windows[0]))
+    codes = [model.codebooks()[n][out.indices[..., n]] for n in range(3)]
+    torch.testing.assert_close(seen["h", 0], seen["z", 0])
+    for n in (1, 2):
+        torch.testing.assert_close(seen["h", n], 2 * seen["z", n] - codes[n - 1])
+    torch.testing.assert_close(out.quantized, torch.stack(codes).mean(0))
+
+
 def test_straight_through_gradients_reach_encoder_and_decoder(genome_windows):
     model = model_of(**TINY, levels=2).train()
     model(batch_of(genome_windows[0])).loss.backward()

@@ -294,7 +294,8 @@ def fit_vqvae(model: VQVAE, train_windows: list[str], val_windows: list[str], st
     the model's construction too). Windows of mixed length are grouped by length (see
     :func:`windows_by_length`). Every ``eval_every`` steps and at the end a record is appended:
     ``step, lr, loss, recon_loss, commit_loss`` (means over the steps since the last record) and
-    ``val_recon_accuracy, val_code_usage, val_perplexity`` (from :func:`tokenizer_stats`).
+    ``val_recon_accuracy, val_code_usage, val_perplexity`` (from :func:`tokenizer_stats`, in %).
+    The model is left in eval mode.
     """
     generator = seed_everything(seed)
     model.to(pick_device(device))
