@@ -298,15 +298,15 @@ def fit_vqvae(model: VQVAE, train_windows: list[str], val_windows: list[str], st
     The model is left in eval mode.
     """
     generator = seed_everything(seed)
-    model.to(pick_device(device))
+    device = pick_device(device)
+    model.to(device)
     groups = windows_by_length(train_windows)
     optimizer, scheduler = make_optimizer(model, lr, steps, warmup_steps, weight_decay=weight_decay)
-    device_ = model.quantizers[0].codebook.device
     history, sums, n_summed = [], {"loss": 0.0, "recon_loss": 0.0, "commit_loss": 0.0}, 0
     bar = tqdm(range(1, steps + 1), desc="fit_vqvae", disable=not progress)
     for step in bar:
         model.train()
-        out = model(_sample_batch(groups, batch_size, generator).to(device_), generator=generator)
+        out = model(_sample_batch(groups, batch_size, generator).to(device), generator=generator)
         check_finite(out.loss, f"fit_vqvae step {step}")
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
@@ -314,7 +314,7 @@ def fit_vqvae(model: VQVAE, train_windows: list[str], val_windows: list[str], st
         optimizer.step()
         scheduler.step()
         for key in sums:
-            sums[key] += float(getattr(out, key).detach())
+            sums[key] += getattr(out, key).item()
         n_summed += 1
         if step % eval_every == 0 or step == steps:
             stats = tokenizer_stats(model, val_windows, eval_batch_size)
