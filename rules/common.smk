@@ -25,15 +25,9 @@ def nb_params(**params):
     return shlex.quote(json.dumps(params, default=str))
 
 
-# Execute a jupytext notebook with papermill and render it to HTML. Rules declare
-# input.notebook (the .py source), output.notebook (.ipynb), output.html, params.nb and log.
-RUN_NOTEBOOK = (
-    "jupytext --quiet --to ipynb --output {output.notebook}.src.ipynb {input.notebook} > {log} 2>&1"
-    " && papermill {output.notebook}.src.ipynb {output.notebook} -k python3 --no-progress-bar"
-    " -y {params.nb} >> {log} 2>&1"
-    " && jupyter nbconvert --to html --log-level WARN {output.notebook} >> {log} 2>&1"
-    " && rm {output.notebook}.src.ipynb"
-)
+# Execute a jupytext notebook with papermill and render it to HTML (vqdna/notebook.py). Rules
+# declare input.notebook (the .py source), output.notebook (.ipynb), output.html, params.nb, log.
+RUN_NOTEBOOK = "python -m vqdna.notebook {input.notebook} {output.notebook} --params {params.nb} > {log} 2>&1"
 
 
 def job_resources(kind):

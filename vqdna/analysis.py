@@ -38,7 +38,9 @@ PAPER_NAMES = {
 }
 #: our task name -> the paper's dataset it stands for in Tables 1, 7-9 (GUE covid = CVC; the
 #: covid-mini who_variant task is our CVC analogue on other genomes: same question, other data)
-PAPER_TASKS = {"covid": "CVC", "who_variant": "CVC", "H3": "H3"}
+PAPER_TASKS = {"covid": "CVC", "EMP_H3": "H3"}
+#: in the ablation tables covid-mini stands in for CVC (different genomes: compare trends only)
+ABLATION_TASK_ALIASES = {**PAPER_TASKS, "who_variant": "CVC"}
 #: Table 1 (CVC, macro-F1 x100) by paper model name, per stage
 PAPER_TABLE1 = {
     "finetune": {"CVC": {"VQDNA-HRQ": 74.32, "VQDNA-VQ": 73.16, "DNABERT-2": 71.02, "DNABERT-6mer": 55.50,
@@ -223,12 +225,18 @@ def summary_table(df: pd.DataFrame, stage: str, paper_names: Mapping[str, str] =
         raise ValueError(f"no {stage!r} records")
     tasks = set(zip(runs["suite"], runs["task"]))
     base = plain[(plain["stage"] == "baseline")]
-    base = base[[key in tasks for key in zip(base["suite"], base["task"])]]
+    # the reference row is shown (unranked) in every protocol group of its task
+    base = base.drop(columns="protocol").merge(runs[["suite", "task", "protocol"]].drop_duplicates(),
+                                               on=["suite", "task"])
     rows = pd.concat([runs, base])
+    if "notes" not in rows:
+        rows = rows.assign(notes=[[] for _ in range(len(rows))])
+    rows = rows.assign(notes=[n if isinstance(n, list) else [] for n in rows["notes"]])
     keys = ["suite", "task", "tokenizer", "protocol", "metric"]
     table = (
         rows.groupby(keys, sort=True)
-        .agg(n_seeds=("score", "size"), mean=("score", "mean"), sd=("score", "std"))
+        .agg(n_seeds=("score", "size"), mean=("score", "mean"), sd=("score", "std"),
+             notes=("notes", lambda ns: "; ".join(sorted({n for note in ns for n in note}))))
         .reset_index()
     )
     table[["mean", "sd"]] *= 100
@@ -276,6 +284,7 @@ def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
         "tokenizer": summary["tokenizer"], "metric": summary["metric"], "n seeds": summary["n_seeds"],
         "ours (x100)": ours, "paper": [_fmt(v) for v in summary["paper"]],
         "rank": [_fmt(v, 1) for v in summary["rank"]], "avg rank": [_fmt(v, 2) for v in summary["avg_rank"]],
+        "notes": summary["notes"],
     })
 
 
@@ -433,7 +442,7 @@ def _sorted_values(values: Iterable) -> list:
     return sorted(values) if numeric else sorted(values, key=str)
 
 
-def ablation_table(df: pd.DataFrame, name: str, task_aliases: Mapping[str, str] = PAPER_TASKS) -> pd.DataFrame:
+def ablation_table(df: pd.DataFrame, name: str, task_aliases: Mapping[str, str] = ABLATION_TASK_ALIASES) -> pd.DataFrame:
     """Paper Table 7/8/9 layout for knob ``name``: rows = value, columns (tokenizer, quantity,
     field) (quantities as in :func:`ablation_runs`) with fields ``ours`` (mean over seeds, x100), ``sd``, ``n`` and ``paper``
     (the published number where the paper ran the same value, else NaN)."""
@@ -481,7 +490,7 @@ def _ordering_claim(summary, ordering, fallback_noise, noise_factor):
     missing = [t for t in ordering if t not in set(present["tokenizer"])]
     if missing:
         return "–", _inconclusive(f"not run: {', '.join(missing)}")
-    wide = present.pivot_table(index=["suite", "task"], columns="tokenizer", values=["mean", "sd"]).dropna(
+    wide = present.pivot_table(index=["suite", "task"], columns="tokenizer", values=["mean", "sd"], dropna=False).dropna(
         subset=[("mean", t) for t in ordering])
     if wide.empty:
         return "–", _inconclusive("no task run by all")

@@ -65,13 +65,13 @@ def train_tokenizer(spec: dict, train_windows: list[str], val_windows: list[str]
 
 def usage_counts(tokenizer: Tokenizer, windows: list[str]) -> dict[str, np.ndarray]:
     """How often each regular token (or each code, per codebook level) occurs in ``windows``."""
-    ids = torch.as_tensor(np.concatenate([np.asarray(tokenizer.encode(w)) for w in windows]))
+    counts = tokenizer.token_counts(windows)
     if isinstance(tokenizer, CodebookTokenizer):
-        levels = tokenizer.ids_to_levels(ids)
-        return {f"level {n + 1}": np.bincount(levels[:, n].numpy(), minlength=size)
+        ids = torch.arange(N_SPECIAL, tokenizer.vocab_size)
+        levels = tokenizer.ids_to_levels(ids).numpy()
+        return {f"level {n + 1}": np.bincount(levels[:, n], weights=counts[N_SPECIAL:], minlength=size).astype(int)
                 for n, size in enumerate(tokenizer.level_sizes)}
-    regular = ids[ids >= N_SPECIAL] - N_SPECIAL
-    return {"vocabulary": np.bincount(regular.numpy(), minlength=tokenizer.vocab_size - N_SPECIAL)}
+    return {"vocabulary": counts[N_SPECIAL:]}
 
 
 def tokenizer_statistics(tokenizer: Tokenizer, windows: list[str]) -> dict:
@@ -235,15 +235,67 @@ def evaluation_record(stage: str, task: tuple[dict, dict], name: str, seed: int,
     deviations = deviation_tags(meta.get("deviations", [])) + profile_deviations(profile)
     if stage == "finetune" and (settings or {}).get("protocol") != "benchmark":
         deviations.append(SHORT_FINETUNE)
+    notes = []  # tokenizer-specific conditions: shown beside the score, not a protocol group
     if result["truncated_fraction"] > 0:
-        deviations.append(TRUNCATED)
+        notes.append(f"{TRUNCATED} to {result['max_tokens']} tokens")
     return {
         "stage": stage, "suite": meta["suite"], "task": meta["task"], "tokenizer": name, "seed": seed,
         "metric": meta["metric"], **{k: float(result["test"][k]) for k in ("mcc", "macro_f1", "accuracy")},
         "deviations": sorted(set(deviations)), "deviation_details": meta.get("deviations", []),
-        "paper": meta.get("paper", {}), "ablation": ablation_of(name),
+        "notes": notes, "paper": meta.get("paper", {}), "ablation": ablation_of(name),
         "profile": profile, "settings": result.get("settings", settings), "max_tokens": result["max_tokens"],
         "truncated_fraction": result["truncated_fraction"], "confusion_matrix": result["confusion_matrix"],
     }
 
 
+
+
+# ------------------------------------------------------------------------------- efficiency
+
+def efficiency_row(name: str, model_path, tokenizer: Tokenizer, sequences: list[str], seq_len: int = 512,
+                   batch_size: int = 32, min_seconds: float = 1.0) -> dict:
+    """The paper's Table 2 columns for one tokenizer + encoder: parameters and forward FLOPs of
+    each at ``seq_len`` bp (the encoder sees as many tokens as the tokenizer makes of ``seq_len``
+    bp), tokens per sequence, and measured throughput (tokenizer bp/s, encoder sequences/s)."""
+    from vqdna import efficiency
+
+    windows = [s[:seq_len] for s in sequences if len(s) >= seq_len] or sequences
+    encoder = load_encoder(model_path, tokenizer).eval()
+    tokens = efficiency.tokens_per_sequence(tokenizer, windows)
+    n_tokens = int(round(tokens["mean"])) + 2
+    row = {"tokenizer": name, "encoder_params": efficiency.count_parameters(encoder),
+           "encoder_trainable_params": efficiency.count_parameters(encoder, trainable_only=True),
+           "encoder_gflops": efficiency.estimate_flops(encoder, n_tokens) / 1e9,
+           "tokenizer_params": 0, "tokenizer_gflops": 0.0, "seq_len_bp": len(windows[0]),
+           "tokens_per_seq": tokens["mean"], "bp_per_token": tokens["bp_per_token"]}
+    if isinstance(tokenizer, CodebookTokenizer):
+        row["tokenizer_params"] = efficiency.count_parameters(tokenizer.model)
+        row["tokenizer_gflops"] = efficiency.estimate_flops(tokenizer.model, len(windows[0])) / 1e9
+    batch = windows[:batch_size]
+    row["tokenizer_bp_per_s"] = efficiency.measure_throughput(
+        lambda: tokenizer.encode_batch(batch), sum(map(len, batch)), min_seconds)["items_per_s"]
+    encoded = tokenizer.encode_batch(batch)
+    with torch.no_grad():
+        row["encoder_seqs_per_s"] = efficiency.measure_throughput(
+            lambda: encoder(encoded["input_ids"], encoded["attention_mask"]), len(batch), min_seconds)["items_per_s"]
+    row["total_params"] = row["encoder_params"] + row["tokenizer_params"]
+    row["total_gflops"] = row["encoder_gflops"] + row["tokenizer_gflops"]
+    return row
+
+
+# ------------------------------------------------------------------------------- SARS-CoV-2
+
+def genome_codes(tokenizer: CodebookTokenizer, genome: str) -> np.ndarray:
+    """Per-token codes (T, levels) of a whole genome (one token per base at stride 1)."""
+    return tokenizer.ids_to_levels(torch.as_tensor(tokenizer.encode(genome))).numpy()
+
+
+def token_profiles(tokenizer: Tokenizer, genomes: list[str]) -> dict[str, np.ndarray]:
+    """Tokenizer-level per-genome embeddings: square-root token frequencies over the genome,
+    one matrix (genomes x vocabulary) per codebook level ("vocabulary" for char/k-mer/BPE).
+    Needs no encoder, so it shows what each vocabulary level itself separates."""
+    profiles: dict[str, list[np.ndarray]] = {}
+    for genome in genomes:
+        for level, counts in usage_counts(tokenizer, [genome]).items():
+            profiles.setdefault(level, []).append(np.sqrt(counts / max(1, counts.sum())))
+    return {level: np.stack(rows) for level, rows in profiles.items()}

@@ -1,0 +1,146 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+#   language_info:
+#     name: python
+# ---
+
+# %% [markdown]
+# # Summary — tokenizers compared
+# Every metrics JSON of the run, gathered: fine-tuning and linear-probe scores per task and
+# tokenizer (mean ± sd over seeds, ×100 like the paper), per-task rank and average rank, the
+# paper's published number beside ours where one exists, and the classical k-mer-spectrum
+# logistic regression as a reference row. Rows are grouped by **protocol label**: every
+# deviation from the paper's protocol (smaller model, shorter training, subsampled or
+# reduced-train data, truncated inputs) is named there, and rows with different labels are
+# never ranked together.
+
+# %% tags=["parameters"]
+metrics_paths = []
+ablation_runs = []
+out_dir = "results/summary"
+profile = "cpu-default"
+
+# %%
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+
+from vqdna import analysis, study
+
+out = Path(out_dir)
+(out / "figures").mkdir(parents=True, exist_ok=True)
+records = study.with_ablation_defaults(analysis.collect_metrics(metrics_paths), ablation_runs)
+print(f"{len(records)} records from {len(metrics_paths)} files; profile {profile!r}")
+records.groupby("stage").size()
+
+# %% [markdown]
+# ## Fine-tuning (test score at the best dev checkpoint)
+
+# %%
+sections = {}
+for stage, title in [("finetune", "Fine-tuning"), ("linear_probe", "Linear probe (frozen encoder)")]:
+    if not (records["stage"] == stage).any():
+        continue
+    table = analysis.summary_table(records, stage)
+    analysis.write_table(table, out / f"{stage}", analysis.format_summary(table))
+    sections[title] = analysis.format_summary(table)
+    display(Markdown(f"### {title}\n\n" + analysis.markdown(sections[title])))
+
+# %% [markdown]
+# ## Average rank per protocol label
+
+# %%
+ranks = pd.concat([analysis.average_ranks(analysis.summary_table(records, stage)).assign(stage=stage)
+                   for stage in ("finetune", "linear_probe") if (records["stage"] == stage).any()])
+analysis.write_table(ranks, out / "average_ranks")
+display(Markdown(analysis.markdown(ranks)))
+
+# %% [markdown]
+# ## Per-task scores and ranks
+
+# %%
+for stage in ("finetune", "linear_probe"):
+    if (records["stage"] == stage).any():
+        fig = analysis.plot_task_scores(records, stage)
+        fig.savefig(out / "figures" / f"{stage}_scores.png", dpi=120, bbox_inches="tight")
+        plt.show()
+fig = analysis.plot_rank_heatmap(analysis.summary_table(records, "finetune"))
+fig.savefig(out / "figures" / "finetune_ranks.png", dpi=120, bbox_inches="tight")
+
+# %% [markdown]
+# ## Tokenizers: vocabulary / code usage, bp per token, reconstruction
+# Usage = share of the vocabulary (per codebook level) seen on held-out corpus windows.
+
+# %%
+tokenizers = records[(records["stage"] == "tokenizer") & records["ablation_name"].isna()]
+usage = pd.DataFrame({
+    "tokenizer": tokenizers["tokenizer"],
+    "vocabulary": tokenizers["vocab_size"],
+    "usage % per level": [" / ".join(f"{100 * u:.1f}" for u in us) for us in tokenizers["code_usage"]],
+    "perplexity per level": [" / ".join(f"{p:.1f}" for p in ps) for ps in tokenizers["perplexity"]],
+    "bp per token": tokenizers["bp_per_token"].round(2),
+    "reconstruction %": (100 * tokenizers["recon_accuracy"]).round(2),
+})
+analysis.write_table(usage, out / "tokenizers")
+display(Markdown(analysis.markdown(usage)))
+
+# %% [markdown]
+# ## HRQ against every other tokenizer: paired tests across tasks
+# Task means over seeds, paired by task (Wilcoxon signed-rank and paired t-test, scipy).
+# With few tasks these tests have little power; read them with the per-task table.
+
+# %%
+tests = pd.concat([analysis.paired_tests(records, "hrq", stage).assign(stage=stage)
+                   for stage in ("finetune", "linear_probe") if (records["stage"] == stage).any()])
+analysis.write_table(tests, out / "paired_tests")
+display(Markdown(analysis.markdown(tests)))
+
+# %% [markdown]
+# ## Ablations (paper Tables 7–9 and beyond)
+
+# %%
+ablation_names = sorted(records["ablation_name"].dropna().unique())
+for name in ablation_names:
+    table = analysis.ablation_table(records, name)
+    analysis.write_table(table.reset_index(), out / f"ablation_{name}")
+    display(Markdown(f"### {name}\n\n" + analysis.markdown(table.reset_index())))
+    fig = analysis.plot_ablation(records, name)
+    fig.savefig(out / "figures" / f"ablation_{name}.png", dpi=120, bbox_inches="tight")
+    plt.show()
+if not ablation_names:
+    print("ablations are off (config ablations.enabled: false)")
+
+# %% [markdown]
+# ## The paper's claims at this scale
+# "holds" / "does not hold" / "inconclusive (reason)"; differences within seed noise are
+# inconclusive. Our numbers come from a far smaller model and corpus than the paper's
+# (see the protocol labels above), so a verdict here is about this scale only.
+
+# %%
+verdicts = analysis.claim_verdicts(records)
+analysis.write_table(verdicts, out / "claims")
+display(Markdown(analysis.markdown(verdicts)))
+
+# %%
+lines = [f"# vqdna results (profile `{profile}`)", "",
+         "Scores ×100 (MCC; macro-F1 where the task's metric is F1), mean ± sd over seeds.", ""]
+for title, table in sections.items():
+    lines += [f"## {title}", "", analysis.markdown(table)]
+lines += ["## Average rank", "", analysis.markdown(ranks), "## Tokenizers", "", analysis.markdown(usage),
+          "## Paired tests (HRQ vs others)", "", analysis.markdown(tests),
+          "## Claims", "", analysis.markdown(verdicts)]
+for name in ablation_names:
+    lines += [f"## Ablation: {name}", "", (out / f"ablation_{name}.md").read_text()]
+(out / "results.md").write_text("\n".join(lines))
+records.drop(columns=[c for c in ("confusion_matrix", "settings", "spec") if c in records]).to_csv(
+    out / "results.csv", index=False)
