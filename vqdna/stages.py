@@ -21,6 +21,8 @@ from vqdna.encoder import EncoderConfig, MaskedLM, SequenceClassifier, Transform
 from vqdna.tokenizers import N_SPECIAL, CodebookTokenizer, Tokenizer, build_tokenizer, load_tokenizer
 from vqdna.vqvae import VQVAE, VQVAEConfig, fit_vqvae, tokenizer_stats
 
+#: held-out windows scored during training (the final statistics use all of them)
+EVAL_WINDOWS = 512
 #: profile name of the paper's own settings (config/paper.yaml); any other profile is a deviation
 PAPER_PROFILE = "paper"
 SMALL_MODEL = "small model and short training"
@@ -34,6 +36,11 @@ def read_windows(path) -> list[str]:
     if not windows:
         raise ValueError(f"{path}: no windows")
     return windows
+
+
+def _spread(windows: list[str], n: int = EVAL_WINDOWS) -> list[str]:
+    """At most ``n`` windows evenly spread over the list (which is ordered by genome)."""
+    return windows[::max(1, -(-len(windows) // n))]
 
 
 def _device(device: str | None) -> str | None:
@@ -57,7 +64,7 @@ def train_tokenizer(spec: dict, train_windows: list[str], val_windows: list[str]
     config = VQVAEConfig(**{k: v for k, v in spec.items() if k in fields})
     training.seed_everything(seed)
     model = VQVAE(config)
-    history = fit_vqvae(model, train_windows, val_windows, steps=spec["steps"], batch_size=spec["batch_size"],
+    history = fit_vqvae(model, train_windows, _spread(val_windows), steps=spec["steps"], batch_size=spec["batch_size"],
                         lr=spec["lr"], seed=seed, warmup_steps=spec.get("warmup_steps", 0),
                         eval_every=max(1, spec["steps"] // 10), device=_device(device), progress=progress)
     return build_tokenizer(kind, model=model.cpu().eval()), history
@@ -137,7 +144,7 @@ def pretrain(model: MaskedLM, tokenizer: Tokenizer, train_windows: list[str], va
     return training.pretrain_mlm(
         model, tokenizer, train_windows, steps=settings["steps"], batch_size=settings["batch_size"],
         lr=settings["lr"], mask_ratio=settings["mask_ratio"], max_length=settings["max_tokens"], seed=seed,
-        warmup_steps=settings.get("warmup_steps", 0), val_sequences=val_windows,
+        warmup_steps=settings.get("warmup_steps", 0), val_sequences=_spread(val_windows),
         eval_every=max(1, settings["steps"] // 10), device=_device(device), progress=progress)
 
 

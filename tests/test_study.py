@@ -1,0 +1,72 @@
+"""The study plan: tokenizer / model / ablation variants expand as the config says."""
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vqdna import stages, study
+
+CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())
+
+
+def with_ablations(**knobs):
+    config = copy.deepcopy(CONFIG)
+    config["ablations"] = {"enabled": True, "tokenizers": ["vq", "hrq"], **knobs}
+    return config
+
+
+def test_compared_models_are_the_config_tokenizers_and_nothing_else_without_ablations():
+    assert study.compared_models(CONFIG) == list(CONFIG["tokenizers"])
+    assert study.ablation_runs(CONFIG) == []
+    assert study.all_tokenizers(CONFIG) == list(CONFIG["tokenizers"])
+
+
+def test_tokenizer_spec_merges_vqvae_defaults_and_applies_the_override():
+    spec = study.tokenizer_spec(CONFIG, "hrq~codebook_size=128")
+    assert spec["type"] == "hrq" and spec["levels"] == 2 and spec["codebook_size"] == 128
+    assert spec["dim"] == CONFIG["vqvae"]["dim"]
+    assert study.tokenizer_spec(CONFIG, "vq~ema=false")["ema"] is False
+    assert study.tokenizer_spec(CONFIG, "kmer6") == CONFIG["tokenizers"]["kmer6"]
+    with pytest.raises(KeyError, match="unknown tokenizer"):
+        study.tokenizer_spec(CONFIG, "nope")
+    with pytest.raises(KeyError, match="not a tokenizer ablation"):
+        study.tokenizer_spec(CONFIG, "hrq~epochs=3")
+
+
+def test_mask_ratio_variants_reuse_the_base_tokenizer():
+    spec = study.model_spec(CONFIG, "hrq~mask_ratio=0.15")
+    assert spec["tokenizer"] == "hrq" and spec["pretrain"]["mask_ratio"] == 0.15
+    assert study.model_spec(CONFIG, "hrq~stride=2")["tokenizer"] == "hrq~stride=2"
+
+
+def test_ablation_runs_expand_each_knob_and_map_the_default_value_to_the_base_model():
+    default_k = CONFIG["vqvae"]["codebook_size"]
+    config = with_ablations(codebook_size=[default_k // 2, default_k], levels=[1, 2, 3], mask_ratio=[0.15, 0.25])
+    runs = study.ablation_runs(config)
+    by_key = {(r["tokenizer_base"], r["ablation"], r["value"]): r for r in runs}
+    assert by_key[("hrq", "codebook_size", default_k)]["model"] == "hrq"  # the default is the base run
+    assert by_key[("hrq", "codebook_size", default_k // 2)]["model"] == f"hrq~codebook_size={default_k // 2}"
+    assert ("vq", "levels", 3) not in by_key  # levels applies to HRQ only
+    assert by_key[("hrq", "levels", 1)]["model"] == "hrq~levels=1"
+    assert by_key[("vq", "mask_ratio", 0.15)]["tokenizer"] == "vq"
+    assert len(runs) == 2 * 2 + 3 + 2 * 2
+    # every ablation tokenizer is trained once, whatever number of runs use it
+    assert len(study.all_tokenizers(config)) == len(set(study.all_tokenizers(config)))
+
+
+def test_code_dim_default_null_means_dim():
+    config = with_ablations(code_dim=[CONFIG["vqvae"]["dim"], 2 * CONFIG["vqvae"]["dim"]])
+    assert [r["model"] for r in study.ablation_runs(config) if r["tokenizer_base"] == "vq"] == [
+        "vq", f"vq~code_dim={2 * CONFIG['vqvae']['dim']}"]
+
+
+def test_records_name_their_ablation():
+    assert stages.ablation_of("hrq") is None
+    assert stages.ablation_of("hrq~stride=4") == {"name": "stride", "value": 4}
+    assert stages.ablation_of("vq~ema=false") == {"name": "ema", "value": False}
+
+
+def test_data_notes_become_shared_protocol_categories():
+    notes = ["train subsampled to 1500 of 4904 (stratified, seed 0)", "reduced-train: official train.csv absent"]
+    assert stages.deviation_tags(notes) == ["reduced-train", "train subsampled"]
