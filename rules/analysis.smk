@@ -2,42 +2,15 @@
 # and the SARS-CoV-2 mutation study (paper Fig. 5).
 
 
-def ablation_metrics():
-    """Metrics files of every ablation run (empty when ablations are off)."""
-    if not ABLATION_RUNS:
-        return []
-    probe_task = [tuple(config["ablations"]["probe_task"].split("/"))]
-    finetune_tasks = [tuple(t.split("/")) for t in config["ablations"]["finetune_tasks"]]
-    paths = []
-    for run in ABLATION_RUNS:
-        paths += tokenizer_metrics([run["tokenizer"]])
-        if run["ablation"] in study.PRETRAIN_ABLATIONS:
-            paths += finetune_metrics([run["model"]], finetune_tasks)
-        else:
-            paths += probe_metrics([run["model"]], probe_task)
-    return sorted(set(paths))
-
-
-def sarscov2_enabled():
-    from pathlib import Path
-
-    return config["sarscov2"]["enabled"] and sarscov2_dir().is_dir()
-
-
-def sarscov2_dir():
-    from pathlib import Path
-
-    return Path(config["data"].get("shared_dir") or "") / "sars_cov_2"
-
-
 rule sarscov2:
     input:
         notebook="notebooks/sarscov2.py",
         tokenizers=[tokenizer_dir(t) for t in config["sarscov2"]["tokenizers"]],
     output:
         metrics=f"{W}/sarscov2/metrics.json",
+        umap=report(f"{W}/sarscov2/umap.png", category="SARS-CoV-2"),
         notebook=f"{W}/sarscov2/sarscov2.ipynb",
-        html=f"{W}/sarscov2/sarscov2.html",
+        html=report(f"{W}/sarscov2/sarscov2.html", category="Notebooks"),
     params:
         nb=lambda wc, input, output, threads: nb_params(
             data_dir=str(sarscov2_dir()),
@@ -49,6 +22,8 @@ rule sarscov2:
             seed=0,
             threads=threads,
         ),
+    conda:
+        "../environment.yml"
     log:
         f"{W}/logs/sarscov2.log",
     benchmark:

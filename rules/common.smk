@@ -3,7 +3,7 @@ import json
 import shlex
 from pathlib import Path
 
-from vqdna import study, suites
+from vqdna import stages, study, suites
 
 W = config["workdir"]
 TASKS = suites.enabled_tasks(config)  # [(suite, task)], tasks whose data is absent are dropped
@@ -68,7 +68,28 @@ def tokenizer_metrics(names=None):
 
 
 def all_targets():
-    targets = [f"{W}/summary/results.md", f"{W}/summary/efficiency.md"]
-    if sarscov2_enabled():
-        targets.append(f"{W}/sarscov2/sarscov2.html")
-    return targets
+    return [f"{W}/index.md"]
+
+
+def ablation_metrics():
+    """Metrics files of every ablation run (empty when ablations are off)."""
+    if not ABLATION_RUNS:
+        return []
+    probe_task = [study.parse_task(config["ablations"]["probe_task"])]
+    finetune_tasks = [study.parse_task(t) for t in config["ablations"]["finetune_tasks"]]
+    paths = []
+    for run in ABLATION_RUNS:
+        paths += tokenizer_metrics([run["tokenizer"]])
+        if run["ablation"] in study.PRETRAIN_ABLATIONS:
+            paths += finetune_metrics([run["model"]], finetune_tasks)
+        else:
+            paths += probe_metrics([run["model"]], probe_task)
+    return sorted(set(paths))
+
+
+def sarscov2_enabled():
+    return config["sarscov2"]["enabled"] and sarscov2_dir().is_dir()
+
+
+def sarscov2_dir():
+    return Path(config["data"].get("shared_dir") or "") / "sars_cov_2"

@@ -5,6 +5,8 @@ rule prepare_task:
     """One labelled task -> train/dev/test.csv + meta.json (written atomically)."""
     output:
         directory(f"{W}/data/{{suite}}/{{task}}"),
+    conda:
+        "../environment.yml"
     log:
         f"{W}/logs/data/{{suite}}/{{task}}.log",
     resources:
@@ -18,6 +20,8 @@ rule corpus:
     with a provenance manifest."""
     output:
         directory(f"{W}/corpus"),
+    conda:
+        "../environment.yml"
     log:
         f"{W}/logs/corpus.log",
     params:
@@ -26,15 +30,4 @@ rule corpus:
     resources:
         **job_resources("light"),
     run:
-        from vqdna import corpus
-
-        sources = corpus.embedded_genomes() + list(params.corpus.get("extra_fasta", []))
-        corpus.write_corpus(
-            sources,
-            output[0],
-            length=params.corpus["window"],
-            max_windows=params.corpus["max_windows"],
-            max_n_fraction=params.corpus.get("max_n_fraction", 0.01),
-            val_fraction=params.corpus.get("val_fraction", 0.1),
-            seed=params.seed,
-        )
+        stages.build_corpus(params.corpus, output[0], seed=params.seed)

@@ -27,6 +27,8 @@ rule pretrain:
             device=config["device"],
             profile=config["profile"],
         ),
+    conda:
+        "../environment.yml"
     log:
         f"{W}/logs/pretrain/{{model}}.log",
     benchmark:
@@ -61,6 +63,8 @@ rule finetune:
             device=config["device"],
             profile=config["profile"],
         ),
+    conda:
+        "../environment.yml"
     log:
         f"{W}/logs/finetune/{{suite}}/{{task}}/{{model}}/seed{{seed}}.log",
     benchmark:
@@ -95,6 +99,8 @@ rule linear_probe:
             device=config["device"],
             profile=config["profile"],
         ),
+    conda:
+        "../environment.yml"
     log:
         f"{W}/logs/linear_probe/{{suite}}/{{task}}/{{model}}/seed{{seed}}.log",
     benchmark:
@@ -112,6 +118,8 @@ rule kmer_baseline:
         task=task_dir,
     output:
         metrics=f"{W}/baseline/{{suite}}/{{task}}/metrics.json",
+    conda:
+        "../environment.yml"
     log:
         f"{W}/logs/baseline/{{suite}}/{{task}}.log",
     benchmark:
@@ -119,7 +127,4 @@ rule kmer_baseline:
     resources:
         **job_resources("light"),
     run:
-        from vqdna import data, stages
-
-        record = stages.kmer_baseline_record(data.read_task(input.task), config["profile"])
-        Path(output.metrics).write_text(json.dumps(record, indent=2))
+        stages.write_kmer_baseline(input.task, output.metrics, config["profile"])

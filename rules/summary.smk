@@ -12,10 +12,12 @@ rule summary:
         tokenizers=tokenizer_metrics(study.all_tokenizers(config)),
         ablations=lambda wc: ablation_metrics(),
     output:
-        table=f"{S}/results.csv",
+        table=report(f"{S}/results.csv", category="Results"),
         markdown=f"{S}/results.md",
+        scores=report(f"{S}/figures/finetune_scores.png", category="Results"),
+        ranks=report(f"{S}/figures/finetune_ranks.png", category="Results"),
         notebook=f"{S}/summary.ipynb",
-        html=f"{S}/summary.html",
+        html=report(f"{S}/summary.html", category="Notebooks"),
     params:
         nb=lambda wc, input, output: nb_params(
             metrics_paths=list(input.finetune) + list(input.probe) + list(input.baseline)
@@ -24,6 +26,8 @@ rule summary:
             out_dir=S,
             profile=config["profile"],
         ),
+    conda:
+        "../environment.yml"
     log:
         f"{W}/logs/summary.log",
     resources:
@@ -39,10 +43,11 @@ rule efficiency:
         tokenizers=[tokenizer_dir(study.model_spec(config, m)["tokenizer"]) for m in MODELS],
         corpus=rules.corpus.output[0],
     output:
-        table=f"{S}/efficiency.csv",
+        table=report(f"{S}/efficiency.csv", category="Efficiency"),
         markdown=f"{S}/efficiency.md",
+        figure=report(f"{S}/figures/efficiency.png", category="Efficiency"),
         notebook=f"{S}/efficiency.ipynb",
-        html=f"{S}/efficiency.html",
+        html=report(f"{S}/efficiency.html", category="Notebooks"),
     params:
         nb=lambda wc, input, output, threads: nb_params(
             models=MODELS,
@@ -55,6 +60,8 @@ rule efficiency:
             threads=threads,
             profile=config["profile"],
         ),
+    conda:
+        "../environment.yml"
     log:
         f"{W}/logs/efficiency.log",
     benchmark:
@@ -64,3 +71,19 @@ rule efficiency:
         **job_resources("light"),
     shell:
         RUN_NOTEBOOK
+
+
+rule index:
+    """results/index.md: links to the tables, figures and every rendered notebook."""
+    input:
+        summary=rules.summary.output.html,
+        efficiency=rules.efficiency.output.html,
+        sarscov2=lambda wc: rules.sarscov2.output.html if sarscov2_enabled() else [],
+    output:
+        f"{W}/index.md",
+    conda:
+        "../environment.yml"
+    log:
+        f"{W}/logs/index.log",
+    run:
+        stages.write_index(W, output[0], config["profile"])

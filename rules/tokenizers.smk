@@ -24,6 +24,8 @@ rule train_tokenizer:
             device=config["device"],
             profile=config["profile"],
         ),
+    conda:
+        "../environment.yml"
     log:
         f"{W}/logs/tokenizers/{{tokenizer}}.log",
     benchmark:

@@ -112,3 +112,15 @@ def test_annotation_task_splits_do_not_leak(kind, species, classes):
         assert (runs != runs.shift()).sum() <= provenance["n_blocks"]
     assert provenance["per_class"] == {n: 400 for n in names}
     assert 0.7 < len(splits["train"]) / len(frame) < 0.9
+
+
+def test_pretraining_corpus_never_contains_embedded_dev_or_test_sequence(tmp_path):
+    """Embedded tasks hold out the chromosome tail, which the corpus holds out too."""
+    from vqdna import corpus
+
+    splits, _, _ = corpus.annotation_task("species", n_per_class=200, length=200)
+    corpus.write_corpus(corpus.embedded_genomes()[:3], tmp_path / "corpus", length=128, val_fraction=0.2, seed=0)
+    train_text = "|".join((tmp_path / "corpus" / "train.txt").read_text().split())
+    held_out = list(splits["dev"]["sequence"]) + list(splits["test"]["sequence"])
+    assert held_out and not any(seq[:64] in train_text for seq in held_out)
+    assert any(seq[:64] in train_text for seq in splits["train"]["sequence"][:50])  # the check can fail

@@ -210,13 +210,17 @@ def _sample(windows, max_windows: int | None, seed: int) -> dict[str, list[str]]
 
 # ---------------------------------------------------------------- annotation-derived tasks
 
-def block_splits(n_blocks: int, fractions: dict[str, float], seed: int) -> np.ndarray:
-    """Split name of each of ``n_blocks`` equal blocks of a chromosome (seeded, in proportion)."""
-    names = list(fractions)
+def block_splits(n_blocks: int, fractions: dict[str, float]) -> np.ndarray:
+    """Split name of each of ``n_blocks`` equal blocks of a chromosome, in proportion, with the
+    held-out splits at the chromosome's tail (train first, then dev, then test). The corpus holds
+    out the tail of a single-chromosome genome too (``validation_regions``), so with
+    ``corpus.val_fraction`` >= the dev + test fraction, pre-training never sees a dev or test
+    window of the annotation-derived tasks."""
+    names = [name for name in SPLITS if name in fractions]
     counts = np.floor(np.array([fractions[n] for n in names]) / sum(fractions.values()) * n_blocks).astype(int)
     counts = np.maximum(counts, 1)
     counts[0] = n_blocks - counts[1:].sum()
-    return np.random.default_rng(seed).permutation(np.repeat(names, counts))
+    return np.repeat(names, counts)
 
 
 def tile_windows(genome: dict, length: int, block_of_split: np.ndarray,
@@ -270,7 +274,7 @@ def annotation_task(kind: str, species: list[str] | None = None, length: int = 2
         genomes = [g for g in genomes if g["gff"]]
     if not genomes:
         raise ValueError(f"no embedded genome fits kind={kind!r}, species={species}")
-    block_of_split = block_splits(n_blocks, fractions, seed)
+    block_of_split = block_splits(n_blocks, fractions)
     frames = []
     for genome in genomes:
         frame = tile_windows(genome, length, block_of_split, max_n_fraction)

@@ -10,6 +10,7 @@ share one ``protocol`` label in the tables; details (sizes, epochs) live in othe
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,19 @@ def _spread(windows: list[str], n: int = EVAL_WINDOWS) -> list[str]:
 
 def _device(device: str | None) -> str | None:
     return None if device in (None, "auto") else device
+
+
+# ------------------------------------------------------------------------------- corpus
+
+def build_corpus(settings: dict, out_dir, seed: int = 0) -> None:
+    """The pre-training corpus of the config's ``corpus`` section: windows of the embedded
+    genomes plus any ``extra_fasta``, with a provenance manifest."""
+    from vqdna import corpus
+
+    corpus.write_corpus(corpus.embedded_genomes() + list(settings.get("extra_fasta", [])), out_dir,
+                        length=settings["window"], max_windows=settings["max_windows"],
+                        max_n_fraction=settings.get("max_n_fraction", 0.01),
+                        val_fraction=settings.get("val_fraction", 0.1), seed=seed)
 
 
 # ------------------------------------------------------------------------------- stage 1
@@ -234,6 +248,14 @@ def kmer_baseline_record(task: tuple[dict, dict], profile: str) -> dict:
             "ablation": None, "profile": profile}
 
 
+def write_kmer_baseline(task_dir, out_path, profile: str) -> None:
+    """The baseline job: prepared task folder -> metrics JSON."""
+    from vqdna import data
+
+    record = kmer_baseline_record(data.read_task(task_dir), profile)
+    Path(out_path).write_text(json.dumps(record, indent=2))
+
+
 def evaluation_record(stage: str, task: tuple[dict, dict], name: str, seed: int, result: dict, profile: str,
                       settings: dict | None = None) -> dict:
     """The metrics JSON of a fine-tuning / linear-probe job: test scores (fractions), the task's
@@ -306,3 +328,24 @@ def token_profiles(tokenizer: Tokenizer, genomes: list[str]) -> dict[str, np.nda
         for level, counts in usage_counts(tokenizer, [genome]).items():
             profiles.setdefault(level, []).append(np.sqrt(counts / max(1, counts.sum())))
     return {level: np.stack(rows) for level, rows in profiles.items()}
+
+
+# ------------------------------------------------------------------------------- index page
+
+def write_index(workdir, out_path, profile: str) -> None:
+    """A Markdown page linking the gathered results and every rendered notebook of the run
+    (per-job notebooks are local files: git tracks only the summary ones)."""
+    workdir, out_path = Path(workdir), Path(out_path)
+    lines = [f"# vqdna results — profile `{profile}`", "",
+             "- [Results tables (Markdown)](summary/results.md) · [CSV](summary/results.csv)",
+             "- [Summary notebook](summary/summary.html) · [Efficiency](summary/efficiency.html)"]
+    if (workdir / "sarscov2" / "sarscov2.html").exists():
+        lines.append("- [SARS-CoV-2 analysis (paper Fig. 5)](sarscov2/sarscov2.html)")
+    lines += ["", "## Rendered job notebooks (present after a local run)", ""]
+    for stage in ("tokenizers", "models", "finetune", "linear_probe"):
+        pages = sorted(workdir.glob(f"{stage}/**/*.html"))
+        if pages:
+            lines.append(f"### {stage} ({len(pages)})\n")
+            lines += [f"- [{page.parent.relative_to(workdir / stage)}]({page.relative_to(workdir)})" for page in pages]
+            lines.append("")
+    out_path.write_text("\n".join(lines) + "\n")

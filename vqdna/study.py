@@ -97,6 +97,14 @@ def _same(current, value) -> bool:
     return float(current) == float(value)
 
 
+def parse_task(name: str) -> tuple[str, str]:
+    """``"covid_mini/who_variant"`` -> ``("covid_mini", "who_variant")``."""
+    suite, sep, task = name.partition("/")
+    if not (suite and sep and task):
+        raise ValueError(f"task {name!r} must be written suite/task")
+    return suite, task
+
+
 def compared_models(config: dict) -> list[str]:
     """The tokenizers of the main comparison (every config tokenizer, in config order)."""
     return list(config["tokenizers"])
