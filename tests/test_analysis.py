@@ -188,6 +188,19 @@ def test_ablation_and_usage_verdicts(tmp_path):
     assert _verdict(table, "tokenizer ordering") == "inconclusive (not run: vq, bpe, kmer6, char)"
     low = an.claim_verdicts(frame(records, tmp_path), usage={"vq": 0.8, "hrq": 1.0, "kmer6": 0.47})
     assert _verdict(low, "codebooks use all codes") == "does not hold"
+    saturated = an.claim_verdicts(frame(records, tmp_path), usage={"vq": 1.0, "hrq": 1.0, "kmer6": 0.95})
+    assert _verdict(saturated, "codebooks use all codes") == "does not hold"  # 6-mer not "far fewer"
+
+
+def test_tokenizer_comparison_puts_task_usage_beside_probe_and_finetune(tmp_path):
+    records = [clf("tf_0", t, s, score + 0.01 * s) for t, score in (("hrq", 0.7), ("kmer6", 0.6)) for s in range(3)]
+    records += [{**clf("tf_0", t, 0, score, stage="linear_probe"), "vocab_usage": usage}
+                for t, score, usage in (("hrq", 0.5, [1.0, 0.9]), ("kmer6", 0.4, [0.47]))]
+    table = an.tokenizer_comparison(frame(records, tmp_path)).set_index("tokenizer")
+    assert table.loc["hrq", "usage %"] == pytest.approx(90.0)  # lowest level
+    assert table.loc["kmer6", "usage %"] == pytest.approx(47.0)
+    assert table.loc["hrq", "fine-tune"] == pytest.approx(71.0) and table.loc["hrq", "linear probe"] == 50.0
+    assert table.loc["kmer6", "fine-tune sd"] == pytest.approx(1.0)
 
 
 def test_ablation_table_puts_paper_numbers_beside_ours(tmp_path):

@@ -19,14 +19,6 @@ from vqdna.training import (embed_sequences, finetune, linear_probe, load_checkp
 TINY = EncoderConfig(layers=1, dim=32, heads=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The CI machine is shared: one intra-op thread keeps these tests polite (and timings stable)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def char():

@@ -20,14 +20,6 @@ SIMPLE = [("char", {}), ("kmer", {"k": 6, "stride": 1}), ("kmer", {"k": 6, "stri
 CODEBOOK = [("vq", {"levels": 1}), ("hrq", {"levels": 2, "stride": 2})]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread is several times faster than two on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def bpe(genome_windows):

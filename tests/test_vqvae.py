@@ -20,16 +20,6 @@ SMALL = dict(stem_dim=32, dim=32, depth=2, codebook_size=32, decay=0.9)
 FIT = dict(steps=100, batch_size=32, lr=3e-3, warmup_steps=20, eval_every=50, progress=False)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """These small models train ~5x faster on one thread when the 2 CPU cores are shared
-    (measured: 16 s vs 79 s for the hrq training at load 5); restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def batch_of(windows, n=4, length=None) -> torch.Tensor:
     return torch.stack([torch.from_numpy(to_indices(w[:length])).long() for w in windows[:n]])
 

@@ -226,12 +226,15 @@ def finetune(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], settings
 
 def linear_probe(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], max_tokens: int = 512,
                  seed: int = 0, device: str | None = "auto") -> dict:
-    """Frozen pre-trained encoder -> logistic regression on the task's train split, scored on test."""
+    """Frozen pre-trained encoder -> logistic regression on the task's train split, scored on test.
+    Also measures the vocabulary usage on the task's training sequences (paper Table 1: share
+    of the vocabulary, per codebook level, that the task's data uses)."""
     splits, _ = task
     max_length, truncated = _max_tokens(tokenizer, splits, max_tokens)
     result = training.linear_probe(load_encoder(model_path, tokenizer), tokenizer, _xy(splits["train"]),
                                    _xy(splits["test"]), seed=seed, max_length=max_length, device=_device(device))
-    return {**result, "max_tokens": max_length, "truncated_fraction": truncated}
+    usage = [float((counts > 0).mean()) for counts in usage_counts(tokenizer, list(splits["train"]["sequence"])).values()]
+    return {**result, "max_tokens": max_length, "truncated_fraction": truncated, "vocab_usage": usage}
 
 
 def kmer_baseline_record(task: tuple[dict, dict], profile: str) -> dict:
@@ -274,6 +277,7 @@ def evaluation_record(stage: str, task: tuple[dict, dict], name: str, seed: int,
         "notes": notes, "paper": meta.get("paper", {}), "ablation": ablation_of(name),
         "profile": profile, "settings": result.get("settings", settings), "max_tokens": result["max_tokens"],
         "truncated_fraction": result["truncated_fraction"], "confusion_matrix": result["confusion_matrix"],
+        "vocab_usage": result.get("vocab_usage"),
     }
 
 
