@@ -31,3 +31,17 @@ rule corpus:
         **job_resources("light"),
     run:
         stages.build_corpus(params.corpus, output[0], seed=params.seed)
+
+
+rule download_gue:
+    """Online users: `snakemake --cores 1 download_gue --config data='{gue_download: {sha256: <hash>}}'`.
+    Fetches the official GUE archive into data.gue_dir, checks its sha256 and unpacks it; offline
+    it fails at once, saying where to put the files (vqdna.suites.download_gue)."""
+    output:
+        touch(f"{W}/logs/gue_download.done"),
+    conda:
+        "../environment.yml"
+    log:
+        f"{W}/logs/gue_download.log",
+    run:
+        suites.download_gue(config)
