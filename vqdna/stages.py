@@ -286,13 +286,14 @@ def evaluation_record(stage: str, task: tuple[dict, dict], name: str, seed: int,
 # ------------------------------------------------------------------------------- efficiency
 
 def efficiency_row(name: str, model_path, tokenizer: Tokenizer, sequences: list[str], seq_len: int = 512,
-                   batch_size: int = 32, min_seconds: float = 1.0) -> dict:
+                   batch_size: int = 32, min_seconds: float = 1.0, n_sequences: int = 128) -> dict:
     """The paper's Table 2 columns for one tokenizer + encoder: parameters and forward FLOPs of
     each at ``seq_len`` bp (the encoder sees as many tokens as the tokenizer makes of ``seq_len``
-    bp), tokens per sequence, and measured throughput (tokenizer bp/s, encoder sequences/s)."""
+    bp), tokens per sequence (over ``n_sequences`` sequences spread over the input), and
+    measured throughput (tokenizer bp/s, encoder sequences/s)."""
     from vqdna import efficiency
 
-    windows = [s[:seq_len] for s in sequences if len(s) >= seq_len] or sequences
+    windows = _spread([s[:seq_len] for s in sequences if len(s) >= seq_len] or sequences, n_sequences)
     encoder = load_encoder(model_path, tokenizer).eval()
     tokens = efficiency.tokens_per_sequence(tokenizer, windows)
     n_tokens = int(round(tokens["mean"])) + 2
