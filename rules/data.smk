@@ -34,7 +34,7 @@ rule corpus:
 
 
 rule download_gue:
-    """Online users: `snakemake --cores 1 download_gue --config data='{gue_download: {sha256: <hash>}}'`.
+    """Online users: `snakemake --cores 1 download_gue` with data.gue_download.sha256 in the config.
     Fetches the official GUE archive into data.gue_dir, checks its sha256 and unpacks it; offline
     it fails at once, saying where to put the files (vqdna.suites.download_gue)."""
     output:

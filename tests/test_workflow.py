@@ -67,8 +67,9 @@ def test_smoke_run_end_to_end(tmp_path):
     # nothing left to do, and a changed fine-tuning parameter reruns exactly the fine-tuning jobs
     assert "Nothing to be done" in snakemake("-n", "--configfile", "config/smoke.yaml", "--config",
                                              f"workdir={tmp_path}").stdout
-    dry = snakemake("-n", "--configfile", "config/smoke.yaml", "--config", f"workdir={tmp_path}",
-                    "finetune={epochs: 2, lr: 0.001, batch_size: 16, patience: 1, max_tokens: 130}")
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump({"finetune": {**config["finetune"], "epochs": 2}}))
+    dry = snakemake("-n", "--configfile", "config/smoke.yaml", str(changed), "--config", f"workdir={tmp_path}")
     jobs = {line.split()[0]: int(line.split()[1]) for line in dry.stdout.splitlines()
             if len(line.split()) == 2 and line.split()[1].isdigit()}
     assert jobs.get("finetune") == len(tasks) * len(tokenizers) * len(config["seeds"])
