@@ -62,7 +62,7 @@ labels["lineage"] = labels["who"].replace("", "pre-VOC")
 per_lineage = max(2, n_genomes // labels["lineage"].nunique())  # balanced, seeded sample
 chosen = labels.sample(frac=1, random_state=seed).groupby("lineage").head(per_lineage).reset_index(drop=True)
 genomes_by_name = data.read_fasta(data_dir / "nextclade_examples_union.fasta")
-genomes = [normalize(genomes_by_name[name]) for name in chosen["name"]]
+genomes = [normalize(genomes_by_name[name.split()[0]]) for name in chosen["name"]]  # FASTA ids end at a space
 reference = normalize(next(iter(data.read_fasta(data_dir / "ncov_reference_seq.fasta").values())))
 clades = sarscov2.read_clades(data_dir / "ncov_clades.tsv")
 chosen["lineage"].value_counts()
