@@ -13,6 +13,7 @@ rule pretrain:
         notebook=f"{W}/models/{{model}}/pretrain.ipynb",
         html=f"{W}/models/{{model}}/pretrain.html",
     params:
+        settings=lambda wc: {**study.model_spec(config, wc.model), "encoder": config["encoder"]},  # tracked: a change reruns the job (nb below is derived from paths)
         nb=lambda wc, input, output, threads: nb_params(
             name=wc.model,
             tokenizer_path=input.tokenizer,
@@ -51,6 +52,7 @@ rule finetune:
         notebook=f"{W}/finetune/{{suite}}/{{task}}/{{model}}/seed{{seed}}/finetune.ipynb",
         html=f"{W}/finetune/{{suite}}/{{task}}/{{model}}/seed{{seed}}/finetune.html",
     params:
+        settings=config["finetune"],  # tracked: a change reruns the job (nb below is derived from paths)
         nb=lambda wc, input, output, threads: nb_params(
             model_name=wc.model,
             task_dir=input.task,
@@ -87,6 +89,7 @@ rule linear_probe:
         notebook=f"{W}/linear_probe/{{suite}}/{{task}}/{{model}}/seed{{seed}}/linear_probe.ipynb",
         html=f"{W}/linear_probe/{{suite}}/{{task}}/{{model}}/seed{{seed}}/linear_probe.html",
     params:
+        settings=config["pretrain"]["max_tokens"],  # tracked: a change reruns the job (nb below is derived from paths)
         nb=lambda wc, input, output, threads: nb_params(
             model_name=wc.model,
             task_dir=input.task,

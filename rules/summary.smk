@@ -19,6 +19,7 @@ rule summary:
         notebook=f"{S}/summary.ipynb",
         html=report(f"{S}/summary.html", category="Notebooks"),
     params:
+        settings={"ablations": ABLATION_RUNS, "profile": config["profile"]},  # tracked: a change reruns the job (nb below is derived from paths)
         nb=lambda wc, input, output: nb_params(
             metrics_paths=list(input.finetune) + list(input.probe) + list(input.baseline)
             + list(input.tokenizers) + list(input.ablations),
@@ -49,6 +50,7 @@ rule efficiency:
         notebook=f"{S}/efficiency.ipynb",
         html=report(f"{S}/efficiency.html", category="Notebooks"),
     params:
+        settings=config["encoder"],  # tracked: a change reruns the job (nb below is derived from paths)
         nb=lambda wc, input, output, threads: nb_params(
             models=MODELS,
             model_paths=list(input.models),

@@ -12,6 +12,7 @@ rule train_tokenizer:
         notebook=f"{W}/tokenizers/{{tokenizer}}/train_tokenizer.ipynb",
         html=f"{W}/tokenizers/{{tokenizer}}/train_tokenizer.html",
     params:
+        settings=lambda wc: study.tokenizer_spec(config, wc.tokenizer),  # tracked: a change reruns the job (nb below is derived from paths)
         nb=lambda wc, input, output, threads: nb_params(
             name=wc.tokenizer,
             spec=study.tokenizer_spec(config, wc.tokenizer),

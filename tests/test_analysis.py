@@ -227,11 +227,6 @@ def test_kmer_spectrum_counts_skip_n_and_sequence_ends():
     assert an.kmer_spectrum(["ACGTACGT"] * 2).shape == (2, 64 + 256 + 1024 + 4096)
 
 
-def test_vocabulary_usage():
-    assert an.vocabulary_usage([np.array([2, 5, 6, 6]), np.array([[7, 3]])], vocab_size=4, offset=5) == 0.75
-    assert an.vocabulary_usage([np.arange(10)], vocab_size=20) == 0.5
-
-
 def test_kmer_spectrum_baseline_on_gue_core_promoter(shared_data):
     folder = shared_data / "GUE" / "prom" / "prom_core_tata"
     if not folder.is_dir():

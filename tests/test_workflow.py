@@ -73,4 +73,4 @@ def test_smoke_run_end_to_end(tmp_path):
     jobs = {line.split()[0]: int(line.split()[1]) for line in dry.stdout.splitlines()
             if len(line.split()) == 2 and line.split()[1].isdigit()}
     assert jobs.get("finetune") == len(tasks) * len(tokenizers) * len(config["seeds"])
-    assert set(jobs) - {"total", "finetune", "summary"} == set(), jobs
+    assert set(jobs) - {"total", "finetune", "summary", "index", "all"} == set(), jobs

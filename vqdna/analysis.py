@@ -356,15 +356,6 @@ def kmer_spectrum_baseline(train: pd.DataFrame, test: pd.DataFrame, seed: int = 
     }
 
 
-def vocabulary_usage(id_arrays: Iterable[np.ndarray], vocab_size: int, offset: int = 0) -> float:
-    """Share of the ``vocab_size`` ids ``offset .. offset+vocab_size-1`` that occur in the arrays
-    (Table 1 "token usage"). Regular token ids start at 5, so pass ``offset=5`` for tokenizer
-    ids; per-level codes use ``offset=0``. Ids outside the range (special tokens) are ignored."""
-    seen = np.unique(np.concatenate([np.asarray(a).ravel() for a in id_arrays]))
-    seen = seen[(seen >= offset) & (seen < offset + vocab_size)]
-    return len(seen) / vocab_size
-
-
 # ---------------------------------------------------------------------------------------------
 # Statistics across tasks
 # ---------------------------------------------------------------------------------------------
@@ -562,7 +553,7 @@ def claim_verdicts(df: pd.DataFrame, usage: Mapping[str, float] | None = None, s
     ran). Claims: (1) ordering of ``ordering`` by mean ``stage`` score over the tasks all ran
     (in ``protocol``, default the label with most rows); (2) codebooks use >= ``full_usage`` of
     their codes and ``kmer`` fewer (``usage``: tokenizer -> share of vocabulary used on a task's
-    data, see :func:`vocabulary_usage`; default the tokenizer records' lowest-level code usage);
+    data, as in :func:`tokenizer_comparison`; default the tokenizer records' lowest-level code usage);
     (3) reconstruction >= ``recon_threshold`` for every tokenizer run; (4) the largest codebook
     is not the best linear probe (the paper: 512 best, 1024 lower); (5) code dimension changes
     the linear probe by less than ``dim_threshold`` points; (6) mask ratio ``best_mask`` is best.
