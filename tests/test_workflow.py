@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,7 +71,6 @@ def test_smoke_run_end_to_end(tmp_path):
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump({"finetune": {**config["finetune"], "epochs": 2}}))
     dry = snakemake("-n", "--configfile", "config/smoke.yaml", str(changed), "--config", f"workdir={tmp_path}")
-    jobs = {line.split()[0]: int(line.split()[1]) for line in dry.stdout.splitlines()
-            if len(line.split()) == 2 and line.split()[1].isdigit()}
+    jobs = {m[1]: int(m[2]) for m in re.finditer(r"^([a-z_]+)\s+(\d+)$", dry.stdout, re.MULTILINE)}  # job stats
     assert jobs.get("finetune") == len(tasks) * len(tokenizers) * len(config["seeds"])
     assert set(jobs) - {"total", "finetune", "summary", "index", "all"} == set(), jobs
