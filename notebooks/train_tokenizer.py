@@ -49,7 +49,8 @@ print(f"{len(train_windows)} training and {len(val_windows)} held-out windows of
 # %%
 tokenizer, history = stages.train_tokenizer(spec, train_windows, val_windows, seed=seed, device=device)
 tokenizer.save(out_dir)
-stats = stages.tokenizer_statistics(tokenizer, val_windows)
+counts = stages.usage_counts(tokenizer, val_windows)
+stats = stages.tokenizer_statistics(tokenizer, val_windows, counts)
 record = stages.tokenizer_record(name, spec, stats, profile)
 pd.Series({k: v for k, v in record.items() if not isinstance(v, (dict, list))})
 
@@ -73,7 +74,6 @@ else:
 # as in the paper's Table 1 ("token usage").
 
 # %%
-counts = stages.usage_counts(tokenizer, val_windows)
 fig, axes = plt.subplots(1, len(counts), figsize=(5 * len(counts), 3), squeeze=False)
 for ax, (level, level_counts) in zip(axes[0], counts.items()):
     ax.bar(range(len(level_counts)), sorted(level_counts, reverse=True), width=1.0)

@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import sparse, stats
 
 from vqdna.sequence import N_INDEX, normalize, to_indices
+from vqdna.study import base_name
 
 #: name of the k-mer spectrum logistic-regression reference row
 BASELINE_NAME = "kmer-spectrum LR"
@@ -186,7 +187,7 @@ def collect_metrics(paths: Iterable[str | Path]) -> pd.DataFrame:
             path=str(path),
             ablation_name=ablation.get("name"),
             ablation_value=ablation.get("value"),
-            base_tokenizer=record["tokenizer"].split("~", 1)[0],
+            base_tokenizer=base_name(record["tokenizer"]),
             protocol=protocol_label(record.get("deviations", [])),
         )
         if "metric" in record:

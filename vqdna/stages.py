@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from vqdna import study, training
 from vqdna.encoder import EncoderConfig, MaskedLM, SequenceClassifier, TransformerEncoder
@@ -95,17 +94,18 @@ def usage_counts(tokenizer: Tokenizer, windows: list[str]) -> dict[str, np.ndarr
     return {"vocabulary": counts[N_SPECIAL:]}
 
 
-def tokenizer_statistics(tokenizer: Tokenizer, windows: list[str]) -> dict:
+def tokenizer_statistics(tokenizer: Tokenizer, windows: list[str], counts: dict[str, np.ndarray] | None = None) -> dict:
     """Held-out statistics as fractions: reconstruction accuracy (1.0 for the rule-based
     tokenizers, which are invertible), usage and perplexity per level (one "level" = the whole
-    vocabulary for char/k-mer/BPE), bp per token."""
-    counts = usage_counts(tokenizer, windows)
+    vocabulary for char/k-mer/BPE), bp per token. ``counts``: :func:`usage_counts` of
+    ``windows`` if the caller already has them (encoding VQ/HRQ is the costly part)."""
+    counts = usage_counts(tokenizer, windows) if counts is None else counts
     probabilities = [c / max(1, c.sum()) for c in counts.values()]
     stats = {
         "recon_accuracy": 1.0,
         "code_usage": [float((c > 0).mean()) for c in counts.values()],
         "perplexity": [float(np.exp(-(p[p > 0] * np.log(p[p > 0])).sum())) for p in probabilities],
-        "bp_per_token": sum(map(len, windows)) / sum(int(c.sum()) for c in list(counts.values())[:1]),
+        "bp_per_token": sum(map(len, windows)) / int(next(iter(counts.values())).sum()),
         "vocab_size": tokenizer.vocab_size,
         "n_windows": len(windows),
     }
@@ -116,15 +116,13 @@ def tokenizer_statistics(tokenizer: Tokenizer, windows: list[str]) -> dict:
 
 def ablation_of(name: str) -> dict | None:
     """``hrq~codebook_size=128`` -> ``{"name": "codebook_size", "value": 128}``; None for a base name."""
-    if study.SEPARATOR not in name:
-        return None
-    knob, value = name.split(study.SEPARATOR, 1)[1].split("=", 1)
-    return {"name": knob, "value": yaml.safe_load(value)}
+    _, knob, value = study.parse_variant(name)
+    return None if knob is None else {"name": knob, "value": value}
 
 
 #: data-preparation notes (vqdna.data / vqdna.suites) -> the category that labels table rows
 DATA_DEVIATIONS = {"train subsampled": "train subsampled", "reduced-train": "reduced-train",
-                   "sequences truncated": "inputs truncated"}
+                   "sequences truncated": TRUNCATED}
 
 
 def deviation_tags(notes: list[str]) -> list[str]:

@@ -29,36 +29,42 @@ def variant_name(base: str, knob: str, value) -> str:
     return f"{base}{SEPARATOR}{knob}={value}"
 
 
+def parse_variant(name: str) -> tuple[str, str | None, object]:
+    """``hrq~codebook_size=128`` -> ``("hrq", "codebook_size", 128)``; ``hrq`` -> ``("hrq", None, None)``."""
+    base, _, override = name.partition(SEPARATOR)
+    if not override:
+        return base, None, None
+    knob, value = override.split("=", 1)
+    return base, knob, yaml.safe_load(value)
+
+
 def base_name(name: str) -> str:
     """The config tokenizer a variant derives from."""
-    return name.split(SEPARATOR, 1)[0]
+    return parse_variant(name)[0]
 
 
 def tokenizer_spec(config: dict, name: str) -> dict:
     """Resolved parameters of a tokenizer name: its config entry, for vq/hrq merged over the
     shared ``vqvae`` section, with an ablation override applied."""
-    base, _, override = name.partition(SEPARATOR)
+    base, knob, value = parse_variant(name)
     if base not in config["tokenizers"]:
         raise KeyError(f"unknown tokenizer {base!r}; config has {sorted(config['tokenizers'])}")
     entry = copy.deepcopy(config["tokenizers"][base])
     if entry["type"] in CODEBOOK_TYPES:
         entry = {**copy.deepcopy(config["vqvae"]), **entry}
-    if override:
-        knob, value = override.split("=", 1)
+    if knob is not None:
         if knob not in TOKENIZER_ABLATIONS:
             raise KeyError(f"{name!r}: {knob!r} is not a tokenizer ablation {TOKENIZER_ABLATIONS}")
-        entry[knob] = yaml.safe_load(value)
+        entry[knob] = value
     return entry
 
 
 def model_spec(config: dict, name: str) -> dict:
     """``{"tokenizer": name, "pretrain": {...}}`` for a model name."""
     tokenizer, pretrain = name, copy.deepcopy(config["pretrain"])
-    if SEPARATOR in name:
-        base, override = name.split(SEPARATOR, 1)
-        knob, value = override.split("=", 1)
-        if knob in PRETRAIN_ABLATIONS:
-            tokenizer, pretrain[knob] = base, yaml.safe_load(value)
+    base, knob, value = parse_variant(name)
+    if knob in PRETRAIN_ABLATIONS:
+        tokenizer, pretrain[knob] = base, value
     tokenizer_spec(config, tokenizer)  # validates the name
     return {"tokenizer": tokenizer, "pretrain": pretrain}
 
