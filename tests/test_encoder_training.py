@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from vqdna.encoder import (EncoderConfig, LoRALinear, MaskedLM, SequenceClassifier, TransformerEncoder,
-                           apply_lora, sinusoidal_positions)
+from vqdna.encoder import (CodebookEmbedding, EncoderConfig, LoRALinear, MaskedLM, SequenceClassifier,
+                           TransformerEncoder, apply_lora, sinusoidal_positions)
 from vqdna.metrics import classification_metrics, confusion
 from vqdna.tokenizers import build_tokenizer
 from vqdna.training import (embed_sequences, finetune, linear_probe, load_checkpoint, mask_tokens,
@@ -168,11 +168,12 @@ def test_codebook_embedding_stays_frozen(genome_windows, tmp_path):
     assert all(torch.equal(v, dict(encoder.embed.named_buffers())[k]) for k, v in buffers.items())
     assert all(torch.equal(a, b.cpu()) for a, b in zip(codebooks, tokenizer.codebooks()))
     assert not torch.equal(proj, encoder.embed.proj.weight)  # the projection does train
-    # the model's token vectors are the tokenizer's codes_to_vectors (mean of the levels' codes)
+    # the model's token vectors are the mean of the levels' (standardised) code vectors, projected
     ids = tokenizer.encode_batch(genome_windows[1][:2], max_length=40)["input_ids"][:, 1:-1]
+    levels = tokenizer.ids_to_levels(ids)
     with torch.no_grad():
-        expected = encoder.embed.proj(tokenizer.codes_to_vectors(tokenizer.ids_to_levels(ids)).float())
-        torch.testing.assert_close(encoder.embed(ids), expected)
+        mean_code = sum(encoder.embed.codebook(l)[levels[..., l]] for l in range(2)) / 2
+        torch.testing.assert_close(encoder.embed(ids), encoder.embed.norm(encoder.embed.proj(mean_code)))
     # checkpoints are self-contained: another tokenizer's codebooks are overwritten on load
     save_checkpoint(tmp_path / "encoder.pt", encoder)
     seed_everything(1)
@@ -200,3 +201,23 @@ def test_classification_metrics():
     assert metrics["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
     assert classification_metrics([0, 1, 1], [1, 1, 1])["mcc"] == 0.0
     assert confusion([0, 1], [1, 1], num_classes=3) == [[0, 1, 0], [0, 1, 0], [0, 0, 0]]
+
+
+def test_codebook_standardisation_ignores_a_common_offset():
+    """Trained codebooks share a large offset; the encoder must read the same tokens either way."""
+    seed_everything(0)
+    codebooks = [torch.randn(8, 6), torch.randn(16, 6)]
+    shifted = [c * 3 + 10 for c in codebooks]
+    embed = CodebookEmbedding(codebooks, 12)
+    other = CodebookEmbedding(shifted, 12)
+    other.load_state_dict({k: v for k, v in embed.state_dict().items() if not k.startswith("codebook")},
+                          strict=False)
+    ids = torch.arange(0, 5 + 8 * 16)
+    with torch.no_grad():
+        torch.testing.assert_close(embed(ids), other(ids))
+        for level in range(2):
+            table = embed.codebook(level)
+            torch.testing.assert_close(table.mean(0), torch.zeros(6), atol=1e-6, rtol=0)
+            assert table.norm(dim=1).mean().item() == pytest.approx(1.0)
+    raw = CodebookEmbedding(shifted, 12, standardize=False)
+    assert torch.equal(raw.codebook(0), shifted[0])
