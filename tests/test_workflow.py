@@ -36,6 +36,21 @@ def test_dry_run(configfile, tmp_path):
     assert "rule finetune" in result.stdout or "finetune" in result.stdout
 
 
+def test_fresh_machine_plans_the_embedded_suite_alone(tmp_path):
+    """Without downloaded data (no GUE, no ../shared) the default study, ablations included,
+    still plans: only the embedded tasks, no SARS-CoV-2 notebook."""
+    missing = tmp_path / "no-data"
+    override = tmp_path / "fresh.yaml"
+    override.write_text(yaml.safe_dump({"data": {"gue_dir": str(missing), "shared_dir": str(missing)}}))
+    result = snakemake("-n", "--configfile", "config/config.yaml", "config/ablations.yaml", str(override),
+                       "--config", f"workdir={tmp_path / 'results'}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    planned = set(re.findall(r"wildcards: suite=(\w+), task=(\w+)", result.stdout))
+    assert planned == {("embedded", "coding")}
+    jobs = {m[1] for m in re.finditer(r"^([a-z_0-9]+)\s+(\d+)$", result.stdout, re.MULTILINE)}
+    assert "sarscov2" not in jobs and {"finetune", "linear_probe", "train_tokenizer"} <= jobs
+
+
 def test_config_is_validated_against_the_schema(tmp_path):
     result = snakemake("-n", "--config", "device=tpu", f"workdir={tmp_path}")
     assert result.returncode != 0 and "device" in result.stdout + result.stderr
