@@ -165,7 +165,8 @@ def test_ordering_verdicts(tmp_path):
 
 
 def test_ablation_and_usage_verdicts(tmp_path):
-    records = [tok("vq", 0.995, [1.0]), tok("hrq", 0.97, [1.0, 1.0])]
+    records = [tok("vq", 0.995, [1.0]), tok("hrq", 0.97, [1.0, 1.0]),
+               tok("vq", 0.6, [1.0], ablation=("stride", 4))]  # not a setting the claim covers
     for size, score in [(16, 0.40), (32, 0.45), (64, 0.43)]:
         records += [tok("hrq", 0.99, [1.0, 1.0], ablation=("codebook_size", size)),
                     clf("who_variant", "hrq", 0, score, stage="linear_probe", metric="macro_f1",

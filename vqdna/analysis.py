@@ -478,6 +478,8 @@ def ablation_table(df: pd.DataFrame, name: str, task_aliases: Mapping[str, str] 
 # Claim verdicts
 # ---------------------------------------------------------------------------------------------
 HOLDS, FAILS = "holds", "does not hold"
+#: ablations whose tokenizers the reconstruction claim covers (besides the base tokenizers)
+RECON_CLAIM_ABLATIONS = ("codebook_size", "code_dim")
 
 
 def _inconclusive(reason: str) -> str:
@@ -555,7 +557,8 @@ def claim_verdicts(df: pd.DataFrame, usage: Mapping[str, float] | None = None, s
     (in ``protocol``, default the label with most rows); (2) codebooks use >= ``full_usage`` of
     their codes and ``kmer`` fewer (``usage``: tokenizer -> share of vocabulary used on a task's
     data, as in :func:`tokenizer_comparison`; default the tokenizer records' lowest-level code usage);
-    (3) reconstruction >= ``recon_threshold`` for every tokenizer run; (4) the largest codebook
+    (3) reconstruction >= ``recon_threshold`` for the base tokenizers and their codebook-size and
+    code-dimension variants; (4) the largest codebook
     is not the best linear probe (the paper: 512 best, 1024 lower); (5) code dimension changes
     the linear probe by less than ``dim_threshold`` points; (6) mask ratio ``best_mask`` is best.
     """
@@ -585,12 +588,16 @@ def claim_verdicts(df: pd.DataFrame, usage: Mapping[str, float] | None = None, s
     add("codebooks use all codes, 6-mer far fewer", "all", "VQ/HRQ 100%, BPE 99%, 6-mer 47% (Table 1)",
         _usage_claim(usage, codebooks, kmer, full_usage, kmer_max_usage))
 
-    all_tok = df[df["stage"] == "tokenizer"]
+    # the paper's claim covers its Tables 7-8 settings; stride > 1 (ours) trades reconstruction
+    # for fewer tokens by design and is reported in its own ablation table
+    all_tok = df[(df["stage"] == "tokenizer")
+                 & (df["ablation_name"].isna() | df["ablation_name"].isin(RECON_CLAIM_ABLATIONS))]
     for t in codebooks:
         recon = all_tok.loc[all_tok["base_tokenizer"] == t, "recon_accuracy"] if len(all_tok) else pd.Series()
         result = ("–", _inconclusive("no tokenizer records")) if recon.empty else (
             f"min {100 * recon.min():.2f}% over {len(recon)} runs", HOLDS if recon.min() >= recon_threshold else FAILS)
-        add(f"reconstruction >= {100 * recon_threshold:g}% at every setting", t, ">= 98.2% (Tables 7-8)", result)
+        add(f"reconstruction >= {100 * recon_threshold:g}% at every codebook size and code dimension", t,
+            ">= 98.2% (Tables 7-8)", result)
 
     sizes, dims, masks = (ablation_runs(df, n) for n in ("codebook_size", "code_dim", "mask_ratio"))
     for t in codebooks:
