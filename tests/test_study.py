@@ -32,6 +32,15 @@ def test_tokenizer_spec_merges_vqvae_defaults_and_applies_the_override():
         study.tokenizer_spec(CONFIG, "nope")
     with pytest.raises(KeyError, match="not a tokenizer ablation"):
         study.tokenizer_spec(CONFIG, "hrq~epochs=3")
+    # every HRQ level taps its own encoder block: a deeper levels variant gets the blocks it needs
+    depth = CONFIG["vqvae"]["depth"]
+    deep = study.tokenizer_spec(CONFIG, f"hrq~levels={depth + 1}")
+    assert deep["levels"] == deep["depth"] == depth + 1
+    assert study.tokenizer_spec(CONFIG, "hrq~levels=1")["depth"] == depth
+    shallow = copy.deepcopy(CONFIG)
+    shallow["tokenizers"]["hrq"]["levels"] = depth + 1  # a plain config entry is not fixed up
+    with pytest.raises(ValueError, match="levels"):
+        study.tokenizer_spec(shallow, "hrq")
 
 
 def test_mask_ratio_variants_reuse_the_base_tokenizer():

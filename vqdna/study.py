@@ -45,7 +45,8 @@ def base_name(name: str) -> str:
 
 def tokenizer_spec(config: dict, name: str) -> dict:
     """Resolved parameters of a tokenizer name: its config entry, for vq/hrq merged over the
-    shared ``vqvae`` section, with an ablation override applied."""
+    shared ``vqvae`` section, with an ablation override applied. A ``levels`` variant deeper
+    than the encoder gets ``depth = levels`` (one encoder block per level)."""
     base, knob, value = parse_variant(name)
     if base not in config["tokenizers"]:
         raise KeyError(f"unknown tokenizer {base!r}; config has {sorted(config['tokenizers'])}")
@@ -56,6 +57,11 @@ def tokenizer_spec(config: dict, name: str) -> dict:
         if knob not in TOKENIZER_ABLATIONS:
             raise KeyError(f"{name!r}: {knob!r} is not a tokenizer ablation {TOKENIZER_ABLATIONS}")
         entry[knob] = value
+        if knob == "levels" and value > entry.get("depth", value):
+            entry["depth"] = value  # each HRQ level taps its own encoder block
+    if entry["type"] in CODEBOOK_TYPES and not 1 <= entry.get("levels", 1) <= entry["depth"]:
+        raise ValueError(f"tokenizer {name!r}: levels {entry.get('levels', 1)} needs 1 <= levels <= depth "
+                         f"(depth {entry['depth']})")
     return entry
 
 
