@@ -177,10 +177,11 @@ def collect_metrics(paths: Iterable[str | Path]) -> pd.DataFrame:
 
     Columns: the record's keys plus ``score`` (the primary metric's value), ``protocol``,
     ``base_tokenizer`` (``hrq~codebook_size=128`` -> ``hrq``), ``ablation_name``,
-    ``ablation_value`` and ``path``.
+    ``ablation_value`` and ``path``. A file listed twice (the workflow asks for a base model's
+    runs both as study and as ablation outputs) is read once.
     """
     rows = []
-    for path in paths:
+    for path in dict.fromkeys(Path(p).resolve() for p in paths):
         record = validate_record(json.loads(Path(path).read_text()))
         ablation = record.pop("ablation", None) or {}
         record.update(
@@ -422,7 +423,11 @@ def ablation_runs(df: pd.DataFrame, name: str) -> pd.DataFrame:
     """One row per ablation run of knob ``name``: value, tokenizer (the base name), quantity,
     seed, score (x100). Quantities: ``recon`` and ``code_usage`` (lowest level) from tokenizer
     records, ``<stage>:<task> [<protocol>]`` from linear-probe / fine-tune records (the protocol
-    label in the name keeps runs of different protocols apart)."""
+    label in the name keeps runs of different protocols apart).
+
+    Where the knob has several values, only quantities measured at two or more of them are
+    kept: the default value's row is the base model, whose other tasks and stages (copied in by
+    :func:`vqdna.study.with_ablation_defaults`) have nothing to be compared with."""
     runs = df[df["ablation_name"] == name] if "ablation_name" in df else df.iloc[:0]
     rows = []
     for rec in runs.to_dict("records"):
@@ -433,7 +438,11 @@ def ablation_runs(df: pd.DataFrame, name: str) -> pd.DataFrame:
         else:
             quantity = f"{rec['stage']}:{rec['task']} [{rec['protocol']}]"
             rows.append({**common, "quantity": quantity, "score": 100 * rec["score"]})
-    return pd.DataFrame(rows, columns=["value", "tokenizer", "quantity", "seed", "score"])
+    out = pd.DataFrame(rows, columns=["value", "tokenizer", "quantity", "seed", "score"])
+    if out["value"].nunique() > 1:
+        n_values = out.groupby(["tokenizer", "quantity"])["value"].transform("nunique")
+        out = out[n_values > 1].reset_index(drop=True)
+    return out
 
 
 def _paper_ablation(name: str, value, tokenizer: str, quantity: str, task_aliases: Mapping[str, str]) -> float:
