@@ -9,7 +9,6 @@ share one ``protocol`` label in the tables; details (sizes, epochs) live in othe
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -73,10 +72,8 @@ def train_tokenizer(spec: dict, train_windows: list[str], val_windows: list[str]
         return build_tokenizer("kmer", k=spec["k"], stride=spec.get("stride", 1)), []
     if kind == "bpe":
         return build_tokenizer("bpe", vocab_size=spec["vocab_size"]).train(train_windows), []
-    fields = {f.name for f in dataclasses.fields(VQVAEConfig)}
-    config = VQVAEConfig(**{k: v for k, v in spec.items() if k in fields})
     training.seed_everything(seed)
-    model = VQVAE(config)
+    model = VQVAE(VQVAEConfig.from_spec(spec))
     history = fit_vqvae(model, train_windows, _spread(val_windows), steps=spec["steps"], batch_size=spec["batch_size"],
                         lr=spec["lr"], seed=seed, warmup_steps=spec.get("warmup_steps", 0),
                         eval_every=max(1, spec["steps"] // 10), device=_device(device), progress=progress)

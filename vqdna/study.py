@@ -59,9 +59,13 @@ def tokenizer_spec(config: dict, name: str) -> dict:
         entry[knob] = value
         if knob == "levels" and value > entry.get("depth", value):
             entry["depth"] = value  # each HRQ level taps its own encoder block
-    if entry["type"] in CODEBOOK_TYPES and not 1 <= entry.get("levels", 1) <= entry["depth"]:
-        raise ValueError(f"tokenizer {name!r}: levels {entry.get('levels', 1)} needs 1 <= levels <= depth "
-                         f"(depth {entry['depth']})")
+    if entry["type"] in CODEBOOK_TYPES:
+        from vqdna.vqvae import VQVAEConfig  # validates at plan time what VQVAE would refuse at run time
+
+        try:
+            VQVAEConfig.from_spec(entry)
+        except ValueError as error:
+            raise ValueError(f"tokenizer {name!r}: {error}") from error
     return entry
 
 

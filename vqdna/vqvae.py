@@ -33,7 +33,7 @@ Loss = nucleotide cross-entropy over non-N positions + mean over levels of the q
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +71,19 @@ class VQVAEConfig:
     block_kernel: int = 7
     mlp_ratio: int = 4
 
+    def __post_init__(self):
+        if not 1 <= self.levels <= self.depth:
+            raise ValueError(f"need 1 <= levels <= depth, got levels={self.levels}, depth={self.depth}")
+        if self.stride < 1:
+            raise ValueError(f"stride must be >= 1, got {self.stride}")
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "VQVAEConfig":
+        """The config of a tokenizer entry (``study.tokenizer_spec``), ignoring its other keys
+        (type, steps, lr, ...)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in spec.items() if k in names})
+
     @property
     def level_sizes(self) -> list[int]:
         return [self.codebook_size * self.codebook_growth ** n for n in range(self.levels)]
@@ -106,10 +119,6 @@ class VQVAE(nn.Module):
     def __init__(self, config: VQVAEConfig):
         super().__init__()
         c = self.config = config
-        if not 1 <= c.levels <= c.depth:
-            raise ValueError(f"need 1 <= levels <= depth, got levels={c.levels}, depth={c.depth}")
-        if c.stride < 1:
-            raise ValueError(f"stride must be >= 1, got {c.stride}")
         code_dim = self.code_dim = c.code_dim or c.dim
         self.taps = [c.depth * (n + 1) // c.levels for n in range(c.levels)]
         # encoder
