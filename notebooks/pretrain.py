@@ -47,7 +47,7 @@ from vqdna.tokenizers import load_tokenizer
 torch.set_num_threads(threads)
 tokenizer = load_tokenizer(tokenizer_path)
 train_windows, val_windows = stages.read_windows(train_path), stages.read_windows(val_path)
-model = stages.build_masked_lm(tokenizer, encoder)
+model = stages.build_masked_lm(tokenizer, encoder, seed=seed)
 print(f"{name}: vocabulary {tokenizer.vocab_size}, targets {tokenizer.mlm_target_sizes}, "
       f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} trainable parameters")
 

@@ -141,8 +141,10 @@ def tokenizer_record(name: str, spec: dict, stats: dict, profile: str) -> dict:
 
 # ------------------------------------------------------------------------------- stage 2
 
-def build_masked_lm(tokenizer: Tokenizer, encoder: dict) -> MaskedLM:
-    """A fresh encoder (frozen codebook embedding for VQ/HRQ) with one head per MLM target."""
+def build_masked_lm(tokenizer: Tokenizer, encoder: dict, seed: int = 0) -> MaskedLM:
+    """A fresh encoder (frozen codebook embedding for VQ/HRQ) with one head per MLM target,
+    initialised from ``seed``: the initial weights are part of the run, so they are seeded too."""
+    training.seed_everything(seed)
     return MaskedLM(TransformerEncoder.from_tokenizer(tokenizer, EncoderConfig(**encoder)),
                     tokenizer.mlm_target_sizes)
 
