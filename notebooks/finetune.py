@@ -14,17 +14,18 @@
 
 # %% [markdown]
 # # Stage 3 — fine-tuning
-# The pre-trained encoder plus an MLP head is fine-tuned on one task with one seed; the test
-# metrics are taken at the best dev checkpoint.
+# The pre-trained encoder of one replicate plus an MLP head is fine-tuned on one task, once
+# per fine-tuning seed; the test metrics are taken at the best dev checkpoint of each run.
 
 # %% tags=["parameters"]
 model_name = "hrq"
 task_dir = "results/data/embedded/species"
-model_path = "results/models/hrq/model.pt"
-tokenizer_path = "results/tokenizers/hrq/tokenizer"
+model_path = "results/models/hrq/rep0/model.pt"
+tokenizer_path = "results/tokenizers/hrq/seed0/tokenizer"
 finetune = {"epochs": 1, "lr": 0.001, "batch_size": 32, "lora_rank": None, "patience": 2}
-metrics_path = "results/finetune/embedded/species/hrq/seed0/metrics.json"
-seed = 0
+metrics_paths = ["results/finetune/embedded/species/hrq/rep0/seed0/metrics.json"]
+replicate = 0
+seeds = [0]
 threads = 1
 device = "auto"
 profile = "cpu-default"
@@ -48,23 +49,32 @@ label_names = meta.get("label_names") or list(range(meta["num_classes"]))
 pd.DataFrame({name: frame["label"].value_counts().sort_index() for name, frame in splits.items()})
 
 # %%
-result = stages.finetune(model_path, tokenizer, task, finetune, seed=seed, device=device)
-record = stages.evaluation_record("finetune", task, model_name, seed, result, profile, finetune)
-pd.Series({k: record[k] for k in ("mcc", "macro_f1", "accuracy")})
+from vqdna import study
+
+results, records = {}, {}
+for seed, metrics_path in zip(seeds, metrics_paths):
+    results[seed] = stages.finetune(model_path, tokenizer, task, finetune, device=device,
+                                    seed=study.finetune_seed(replicate, seed))
+    records[seed] = stages.evaluation_record("finetune", task, model_name, seed, results[seed], profile, finetune,
+                                             replicate=replicate)
+pd.DataFrame({seed: {k: r[k] for k in ("mcc", "macro_f1", "accuracy")} for seed, r in records.items()}).T
 
 # %% [markdown]
-# ## Dev curve and test confusion matrix (best dev checkpoint)
+# ## Dev curves and test confusion matrices (best dev checkpoint), one row per seed
 
 # %%
-history = pd.DataFrame(result["history"])
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-sns.lineplot(data=history, x="step", y=f"dev_{meta['metric']}", ax=axes[0])
-sns.heatmap(pd.DataFrame(result["confusion_matrix"], index=label_names, columns=label_names),
-            annot=True, fmt="d", cmap="Blues", ax=axes[1])
-axes[1].set(xlabel="predicted", ylabel="true")
+fig, axes = plt.subplots(len(seeds), 2, figsize=(10, 3.5 * len(seeds)), squeeze=False)
+for (seed, result), row in zip(results.items(), axes):
+    history = pd.DataFrame(result["history"])
+    sns.lineplot(data=history, x="step", y=f"dev_{meta['metric']}", ax=row[0])
+    row[0].set(title=f"replicate {replicate}, fine-tuning seed {seed}")
+    sns.heatmap(pd.DataFrame(result["confusion_matrix"], index=label_names, columns=label_names),
+                annot=True, fmt="d", cmap="Blues", ax=row[1])
+    row[1].set(xlabel="predicted", ylabel="true")
 fig.tight_layout()
 
 # %%
-with open(metrics_path, "w") as handle:
-    json.dump(record, handle, indent=2)
-record["deviations"]
+for seed, metrics_path in zip(seeds, metrics_paths):
+    with open(metrics_path, "w") as handle:
+        json.dump(records[seed], handle, indent=2)
+records[seeds[0]]["deviations"]

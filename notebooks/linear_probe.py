@@ -16,15 +16,16 @@
 # # Linear probe
 # Frozen pre-trained encoder → mean-pooled embeddings → logistic regression (scikit-learn).
 # What the representation already knows, without any fine-tuning (paper Table 1, "Linear").
+# The probe is deterministic for a given encoder, so there is one run per replicate.
 
 # %% tags=["parameters"]
 model_name = "hrq"
 task_dir = "results/data/embedded/species"
-model_path = "results/models/hrq/model.pt"
-tokenizer_path = "results/tokenizers/hrq/tokenizer"
+model_path = "results/models/hrq/rep0/model.pt"
+tokenizer_path = "results/tokenizers/hrq/seed0/tokenizer"
 max_tokens = 512
-metrics_path = "results/linear_probe/embedded/species/hrq/seed0/metrics.json"
-seed = 0
+metrics_path = "results/linear_probe/embedded/species/hrq/rep0/metrics.json"
+replicate = 0
 threads = 1
 device = "auto"
 profile = "cpu-default"
@@ -48,8 +49,8 @@ label_names = meta.get("label_names") or list(range(meta["num_classes"]))
 pd.DataFrame({name: frame["label"].value_counts().sort_index() for name, frame in splits.items()})
 
 # %%
-result = stages.linear_probe(model_path, tokenizer, task, max_tokens=max_tokens, seed=seed, device=device)
-record = stages.evaluation_record("linear_probe", task, model_name, seed, result, profile)
+result = stages.linear_probe(model_path, tokenizer, task, max_tokens=max_tokens, device=device)
+record = stages.evaluation_record("linear_probe", task, model_name, 0, result, profile, replicate=replicate)
 pd.Series({k: record[k] for k in ("mcc", "macro_f1", "accuracy")})
 
 # %%

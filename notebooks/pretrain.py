@@ -59,6 +59,8 @@ curves.tail()
 
 # %% [markdown]
 # ## Loss curves
+# The dashed line is the unigram baseline: the loss of predicting each masked target from its
+# frequency alone. An encoder that learned anything from context ends below it.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(9, 3))
@@ -67,11 +69,14 @@ sns.lineplot(data=curves.melt("step", [c for c in ("train_loss", "val_loss") if 
 axes[0].set(ylabel="masked-token cross-entropy (summed over targets)")
 if "val_accuracy" in curves:
     sns.lineplot(data=curves, x="step", y="val_accuracy", ax=axes[1])
+if "unigram_loss" in curves:
+    axes[0].axhline(curves["unigram_loss"].iloc[-1], color="grey", linestyle="--", label="unigram baseline")
+    axes[0].legend()
     axes[1].set(ylabel="held-out masked-token accuracy")
 fig.tight_layout()
 
 # %%
-record = stages.pretrain_record(name, tokenizer, encoder, pretrain, history, profile)
+record = stages.pretrain_record(name, tokenizer, encoder, pretrain, history, profile, replicate=seed)
 with open(metrics_path, "w") as handle:
     json.dump(record, handle, indent=2)
 record

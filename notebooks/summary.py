@@ -15,7 +15,8 @@
 # %% [markdown]
 # # Summary — tokenizers compared
 # Every metrics JSON of the run, gathered: fine-tuning and linear-probe scores per task and
-# tokenizer (mean ± sd over seeds, ×100 like the paper), per-task rank and average rank, the
+# tokenizer (mean ± sd over every run: full-pipeline replicates × fine-tuning seeds, with a 95%
+# interval that also resamples the test set; ×100 like the paper), per-task rank and average rank, the
 # paper's published number beside ours where one exists, and the classical k-mer-spectrum
 # logistic regression as a reference row. Rows are grouped by **protocol label**: every
 # deviation from the paper's protocol (smaller model, shorter training, subsampled or
@@ -44,6 +45,19 @@ print(f"{len(records)} records from {len(metrics_paths)} files; profile {profile
 records.groupby("stage").size()
 
 # %% [markdown]
+# ## Did every encoder learn its pretext task?
+# Held-out masked-token loss against the unigram loss (predicting each masked target from its
+# frequency alone), over replicates. A score whose encoder did not learn is flagged in the
+# tables below ("pretext learned": no); tokenizers whose masked targets are largely fixed by the
+# unmasked neighbours (VQ, HRQ, overlapping k-mers under span masking) must end at least 25%
+# below the unigram loss.
+
+# %%
+pretext = analysis.pretext_table(records)
+analysis.write_table(pretext, out / "pretext")
+display(Markdown(analysis.markdown(pretext)))
+
+# %% [markdown]
 # ## Fine-tuning (test score at the best dev checkpoint)
 
 # %%
@@ -55,6 +69,18 @@ for stage, title in [("finetune", "Fine-tuning"), ("linear_probe", "Linear probe
     analysis.write_table(table, out / f"{stage}", analysis.format_summary(table))
     sections[title] = analysis.format_summary(table)
     display(Markdown(f"### {title}\n\n" + analysis.markdown(sections[title])))
+
+# %% [markdown]
+# ## Where the spread comes from
+# Fine-tuning scores of each task × tokenizer, split by a nested one-way ANOVA into the variance
+# between replicates (tokenizer training + pre-training) and within them (fine-tuning seeds).
+# The test-set sampling uncertainty is not in this run-to-run spread (every run sees the same
+# test set); the 95% intervals above include it.
+
+# %%
+variance = analysis.variance_table(records)
+analysis.write_table(variance, out / "variance")
+display(Markdown(analysis.markdown(variance)))
 
 # %% [markdown]
 # ## Average rank per protocol label
@@ -146,10 +172,13 @@ display(Markdown(analysis.markdown(verdicts)))
 
 # %%
 lines = [f"# vqdna results (profile `{profile}`)", "",
-         "Scores ×100 (MCC; macro-F1 where the task's metric is F1), mean ± sd over seeds.", ""]
+         "Scores ×100 (MCC; macro-F1 where the task's metric is F1): mean ± sd over all runs (replicates × "
+         "fine-tuning seeds) and the 95% interval over replicates, seeds and test-set resampling.", ""]
 for title, table in sections.items():
     lines += [f"## {title}", "", analysis.markdown(table)]
-lines += ["## Average rank", "", analysis.markdown(ranks), "## Tokenizers (held-out corpus)", "",
+lines += ["## Pretext learned (masked-token loss vs unigram)", "", analysis.markdown(pretext),
+          "## Variance: replicates vs fine-tuning seeds", "", analysis.markdown(variance),
+          "## Average rank", "", analysis.markdown(ranks), "## Tokenizers (held-out corpus)", "",
           analysis.markdown(usage), "## Tokenizer comparison per task (paper Table 1)", "",
           analysis.markdown(comparison),
           "## Paired tests (HRQ vs others)", "", analysis.markdown(tests),
@@ -157,5 +186,5 @@ lines += ["## Average rank", "", analysis.markdown(ranks), "## Tokenizers (held-
 for name in ablation_names:
     lines += [f"## Ablation: {name}", "", (out / f"ablation_{name}.md").read_text()]
 (out / "results.md").write_text("\n".join(lines))
-records.drop(columns=[c for c in ("confusion_matrix", "settings", "spec") if c in records]).to_csv(
+records.drop(columns=[c for c in ("confusion_matrix", "settings", "spec", "encoder", "pretrain") if c in records]).to_csv(
     out / "results.csv", index=False)

@@ -9,13 +9,15 @@ W = config["workdir"]
 TASKS = suites.enabled_tasks(config)  # [(suite, task)], tasks whose data is absent are dropped
 MODELS = study.compared_models(config)
 ABLATION_RUNS = study.ablation_runs(config)
-SEEDS = config["seeds"]
-PROBE_SEEDS = config["linear_probe"]["seeds"]
+REPLICATES = study.replicates(config)  # full-pipeline replicates (tokenizer, pre-training, fine-tuning)
+SEEDS = config["seeds"]  # fine-tuning seeds within each replicate
 
 wildcard_constraints:
     suite=r"[A-Za-z0-9_\-]+",
     task=r"[A-Za-z0-9_\-\.]+",
     seed=r"\d+",
+    rep=r"\d+",
+    tseed=r"\d+",
     tokenizer=r"[A-Za-z0-9_\-~=\.]+",
     model=r"[A-Za-z0-9_\-~=\.]+",
 
@@ -41,34 +43,56 @@ def task_dir(wildcards):
     return f"{W}/data/{wildcards.suite}/{wildcards.task}"
 
 
-def tokenizer_dir(name):
-    return f"{W}/tokenizers/{name}/tokenizer"
+def tokenizer_dir(name, replicate=0):
+    """The trained tokenizer that ``replicate`` uses (VQ/HRQ: one per replicate; others: one)."""
+    return f"{W}/tokenizers/{name}/seed{study.tokenizer_seed(config, name, replicate)}/tokenizer"
 
 
 def model_tokenizer(wildcards):
-    return tokenizer_dir(study.model_spec(config, wildcards.model)["tokenizer"])
+    return tokenizer_dir(study.model_spec(config, wildcards.model)["tokenizer"], wildcards.rep)
 
 
-def finetune_metrics(models=None, tasks=None, seeds=None):
-    return [f"{W}/finetune/{s}/{t}/{m}/seed{seed}/metrics.json"
-            for s, t in (tasks or TASKS) for m in (models or MODELS) for seed in (seeds or SEEDS)]
+def finetune_paths(suite, task, model, rep):
+    """The metrics files one fine-tuning job writes: one per fine-tuning seed of the replicate."""
+    return [f"{W}/finetune/{suite}/{task}/{model}/rep{rep}/seed{seed}/metrics.json" for seed in SEEDS]
 
 
-def probe_metrics(models=None, tasks=None):
-    return [f"{W}/linear_probe/{s}/{t}/{m}/seed{seed}/metrics.json"
-            for s, t in (tasks or TASKS) for m in (models or MODELS) for seed in PROBE_SEEDS]
+def finetune_metrics(models=None, tasks=None, reps=None):
+    return [path for s, t in (tasks or TASKS) for m in (models or MODELS) for rep in (reps or REPLICATES)
+            for path in finetune_paths(s, t, m, rep)]
+
+
+def probe_metrics(models=None, tasks=None, reps=None):
+    return [f"{W}/linear_probe/{s}/{t}/{m}/rep{rep}/metrics.json"
+            for s, t in (tasks or TASKS) for m in (models or MODELS) for rep in (reps or REPLICATES)]
+
+
+def pretrain_metrics(models=None, reps=None):
+    return [f"{W}/models/{m}/rep{rep}/metrics.json" for m in (models or MODELS) for rep in (reps or REPLICATES)]
 
 
 def baseline_metrics(tasks=None):
     return [f"{W}/baseline/{s}/{t}/metrics.json" for s, t in (tasks or TASKS)]
 
 
-def tokenizer_metrics(names=None):
-    return [f"{W}/tokenizers/{n}/metrics.json" for n in (names or MODELS)]
+def tokenizer_metrics(names=None, reps=None):
+    """Tokenizer records of ``names`` in ``reps``, once per distinct trained tokenizer."""
+    return sorted({f"{W}/tokenizers/{n}/seed{study.tokenizer_seed(config, n, rep)}/metrics.json"
+                   for n in (names or MODELS) for rep in (reps or REPLICATES)})
 
 
 def all_targets():
-    return [f"{W}/index.md"]
+    """The index page, the run's provenance and, where this profile has a tracked reference,
+    the comparison with it."""
+    targets = [f"{W}/index.md", f"{W}/provenance.json"]
+    if reference_available():
+        targets.append(f"{W}/compare.md")
+    return targets
+
+
+def reference_available():
+    folder = config.get("reference_dir")
+    return bool(folder) and Path(folder).is_dir() and Path(W).resolve() != Path(folder).resolve()
 
 
 def ablation_metrics():
@@ -77,13 +101,14 @@ def ablation_metrics():
         return []
     probe_task = [study.parse_task(config["ablations"]["probe_task"])]
     finetune_tasks = [study.parse_task(t) for t in config["ablations"]["finetune_tasks"]]
+    reps = study.ablation_replicates(config)
     paths = []
     for run in ABLATION_RUNS:
-        paths += tokenizer_metrics([run["tokenizer"]])
+        paths += tokenizer_metrics([run["tokenizer"]], reps) + pretrain_metrics([run["model"]], reps)
         if run["ablation"] in study.PRETRAIN_ABLATIONS:
-            paths += finetune_metrics([run["model"]], finetune_tasks)
+            paths += finetune_metrics([run["model"]], finetune_tasks, reps)
         else:
-            paths += probe_metrics([run["model"]], probe_task)
+            paths += probe_metrics([run["model"]], probe_task, reps)
     return sorted(set(paths))
 
 

@@ -1,5 +1,6 @@
 # Stage 2 (masked-modeling pre-training) and stage 3 (fine-tuning, linear probe), plus the
 # classical k-mer-spectrum baseline that every results table carries as a reference row.
+# {rep} is the full-pipeline replicate: its tokenizer, pre-training seed and fine-tuning seeds.
 
 
 rule pretrain:
@@ -8,10 +9,10 @@ rule pretrain:
         tokenizer=model_tokenizer,
         corpus=rules.corpus.output[0],
     output:
-        model=f"{W}/models/{{model}}/model.pt",
-        metrics=f"{W}/models/{{model}}/metrics.json",
-        notebook=f"{W}/models/{{model}}/pretrain.ipynb",
-        html=f"{W}/models/{{model}}/pretrain.html",
+        model=f"{W}/models/{{model}}/rep{{rep}}/model.pt",
+        metrics=f"{W}/models/{{model}}/rep{{rep}}/metrics.json",
+        notebook=f"{W}/models/{{model}}/rep{{rep}}/pretrain.ipynb",
+        html=f"{W}/models/{{model}}/rep{{rep}}/pretrain.html",
     params:
         settings=lambda wc: {**study.model_spec(config, wc.model), "encoder": config["encoder"]},  # tracked: a change reruns the job (nb below is derived from paths)
         nb=lambda wc, input, output, threads: nb_params(
@@ -23,7 +24,7 @@ rule pretrain:
             pretrain=study.model_spec(config, wc.model)["pretrain"],
             model_path=output.model,
             metrics_path=output.metrics,
-            seed=0,
+            seed=int(wc.rep),
             threads=threads,
             device=config["device"],
             profile=config["profile"],
@@ -31,9 +32,9 @@ rule pretrain:
     conda:
         "../environment.yml"
     log:
-        f"{W}/logs/pretrain/{{model}}.log",
+        f"{W}/logs/pretrain/{{model}}/rep{{rep}}.log",
     benchmark:
-        f"{W}/benchmarks/pretrain/{{model}}.tsv"
+        f"{W}/benchmarks/pretrain/{{model}}/rep{{rep}}.tsv"
     threads: config["threads_per_job"]
     resources:
         **job_resources("train"),
@@ -42,25 +43,28 @@ rule pretrain:
 
 
 rule finetune:
+    """One job per task x model x replicate; it runs every fine-tuning seed of the replicate (one
+    kernel start for all of them) and writes one metrics file per seed."""
     input:
         notebook="notebooks/finetune.py",
         task=task_dir,
         model=rules.pretrain.output.model,
         tokenizer=model_tokenizer,
     output:
-        metrics=f"{W}/finetune/{{suite}}/{{task}}/{{model}}/seed{{seed}}/metrics.json",
-        notebook=f"{W}/finetune/{{suite}}/{{task}}/{{model}}/seed{{seed}}/finetune.ipynb",
-        html=f"{W}/finetune/{{suite}}/{{task}}/{{model}}/seed{{seed}}/finetune.html",
+        metrics=[f"{W}/finetune/{{suite}}/{{task}}/{{model}}/rep{{rep}}/seed{seed}/metrics.json" for seed in SEEDS],
+        notebook=f"{W}/finetune/{{suite}}/{{task}}/{{model}}/rep{{rep}}/finetune.ipynb",
+        html=f"{W}/finetune/{{suite}}/{{task}}/{{model}}/rep{{rep}}/finetune.html",
     params:
-        settings=config["finetune"],  # tracked: a change reruns the job (nb below is derived from paths)
+        settings={**config["finetune"], "seeds": SEEDS},  # tracked: a change reruns the job (nb below is derived from paths)
         nb=lambda wc, input, output, threads: nb_params(
             model_name=wc.model,
             task_dir=input.task,
             model_path=input.model,
             tokenizer_path=input.tokenizer,
             finetune=config["finetune"],
-            metrics_path=output.metrics,
-            seed=int(wc.seed),
+            metrics_paths=list(output.metrics),
+            replicate=int(wc.rep),
+            seeds=SEEDS,
             threads=threads,
             device=config["device"],
             profile=config["profile"],
@@ -68,9 +72,9 @@ rule finetune:
     conda:
         "../environment.yml"
     log:
-        f"{W}/logs/finetune/{{suite}}/{{task}}/{{model}}/seed{{seed}}.log",
+        f"{W}/logs/finetune/{{suite}}/{{task}}/{{model}}/rep{{rep}}.log",
     benchmark:
-        f"{W}/benchmarks/finetune/{{suite}}/{{task}}/{{model}}/seed{{seed}}.tsv"
+        f"{W}/benchmarks/finetune/{{suite}}/{{task}}/{{model}}/rep{{rep}}.tsv"
     threads: config["threads_per_job"]
     resources:
         **job_resources("train"),
@@ -85,9 +89,9 @@ rule linear_probe:
         model=rules.pretrain.output.model,
         tokenizer=model_tokenizer,
     output:
-        metrics=f"{W}/linear_probe/{{suite}}/{{task}}/{{model}}/seed{{seed}}/metrics.json",
-        notebook=f"{W}/linear_probe/{{suite}}/{{task}}/{{model}}/seed{{seed}}/linear_probe.ipynb",
-        html=f"{W}/linear_probe/{{suite}}/{{task}}/{{model}}/seed{{seed}}/linear_probe.html",
+        metrics=f"{W}/linear_probe/{{suite}}/{{task}}/{{model}}/rep{{rep}}/metrics.json",
+        notebook=f"{W}/linear_probe/{{suite}}/{{task}}/{{model}}/rep{{rep}}/linear_probe.ipynb",
+        html=f"{W}/linear_probe/{{suite}}/{{task}}/{{model}}/rep{{rep}}/linear_probe.html",
     params:
         settings=config["pretrain"]["max_tokens"],  # tracked: a change reruns the job (nb below is derived from paths)
         nb=lambda wc, input, output, threads: nb_params(
@@ -97,7 +101,7 @@ rule linear_probe:
             tokenizer_path=input.tokenizer,
             max_tokens=config["pretrain"]["max_tokens"],
             metrics_path=output.metrics,
-            seed=int(wc.seed),
+            replicate=int(wc.rep),
             threads=threads,
             device=config["device"],
             profile=config["profile"],
@@ -105,9 +109,9 @@ rule linear_probe:
     conda:
         "../environment.yml"
     log:
-        f"{W}/logs/linear_probe/{{suite}}/{{task}}/{{model}}/seed{{seed}}.log",
+        f"{W}/logs/linear_probe/{{suite}}/{{task}}/{{model}}/rep{{rep}}.log",
     benchmark:
-        f"{W}/benchmarks/linear_probe/{{suite}}/{{task}}/{{model}}/seed{{seed}}.tsv"
+        f"{W}/benchmarks/linear_probe/{{suite}}/{{task}}/{{model}}/rep{{rep}}.tsv"
     threads: config["threads_per_job"]
     resources:
         **job_resources("train"),

@@ -9,7 +9,8 @@ rule summary:
         finetune=finetune_metrics(),
         probe=probe_metrics(),
         baseline=baseline_metrics(),
-        tokenizers=tokenizer_metrics(study.all_tokenizers(config)),
+        tokenizers=tokenizer_metrics(),
+        pretrain=pretrain_metrics(),
         ablations=lambda wc: ablation_metrics(),
     output:
         table=report(f"{S}/results.csv", category="Results"),
@@ -22,7 +23,7 @@ rule summary:
         settings={"ablations": ABLATION_RUNS, "profile": config["profile"]},  # tracked: a change reruns the job (nb below is derived from paths)
         nb=lambda wc, input, output: nb_params(
             metrics_paths=list(input.finetune) + list(input.probe) + list(input.baseline)
-            + list(input.tokenizers) + list(input.ablations),
+            + list(input.tokenizers) + list(input.pretrain) + list(input.ablations),
             ablation_runs=ABLATION_RUNS,
             out_dir=S,
             profile=config["profile"],
@@ -40,8 +41,8 @@ rule summary:
 rule efficiency:
     input:
         notebook="notebooks/efficiency.py",
-        models=expand(f"{W}/models/{{model}}/model.pt", model=MODELS),
-        tokenizers=[tokenizer_dir(study.model_spec(config, m)["tokenizer"]) for m in MODELS],
+        models=[f"{W}/models/{m}/rep{REPLICATES[0]}/model.pt" for m in MODELS],
+        tokenizers=[tokenizer_dir(study.model_spec(config, m)["tokenizer"], REPLICATES[0]) for m in MODELS],
         corpus=rules.corpus.output[0],
     output:
         table=report(f"{S}/efficiency.csv", category="Efficiency"),
@@ -89,3 +90,37 @@ rule index:
         f"{W}/logs/index.log",
     run:
         stages.write_index(W, output[0], config["profile"])
+
+
+rule provenance:
+    """What made this run: commit, config hash, library versions, machine (vqdna.reference)."""
+    input:
+        rules.index.output,
+    output:
+        f"{W}/provenance.json",
+    params:
+        config=shlex.quote(json.dumps(config, default=str)),
+    log:
+        f"{W}/logs/provenance.log",
+    conda:
+        "../environment.yml"
+    shell:
+        "python -m vqdna.reference provenance {output} --config {params.config} > {log} 2>&1"
+
+
+rule compare:
+    """Every metrics JSON of this run against the tracked reference of its profile, field by
+    field (timings aside): compare.md says which are identical (python -m vqdna.reference)."""
+    input:
+        rules.provenance.output,
+        reference=config.get("reference_dir") or [],
+    output:
+        f"{W}/compare.md",
+    params:
+        workdir=W,
+    log:
+        f"{W}/logs/compare.log",
+    conda:
+        "../environment.yml"
+    shell:
+        "python -m vqdna.reference compare {params.workdir} {input.reference} --markdown {output} > {log} 2>&1"

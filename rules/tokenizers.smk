@@ -1,5 +1,6 @@
 # Stage 1: every tokenizer is built (char, k-mer) or trained (BPE, VQ, HRQ) on the corpus and
-# its statistics are measured on held-out corpus windows.
+# its statistics are measured on held-out corpus windows. VQ/HRQ are trained once per replicate
+# (seed = replicate); the others are built once (seed 0): see study.tokenizer_seed.
 
 
 rule train_tokenizer:
@@ -7,10 +8,10 @@ rule train_tokenizer:
         notebook="notebooks/train_tokenizer.py",
         corpus=rules.corpus.output[0],
     output:
-        tokenizer=directory(f"{W}/tokenizers/{{tokenizer}}/tokenizer"),
-        metrics=f"{W}/tokenizers/{{tokenizer}}/metrics.json",
-        notebook=f"{W}/tokenizers/{{tokenizer}}/train_tokenizer.ipynb",
-        html=f"{W}/tokenizers/{{tokenizer}}/train_tokenizer.html",
+        tokenizer=directory(f"{W}/tokenizers/{{tokenizer}}/seed{{tseed}}/tokenizer"),
+        metrics=f"{W}/tokenizers/{{tokenizer}}/seed{{tseed}}/metrics.json",
+        notebook=f"{W}/tokenizers/{{tokenizer}}/seed{{tseed}}/train_tokenizer.ipynb",
+        html=f"{W}/tokenizers/{{tokenizer}}/seed{{tseed}}/train_tokenizer.html",
     params:
         settings=lambda wc: study.tokenizer_spec(config, wc.tokenizer),  # tracked: a change reruns the job (nb below is derived from paths)
         nb=lambda wc, input, output, threads: nb_params(
@@ -20,7 +21,7 @@ rule train_tokenizer:
             val_path=f"{input.corpus}/val.txt",
             out_dir=output.tokenizer,
             metrics_path=output.metrics,
-            seed=0,
+            seed=int(wc.tseed),
             threads=threads,
             device=config["device"],
             profile=config["profile"],
@@ -28,9 +29,9 @@ rule train_tokenizer:
     conda:
         "../environment.yml"
     log:
-        f"{W}/logs/tokenizers/{{tokenizer}}.log",
+        f"{W}/logs/tokenizers/{{tokenizer}}/seed{{tseed}}.log",
     benchmark:
-        f"{W}/benchmarks/tokenizers/{{tokenizer}}.tsv"
+        f"{W}/benchmarks/tokenizers/{{tokenizer}}/seed{{tseed}}.tsv"
     threads: config["threads_per_job"]
     resources:
         **job_resources("train"),

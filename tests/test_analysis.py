@@ -13,6 +13,7 @@ from scipy import stats
 from vqdna import analysis as an
 
 SMALL = ["smaller model"]
+FAILS = "does not hold"
 REDUCED = ["smaller model", "reduced-train"]
 
 
@@ -81,7 +82,7 @@ def test_summary_means_sd_ranks_and_protocols(records, tmp_path):
     df = frame(records, tmp_path)
     table = an.summary_table(df, "finetune").set_index(["task", "tokenizer"])
     hrq = table.loc[("tf_0", "hrq")]
-    assert hrq["n_seeds"] == 3
+    assert hrq["n_runs"] == 3
     assert hrq["mean"] == pytest.approx(72.0)
     assert hrq["sd"] == pytest.approx(100 * np.std([0.70, 0.72, 0.74], ddof=1))
     assert hrq["paper"] == 72.48 and table.loc[("tf_0", "bpe"), "paper"] == 71.99
@@ -164,33 +165,83 @@ def test_ordering_verdicts(tmp_path):
     assert _verdict(an.claim_verdicts(frame(missing, tmp_path)), "tokenizer ordering") == "inconclusive (not run: char)"
 
 
-def test_ablation_and_usage_verdicts(tmp_path):
-    records = [tok("vq", 0.995, [1.0]), tok("hrq", 0.97, [1.0, 1.0]),
-               tok("vq", 0.6, [1.0], ablation=("stride", 4))]  # not a setting the claim covers
-    for size, score in [(16, 0.40), (32, 0.45), (64, 0.43)]:
-        records += [tok("hrq", 0.99, [1.0, 1.0], ablation=("codebook_size", size)),
-                    clf("who_variant", "hrq", 0, score, stage="linear_probe", metric="macro_f1",
-                        ablation=("codebook_size", size))]
-    for dim, score in [(32, 0.450), (64, 0.452), (128, 0.455)]:
-        records.append(clf("who_variant", "hrq", 0, score, stage="linear_probe", metric="macro_f1",
-                           ablation=("code_dim", dim)))
-    for ratio, score in [(0.15, 0.70), (0.25, 0.74), (0.3, 0.71)]:
-        records += [clf("who_variant", "hrq", s, score + 0.001 * s, metric="macro_f1", ablation=("mask_ratio", ratio))
-                    for s in range(3)]
-    records += [clf("who_variant", "hrq", 0, 0.7, metric="macro_f1")]
-    table = an.claim_verdicts(frame(records, tmp_path), usage={"vq": 1.0, "hrq": 1.0, "kmer6": 0.47})
-    assert _verdict(table, "codebooks use all codes") == "holds"
-    assert _verdict(table, "reconstruction", "vq") == "holds"
-    assert _verdict(table, "reconstruction", "hrq") == "does not hold"  # the 0.97 default run
-    assert _verdict(table, "linear probe peaks", "hrq") == "holds"  # 32 best, 64 lower by 2 points
-    assert _verdict(table, "linear probe peaks", "vq").startswith("inconclusive")
-    assert _verdict(table, "code dimension", "hrq") == "holds"  # range 0.5 < 1
-    assert _verdict(table, "mask ratio", "hrq") == "holds"
-    assert _verdict(table, "tokenizer ordering") == "inconclusive (not run: vq, bpe, kmer6, char)"
-    low = an.claim_verdicts(frame(records, tmp_path), usage={"vq": 0.8, "hrq": 1.0, "kmer6": 0.47})
-    assert _verdict(low, "codebooks use all codes") == "does not hold"
-    saturated = an.claim_verdicts(frame(records, tmp_path), usage={"vq": 1.0, "hrq": 1.0, "kmer6": 0.95})
-    assert _verdict(saturated, "codebooks use all codes") == "does not hold"  # 6-mer not "far fewer"
+def _spec_tok(tokenizer, recon, usage, stride=1, codebook_size=64, restart=1, ablation=None):
+    record = tok(tokenizer, recon, usage, ablation)
+    record["spec"] = {"stride": stride, "codebook_size": codebook_size, "dead_code_threshold": restart}
+    return record
+
+
+def test_every_claim_verdict_can_fail(tmp_path):
+    """Each claim is fed one input for which it must hold and one for which it must not."""
+    # usage: judged on runs without dead-code restart; 6-mers must use "far fewer"
+    restart_only = [_spec_tok("vq", 1.0, [1.0]), _spec_tok("hrq", 1.0, [1.0, 1.0])]
+    usage = {"kmer6": 0.47}
+    assert _verdict(an.claim_verdicts(frame(restart_only, tmp_path), usage=usage),
+                    "codebooks use all codes").startswith("inconclusive (only runs with dead-code restart")
+    no_restart = [_spec_tok("vq", 1.0, [1.0], restart=0), _spec_tok("hrq", 1.0, [1.0, 1.0], restart=0)]
+    assert _verdict(an.claim_verdicts(frame(no_restart, tmp_path), usage=usage), "codebooks use all codes") == "holds"
+    unused = [_spec_tok("vq", 1.0, [0.67], restart=0), _spec_tok("hrq", 1.0, [1.0, 0.68], restart=0)]
+    assert _verdict(an.claim_verdicts(frame(unused, tmp_path), usage=usage), "codebooks use all codes") == FAILS
+    assert _verdict(an.claim_verdicts(frame(no_restart, tmp_path), usage={"kmer6": 0.97}),
+                    "codebooks use all codes") == FAILS
+
+    # reconstruction: only lossy settings decide
+    trivial = an.claim_verdicts(frame([_spec_tok("vq", 1.0, [1.0])], tmp_path))
+    assert _verdict(trivial, "reconstruction", "vq").startswith("inconclusive (only settings where")
+    good = [_spec_tok("vq", 1.0, [1.0]), _spec_tok("vq", 0.99, [1.0], stride=2, ablation=("stride", 2))]
+    assert _verdict(an.claim_verdicts(frame(good, tmp_path)), "reconstruction", "vq") == "holds"
+    lossy = good + [_spec_tok("vq", 0.84, [1.0], stride=4, ablation=("stride", 4))]
+    assert _verdict(an.claim_verdicts(frame(lossy, tmp_path)), "reconstruction", "vq") == FAILS
+
+    # peak: needs a rise and a fall; a curve that only falls (or only rises) fails
+    def sizes(scores):
+        return [clf("coding", "hrq", 0, score, stage="linear_probe", ablation=("codebook_size", size))
+                for size, score in zip((32, 64, 128), scores)]
+    assert _verdict(an.claim_verdicts(frame(sizes((0.40, 0.45, 0.43)), tmp_path)), "linear probe rises", "hrq") == "holds"
+    assert _verdict(an.claim_verdicts(frame(sizes((0.301, 0.283, 0.278)), tmp_path)), "linear probe rises",
+                    "hrq") == FAILS
+    assert _verdict(an.claim_verdicts(frame(sizes((0.30, 0.32, 0.36)), tmp_path)), "linear probe rises",
+                    "hrq") == FAILS
+    assert _verdict(an.claim_verdicts(frame(sizes((0.30, 0.32, 0.36))[:2], tmp_path)), "linear probe rises",
+                    "hrq").startswith("inconclusive")
+
+    # code dimension: < 1 point holds, a large spread fails
+    def dims(scores):
+        return [clf("coding", "hrq", 0, score, stage="linear_probe", ablation=("code_dim", dim))
+                for dim, score in zip((32, 64, 128), scores)]
+    assert _verdict(an.claim_verdicts(frame(dims((0.450, 0.452, 0.455)), tmp_path)), "code dimension", "hrq") == "holds"
+    assert _verdict(an.claim_verdicts(frame(dims((0.269, 0.324, 0.232)), tmp_path)), "code dimension", "hrq") == FAILS
+
+    # mask ratio: 0.25 must be best
+    def masks(scores):
+        return [clf("coding", "hrq", s, score + 0.001 * s, ablation=("mask_ratio", ratio))
+                for ratio, score in zip((0.15, 0.25, 0.3), scores) for s in range(3)]
+    assert _verdict(an.claim_verdicts(frame(masks((0.70, 0.74, 0.71)), tmp_path)), "mask ratio", "hrq") == "holds"
+    assert _verdict(an.claim_verdicts(frame(masks((0.74, 0.70, 0.71)), tmp_path)), "mask ratio", "hrq") == FAILS
+
+    # every verdict says what would make it fail
+    table = an.claim_verdicts(frame(good + sizes((0.40, 0.45, 0.43)), tmp_path), usage=usage)
+    assert table["fails if"].str.len().gt(20).all()
+
+
+def pretrain(tokenizer, kind, val_loss, unigram, replicate=0, span=1):
+    return {"stage": "pretrain", "tokenizer": tokenizer, "tokenizer_type": kind, "seed": replicate,
+            "replicate": replicate, "ablation": None, "final_val_loss": val_loss, "unigram_loss": unigram,
+            "mlm_span": span}
+
+
+def test_pretext_verdict_fails_for_an_encoder_at_its_unigram_level(tmp_path):
+    records = [pretrain("char", "char", 1.30 + 0.001 * r, 1.37, r) for r in range(3)]
+    records += [pretrain("kmer6", "kmer", 2.0 + 0.01 * r, 8.3, r, span=6) for r in range(3)]
+    records += [pretrain("vq", "vq", 3.90 + 0.01 * r, 4.16, r) for r in range(3)]   # 6% below: not enough
+    records += [pretrain("bpe", "bpe", 6.05 + 0.2 * r, 6.10, r) for r in range(3)]  # within replicate spread
+    table = an.pretext_table(frame(records, tmp_path)).set_index("tokenizer")
+    assert table.loc["char", "learned"] == "yes" and table.loc["kmer6", "learned"] == "yes"
+    assert table.loc["vq", "learned"] == "no" and table.loc["bpe", "learned"] == "no"
+    assert table.loc["vq", "required %"] == 25 and table.loc["char", "required %"] == 0
+    verdicts = an.claim_verdicts(frame(records, tmp_path))
+    assert _verdict(verdicts, "the encoder learned", "vq") == FAILS
+    assert _verdict(verdicts, "the encoder learned", "kmer6") == "holds"
 
 
 def test_tokenizer_comparison_puts_task_usage_beside_probe_and_finetune(tmp_path):

@@ -132,9 +132,9 @@ def profile_deviations(profile: str) -> list[str]:
     return [] if profile == PAPER_PROFILE else [SMALL_MODEL]
 
 
-def tokenizer_record(name: str, spec: dict, stats: dict, profile: str) -> dict:
-    """The metrics JSON of a tokenizer job."""
-    return {"stage": "tokenizer", "tokenizer": name, "type": spec["type"], "seed": 0,
+def tokenizer_record(name: str, spec: dict, stats: dict, profile: str, seed: int = 0) -> dict:
+    """The metrics JSON of a tokenizer job (``seed``: its training seed)."""
+    return {"stage": "tokenizer", "tokenizer": name, "type": spec["type"], "seed": seed,
             "ablation": ablation_of(name), "deviations": profile_deviations(profile), "profile": profile,
             "spec": spec, **stats}
 
@@ -156,7 +156,8 @@ def pretrain(model: MaskedLM, tokenizer: Tokenizer, train_windows: list[str], va
         model, tokenizer, train_windows, steps=settings["steps"], batch_size=settings["batch_size"],
         lr=settings["lr"], mask_ratio=settings["mask_ratio"], max_length=settings["max_tokens"], seed=seed,
         warmup_steps=settings.get("warmup_steps", 0), val_sequences=_spread(val_windows),
-        eval_every=max(1, settings["steps"] // 10), device=_device(device), progress=progress)
+        eval_every=max(1, settings["steps"] // 10), device=_device(device), progress=progress,
+        masking=settings.get("masking", "tokenizer"))
 
 
 def save_pretrained(path, model: MaskedLM, encoder: dict, tokenizer_path) -> None:
@@ -172,13 +173,21 @@ def load_encoder(path, tokenizer: Tokenizer) -> TransformerEncoder:
 
 
 def pretrain_record(name: str, tokenizer: Tokenizer, encoder: dict, settings: dict, history: list[dict],
-                    profile: str) -> dict:
+                    profile: str, replicate: int = 0) -> dict:
+    """The metrics JSON of a pre-training job: final losses and the pretext check, i.e. the
+    held-out masked-token loss against the unigram (frequency-only) loss of the same targets
+    (``unigram_margin``: nats below it; ``unigram_margin_fraction``: as a share of it)."""
     last = history[-1]
-    return {"stage": "pretrain", "tokenizer": name, "ablation": ablation_of(name), "profile": profile,
+    val, unigram = last.get("val_loss"), last.get("unigram_loss")
+    margin = None if val is None or unigram is None else unigram - val
+    return {"stage": "pretrain", "tokenizer": name, "seed": replicate, "replicate": replicate,
+            "ablation": ablation_of(name), "profile": profile, "tokenizer_type": tokenizer.name,
             "encoder": encoder, "pretrain": settings, "vocab_size": tokenizer.vocab_size,
-            "final_train_loss": last["train_loss"], "final_val_loss": last.get("val_loss"),
-            "final_val_accuracy": last.get("val_accuracy"), "steps_per_s": last.get("steps_per_s"),
-            "deviations": profile_deviations(profile)}
+            "mlm_span": getattr(tokenizer, "mlm_span", 1) if settings.get("masking", "tokenizer") == "tokenizer" else 1,
+            "final_train_loss": last["train_loss"], "final_val_loss": val,
+            "final_val_accuracy": last.get("val_accuracy"), "unigram_loss": unigram,
+            "unigram_margin": margin, "unigram_margin_fraction": None if margin is None else margin / unigram,
+            "steps_per_s": last.get("steps_per_s"), "deviations": profile_deviations(profile)}
 
 
 # ------------------------------------------------------------------------------- stage 3
@@ -240,9 +249,14 @@ def kmer_baseline_record(task: tuple[dict, dict], profile: str) -> dict:
     from vqdna.analysis import BASELINE_NAME, kmer_spectrum_baseline
 
     splits, meta = task
+    from vqdna.uncertainty import METRICS, bootstrap_interval
+
     result = kmer_spectrum_baseline(splits["train"], splits["test"], seed=0)
     return {"stage": "baseline", "suite": meta["suite"], "task": meta["task"], "tokenizer": BASELINE_NAME,
-            "seed": 0, "metric": meta["metric"], **{k: float(result[k]) for k in ("mcc", "macro_f1", "accuracy")},
+            "seed": 0, "replicate": 0, "metric": meta["metric"],
+            **{k: float(result[k]) for k in ("mcc", "macro_f1", "accuracy")},
+            "confusion_matrix": result["confusion_matrix"],
+            "test_interval": {m: bootstrap_interval(result["confusion_matrix"], m) for m in METRICS},
             "deviations": deviation_tags(meta.get("deviations", [])), "deviation_details": meta.get("deviations", []),
             "paper": meta.get("paper", {}),
             "ablation": None, "profile": profile}
@@ -257,9 +271,13 @@ def write_kmer_baseline(task_dir, out_path, profile: str) -> None:
 
 
 def evaluation_record(stage: str, task: tuple[dict, dict], name: str, seed: int, result: dict, profile: str,
-                      settings: dict | None = None) -> dict:
-    """The metrics JSON of a fine-tuning / linear-probe job: test scores (fractions), the task's
-    primary metric, the paper's published numbers and every protocol deviation."""
+                      settings: dict | None = None, replicate: int = 0) -> dict:
+    """The metrics JSON of a fine-tuning / linear-probe job: test scores (fractions), each with
+    its 95% test-set bootstrap interval (``test_interval``, from the confusion matrix), the
+    task's primary metric, the paper's published numbers and every protocol deviation.
+    ``replicate``: the full-pipeline replicate; ``seed``: the fine-tuning seed within it."""
+    from vqdna.uncertainty import METRICS, bootstrap_interval
+
     _, meta = task
     deviations = deviation_tags(meta.get("deviations", [])) + profile_deviations(profile)
     if stage == "finetune" and (settings or {}).get("protocol") != "benchmark":
@@ -269,6 +287,8 @@ def evaluation_record(stage: str, task: tuple[dict, dict], name: str, seed: int,
         notes.append(f"{TRUNCATED} to {result['max_tokens']} tokens")
     return {
         "stage": stage, "suite": meta["suite"], "task": meta["task"], "tokenizer": name, "seed": seed,
+        "replicate": replicate,
+        "test_interval": {m: bootstrap_interval(result["confusion_matrix"], m, seed=seed) for m in METRICS},
         "metric": meta["metric"], **{k: float(result["test"][k]) for k in ("mcc", "macro_f1", "accuracy")},
         "deviations": sorted(set(deviations)), "deviation_details": meta.get("deviations", []),
         "notes": notes, "paper": meta.get("paper", {}), "ablation": ablation_of(name),

@@ -7,6 +7,11 @@ Snakemake. Names are the wildcards that appear in output paths and in every tabl
   one (``hrq~codebook_size=128``);
 - a *model* name is a tokenizer name, optionally with a pre-training override
   (``hrq~mask_ratio=0.15``): the same tokenizer artefact is reused, only pre-training reruns.
+
+A *replicate* ``r`` is one run of the whole pipeline: the learned tokenizer trained with seed
+``r`` (:func:`tokenizer_seed`), pre-training with seed ``r`` and fine-tuning with the seeds
+:func:`finetune_seed` derives from ``r`` and each of ``config["seeds"]``. Rule-based tokenizers
+(char, k-mer) and BPE (deterministic for a given corpus) are built once, at seed 0.
 """
 from __future__ import annotations
 
@@ -20,6 +25,8 @@ TOKENIZER_ABLATIONS = ("codebook_size", "code_dim", "levels", "ema", "dead_code_
 PRETRAIN_ABLATIONS = ("mask_ratio",)
 CODEBOOK_TYPES = ("vq", "hrq")
 SEPARATOR = "~"
+#: tokenizer types whose training draws random numbers: retrained in every replicate
+SEEDED_TOKENIZER_TYPES = CODEBOOK_TYPES
 
 
 def variant_name(base: str, knob: str, value) -> str:
@@ -149,3 +156,25 @@ def with_ablation_defaults(records, runs: list[dict]):
                        & (records["stage"] != "baseline")]
         copies.append(base.assign(ablation_name=run["ablation"], ablation_value=run["value"]))
     return pd.concat([records, *copies], ignore_index=True) if copies else records
+
+
+def replicates(config: dict) -> list[int]:
+    """The full-pipeline replicates of the main comparison."""
+    return [int(r) for r in config["replicates"]]
+
+
+def ablation_replicates(config: dict) -> list[int]:
+    """Replicates of every ablation run (``ablations.replicates``, default: the first replicate)."""
+    return [int(r) for r in config.get("ablations", {}).get("replicates", replicates(config)[:1])]
+
+
+def tokenizer_seed(config: dict, name: str, replicate: int) -> int:
+    """The training seed of tokenizer ``name`` in ``replicate``: the replicate for VQ/HRQ, 0 for
+    tokenizers whose construction draws no random number."""
+    return int(replicate) if tokenizer_spec(config, name)["type"] in SEEDED_TOKENIZER_TYPES else 0
+
+
+def finetune_seed(replicate: int, seed: int) -> int:
+    """The torch seed of fine-tuning run ``seed`` of ``replicate``: distinct for every pair, so
+    that no two runs share a batch order or head initialisation."""
+    return 1000 * int(replicate) + int(seed)

@@ -100,6 +100,11 @@ class Tokenizer:
         """ids (...) -> targets (..., 1): the id itself."""
         return torch.as_tensor(ids, dtype=torch.long)[..., None]
 
+    @property
+    def mlm_span(self) -> int:
+        """Contiguous tokens masked together in pre-training (1 = independent token masking)."""
+        return 1
+
     def token_counts(self, seqs: Iterable[str]) -> np.ndarray:
         """How often each id occurs when encoding ``seqs`` (length ``vocab_size``): vocabulary usage."""
         rows = self._encode_many([normalize(s) for s in seqs])
@@ -178,6 +183,13 @@ class KmerTokenizer(Tokenizer):
     @property
     def params(self) -> dict:
         return {"k": self.k, "stride": self.stride}
+
+    @property
+    def mlm_span(self) -> int:
+        """Overlapping k-mers are masked in spans of ceil(k / stride) tokens (DNABERT's scheme):
+        a lone masked k-mer could be read off its unmasked neighbours, which share k - stride
+        bases with it; a span that long leaves at least one of its bases in no unmasked token."""
+        return -(-self.k // self.stride)
 
     def _encode(self, seq: str) -> np.ndarray:
         return self._encode_many([seq])[0]

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from vqdna.encoder import apply_lora, mean_pool
 from vqdna.metrics import classification_metrics, confusion
+from vqdna.tokenizers import N_SPECIAL
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -137,17 +138,40 @@ def _as_xy(split) -> tuple[list[str], np.ndarray]:
 
 
 def mask_tokens(ids: torch.Tensor, mask_ratio: float, generator: torch.Generator,
-                mask_id: int = 4, n_special: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mask round(mask_ratio * n) of each row's n regular tokens (at least one), chosen uniformly
-    with ``generator``; every chosen position becomes [MASK] (the paper's masked code modeling; no
-    BERT 80/10/10, which would also feed random code tuples into the frozen-codebook embedding).
-    Returns (masked ids, bool positions)."""
+                mask_id: int = 4, n_special: int = 5, span: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask about ``mask_ratio`` of each row's n regular tokens, in contiguous spans of ``span``
+    tokens: round(mask_ratio * n / span) span starts (at least one) are drawn uniformly with
+    ``generator`` and each covers the next ``span`` regular tokens (spans may overlap, so a
+    little less than ``mask_ratio`` can be masked when span > 1). Every chosen position becomes
+    [MASK] (the paper's masked code modeling; no BERT 80/10/10, which would also feed random
+    code tuples into the frozen-codebook embedding). ``span`` > 1 is DNABERT's scheme for
+    overlapping k-mers (``Tokenizer.mlm_span``). Returns (masked ids, bool positions)."""
     regular = ids >= n_special
     scores = torch.rand(ids.shape, generator=generator).masked_fill(~regular, 2.0)
     ranks = scores.argsort(dim=1).argsort(dim=1)
-    count = (regular.sum(1, keepdim=True) * mask_ratio).round().clamp(min=1)
-    positions = (ranks < count) & regular
+    count = (regular.sum(1, keepdim=True) * mask_ratio / span).round().clamp(min=1)
+    starts = (ranks < count) & regular
+    positions = starts.clone()
+    for shift in range(1, span):
+        positions[:, shift:] |= starts[:, :-shift]
+    positions &= regular
     return ids.masked_fill(positions, mask_id), positions
+
+
+def unigram_loss(tokenizer, train_ids: torch.Tensor, val_ids: torch.Tensor, val_positions: torch.Tensor,
+                 smoothing: float = 1.0) -> float:
+    """The masked-modeling loss of a model that knows only target frequencies: cross-entropy
+    (summed over targets, like ``MaskedLM``) of the validation masked targets under the
+    add-``smoothing`` frequencies of the training targets. A pre-trained model that learned
+    anything from context ends below it."""
+    train = tokenizer.mlm_targets(train_ids[train_ids >= N_SPECIAL])
+    val = tokenizer.mlm_targets(val_ids[val_positions])
+    total = 0.0
+    for level, size in enumerate(tokenizer.mlm_target_sizes):
+        counts = torch.bincount(train[:, level], minlength=size).double() + smoothing
+        log_p = (counts / counts.sum()).log()
+        total += float(-log_p[val[:, level]].mean())
+    return total
 
 
 def _mlm_labels(tokenizer, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -177,25 +201,30 @@ def pretrain_mlm(model, tokenizer, sequences: list[str], steps: int = 300, batch
                  lr: float = 5e-4, mask_ratio: float = 0.25, max_length: int = 128, seed: int = 0,
                  warmup_steps: int = 30, val_sequences: list[str] | None = None, eval_every: int = 50,
                  weight_decay: float = 0.01, grad_clip: float = 1.0, device: str | None = None,
-                 progress: bool = True) -> list[dict]:
+                 progress: bool = True, masking: str = "tokenizer") -> list[dict]:
     """Masked-modeling pre-training of a ``MaskedLM`` (paper stage 2: 25% masking, AdamW, cosine).
 
     Sequences are tokenised once; batches are drawn epoch-wise without replacement from a seeded
     generator. The validation set is masked once (fixed) so its numbers are comparable across
-    evaluations. A codebook embedding stays frozen (its code vectors are buffers). Returns the
-    history: one dict per ``eval_every`` steps (and the last step) with step, train_loss (mean
-    since the previous entry), lr, steps_per_s (training only) and, given ``val_sequences``,
-    val_loss/val_accuracy.
+    evaluations. A codebook embedding stays frozen (its code vectors are buffers). ``masking``:
+    "tokenizer" masks spans of the tokenizer's ``mlm_span`` (overlapping k-mers: DNABERT's
+    span masking), "token" masks tokens independently. Returns the history: one dict per
+    ``eval_every`` steps (and the last step) with step, train_loss (mean since the previous
+    entry), lr, steps_per_s (training only) and, given ``val_sequences``, val_loss /
+    val_accuracy and unigram_loss (the frequency-only baseline on the same masked targets).
     """
     generator = seed_everything(seed)
     device = pick_device(device)
     model.to(device).train()
     ids, mask = _tokenize(tokenizer, sequences, max_length)
-    val = None
+    span = getattr(tokenizer, "mlm_span", 1) if masking == "tokenizer" else 1
+    val, baseline = None, None
     if val_sequences:
         v_ids, v_mask = _tokenize(tokenizer, val_sequences, max_length)
-        v_masked, v_positions = mask_tokens(v_ids, mask_ratio, torch.Generator().manual_seed(seed + 1))
+        v_masked, v_positions = mask_tokens(v_ids, mask_ratio, torch.Generator().manual_seed(seed + 1),
+                                            span=span)
         val = (v_masked, v_mask, _mlm_labels(tokenizer, v_ids, v_positions))
+        baseline = unigram_loss(tokenizer, ids, v_ids, v_positions)
     optimizer, scheduler = make_optimizer(model, lr, steps, warmup_steps, weight_decay)
     history, losses, order, eval_time = [], [], torch.empty(0, dtype=torch.long), 0.0
     tic = time.perf_counter()
@@ -204,7 +233,7 @@ def pretrain_mlm(model, tokenizer, sequences: list[str], steps: int = 300, batch
             order = torch.cat([order, torch.randperm(len(ids), generator=generator)])
         index, order = order[:batch_size], order[batch_size:]
         b_ids, b_mask = _trim(ids[index], mask[index])
-        masked, positions = mask_tokens(b_ids, mask_ratio, generator)
+        masked, positions = mask_tokens(b_ids, mask_ratio, generator, span=span)
         labels = _mlm_labels(tokenizer, b_ids, positions)
         _, loss = model(masked.to(device), b_mask.to(device), labels.to(device))
         check_finite(loss, f"pretrain step {step} (sequence indices {index.tolist()})")
@@ -219,7 +248,7 @@ def pretrain_mlm(model, tokenizer, sequences: list[str], steps: int = 300, batch
                      "steps_per_s": step / (time.perf_counter() - tic - eval_time)}
             if val is not None:
                 eval_tic = time.perf_counter()
-                entry.update(_mlm_evaluate(model, *val, batch_size, device))
+                entry.update(_mlm_evaluate(model, *val, batch_size, device), unigram_loss=baseline)
                 eval_time += time.perf_counter() - eval_tic
             history.append(entry)
             losses = []
