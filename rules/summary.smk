@@ -117,7 +117,7 @@ rule compare:
     output:
         f"{W}/compare.md",
     params:
-        workdir=W,
+        workdir=lambda wc, output: str(Path(output[0]).parent),
     log:
         f"{W}/logs/compare.log",
     conda:
