@@ -74,8 +74,12 @@ def test_smoke_run_end_to_end(tmp_path):
     for name in ("results.md", "summary.html", "efficiency.md", "claims.md", "figures/finetune_scores.png"):
         assert (tmp_path / "summary" / name).stat().st_size > 0, name
     for tok in tokenizers:
-        assert (tmp_path / "tokenizers" / tok / "train_tokenizer.html").exists()
-        assert (tmp_path / "models" / tok / "pretrain.html").exists()
+        assert (tmp_path / "tokenizers" / tok / "seed0" / "train_tokenizer.html").exists()
+        assert (tmp_path / "models" / tok / "rep0" / "pretrain.html").exists()
+    pretext = pd.read_csv(tmp_path / "summary" / "pretext.csv")
+    assert set(pretext["tokenizer"]) == set(tokenizers) and pretext["unigram_loss"].gt(0).all()
+    provenance = json.loads((tmp_path / "provenance.json").read_text())
+    assert provenance["config_sha256"] and provenance["libraries"]["torch"] and provenance["machine"]["cores"]
     if (REPO.parent / "shared" / "data" / "sars_cov_2").is_dir():
         record = json.loads((tmp_path / "sarscov2" / "metrics.json").read_text())
         assert record["n_genomes"] >= 10 and record["lineage_structure"]
@@ -87,5 +91,88 @@ def test_smoke_run_end_to_end(tmp_path):
     changed.write_text(yaml.safe_dump({"finetune": {**config["finetune"], "epochs": 2}}))
     dry = snakemake("-n", "--configfile", "config/smoke.yaml", str(changed), "--config", f"workdir={tmp_path}")
     jobs = {m[1]: int(m[2]) for m in re.finditer(r"^([a-z_]+)\s+(\d+)$", dry.stdout, re.MULTILINE)}  # job stats
-    assert jobs.get("finetune") == len(tasks) * len(tokenizers) * len(config["seeds"])
-    assert set(jobs) - {"total", "finetune", "summary", "index", "all"} == set(), jobs
+    assert jobs.get("finetune") == len(tasks) * len(tokenizers) * len(config["replicates"])
+    assert set(jobs) - {"total", "finetune", "summary", "index", "provenance", "all"} == set(), jobs
+
+
+def test_fresh_clone_plans_the_whole_study(tmp_path):
+    """A clone of the repository (no ../shared beside it) plans every stage of the embedded study:
+    no tracked file sits at a rule's output path, so nothing looks done already."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+    result = snakemake("-n", cwd=clone)
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = {m[1]: int(m[2]) for m in re.finditer(r"^([a-z_0-9]+)\s+(\d+)$", result.stdout, re.MULTILINE)}
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    replicates, tokenizers = len(config["replicates"]), len(config["tokenizers"])
+    assert jobs["pretrain"] == replicates * tokenizers
+    assert jobs["finetune"] == jobs["linear_probe"] == replicates * tokenizers  # the embedded task alone
+    assert {"corpus", "prepare_task", "train_tokenizer", "kmer_baseline", "summary", "efficiency", "index",
+            "provenance"} <= set(jobs)
+    tracked = subprocess.run(["git", "ls-files", "results"], cwd=clone, capture_output=True, text=True).stdout.split()
+    assert tracked and all(path.startswith("results/reference/") for path in tracked)
+
+
+def tiny_config(tmp_path: Path) -> Path:
+    """The smallest study that runs every stage of the main comparison: one embedded task, a
+    rule-based and a learned tokenizer, two replicates, a few steps."""
+    config = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    config["replicates"], config["seeds"] = [0, 1], [0]
+    config["data"]["suites"] = {"embedded": {"enabled": True, "tasks": ["coding"], "max_train": 100,
+                                             "task_params": {"coding": {"length": 64, "n_per_class": 150}}},
+                                "gue": {"enabled": False}, "covid_mini": {"enabled": False},
+                                "extra": {"enabled": False}}
+    config["tokenizers"] = {"char": {"type": "char"}, "vq": {"type": "vq", "levels": 1}}
+    config["sarscov2"]["enabled"] = False
+    config["pretrain"]["steps"] = 20
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def metrics_of(workdir: Path) -> dict[str, dict]:
+    """Every metrics JSON of a run, timing fields dropped, keyed by path relative to the run."""
+    from vqdna.reference import TIMING_KEYS
+
+    def clean(value):
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if not any(t in k for t in TIMING_KEYS)}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    return {str(p.relative_to(workdir)): clean(json.loads(p.read_text())) for p in sorted(workdir.glob("**/metrics.json"))}
+
+
+@pytest.mark.slow
+def test_rerun_and_interrupted_run_give_identical_metrics(tmp_path):
+    """Run the tiny study twice from scratch, the second time interrupted by SIGTERM while a
+    training job runs and then resumed: every metrics file (timings aside) is identical, and
+    nothing the interruption left behind survives."""
+    import signal
+    import time
+
+    config = tiny_config(tmp_path)
+    first, second = tmp_path / "first", tmp_path / "second"
+    result = snakemake("--configfile", str(config), "--config", f"workdir={first}")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    process = subprocess.Popen([*SNAKEMAKE, "--configfile", str(config), "--config", f"workdir={second}"], cwd=REPO,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(second.glob("logs/pretrain/*/rep*.log")):
+        time.sleep(0.5)
+    time.sleep(2)  # inside the job: kernel started, training under way
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode != 0, output[-2000:]
+    assert not list(second.glob("models/*/rep*/model.pt")) or len(metrics_of(second)) < len(metrics_of(first))
+
+    result = snakemake("--configfile", str(config), "--config", f"workdir={second}")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    a, b = metrics_of(first), metrics_of(second)
+    assert set(a) == set(b) and len(a) >= 12
+    different = [path for path in a if a[path] != b[path]]
+    assert not different, different
