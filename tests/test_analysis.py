@@ -242,6 +242,9 @@ def test_pretext_verdict_fails_for_an_encoder_at_its_unigram_level(tmp_path):
     verdicts = an.claim_verdicts(frame(records, tmp_path))
     assert _verdict(verdicts, "the encoder learned", "vq") == FAILS
     assert _verdict(verdicts, "the encoder learned", "kmer6") == "holds"
+    ordering = frame(records + _ordering_records(0.05), tmp_path)
+    assert _verdict(an.claim_verdicts(ordering), "tokenizer ordering") == \
+        "holds; rests on encoders that did not learn their pretext: vq, bpe"
 
 
 def test_tokenizer_comparison_puts_task_usage_beside_probe_and_finetune(tmp_path):

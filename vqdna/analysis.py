@@ -661,6 +661,13 @@ FAILS_IF = {
 }
 
 
+def _with_pretext_caveat(result: tuple[str, str], unlearned: Sequence[str]) -> tuple[str, str]:
+    """A verdict that rests on encoders that did not learn their pretext task says so."""
+    if not unlearned:
+        return result
+    return result[0], f"{result[1]}; rests on encoders that did not learn their pretext: {', '.join(unlearned)}"
+
+
 def usage_claim(usage_no_restart: Mapping[str, float], usage_restart: Mapping[str, float],
                 codebooks: Sequence[str] = ("vq", "hrq"), kmer: str = "kmer6", full_usage: float = 0.99,
                 kmer_max_usage: float = 0.75) -> tuple[str, str]:
@@ -754,6 +761,8 @@ def claim_verdicts(df: pd.DataFrame, usage: Mapping[str, float] | None = None, s
         summary = summary_table(df, stage)
     except ValueError:
         summary = None
+    pretext = pretext_table(df)
+    unlearned = [t for t, ok in zip(pretext["tokenizer"], pretext["learned"]) if ok == "no" and t in ordering]
     if summary is None:
         add("tokenizer ordering " + " > ".join(ordering), "all", "", ("–", _inconclusive(f"no {stage} runs")),
             "ordering")
@@ -763,7 +772,8 @@ def claim_verdicts(df: pd.DataFrame, usage: Mapping[str, float] | None = None, s
         add(f"tokenizer ordering {' > '.join(ordering)} ({protocol})", "all",
             "avg rank HRQ 1, VQ 2; CVC fine-tune F1 HRQ 74.32 > VQ 73.16 > BPE 71.02 > 6-mer 55.50 "
             "> one-hot 54.10 (Tables 1-2)",
-            _ordering_claim(summary[summary["protocol"] == protocol], ordering, fallback_noise, noise_factor),
+            _with_pretext_caveat(_ordering_claim(summary[summary["protocol"] == protocol], ordering, fallback_noise,
+                                                 noise_factor), unlearned),
             "ordering")
 
     all_tok = df[df["stage"] == "tokenizer"] if "stage" in df else df.iloc[:0]
@@ -823,7 +833,6 @@ def claim_verdicts(df: pd.DataFrame, usage: Mapping[str, float] | None = None, s
         add(f"mask ratio {best_mask:g} is best", t, "HRQ H3 79.2, CVC 74.3 at 25%; 15/20/30% lower (Table 9)",
             result, "mask")
 
-    pretext = pretext_table(df)
     for row in pretext.to_dict("records"):
         ours = (f"{row['val_loss']:.3f} vs unigram {row['unigram_loss']:.3f} nats "
                 f"({row['margin %']:.1f}% below; needed {row['required %']:.0f}%)")

@@ -360,7 +360,10 @@ def write_index(workdir, out_path, profile: str) -> None:
     workdir, out_path = Path(workdir), Path(out_path)
     lines = [f"# vqdna results — profile `{profile}`", "",
              "- [Results tables (Markdown)](summary/results.md) · [CSV](summary/results.csv)",
-             "- [Summary notebook](summary/summary.html) · [Efficiency](summary/efficiency.html)"]
+             "- [Claim verdicts](summary/claims.md) · [Pretext learned](summary/pretext.md) · "
+             "[Variance: replicates vs fine-tuning](summary/variance.md)",
+             "- [Summary notebook](summary/summary.html) · [Efficiency](summary/efficiency.html)",
+             "- [Provenance of this run](provenance.json) (commit, config hash, libraries, machine)"]
     if (workdir / "sarscov2" / "sarscov2.html").exists():
         lines.append("- [SARS-CoV-2 analysis (paper Fig. 5)](sarscov2/sarscov2.html)")
     lines += ["", "## Rendered job notebooks (present after a local run)", ""]
