@@ -1,0 +1,56 @@
+"""Publishing a run as the tracked reference and comparing a fresh run with it."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vqdna import reference
+
+
+def make_run(root, mcc=0.42, steps_per_s=3.0):
+    (root / "finetune" / "t" / "hrq" / "rep0" / "seed0").mkdir(parents=True)
+    record = {"stage": "finetune", "mcc": mcc, "history": [{"loss": 0.5}], "steps_per_s": steps_per_s}
+    (root / "finetune" / "t" / "hrq" / "rep0" / "seed0" / "metrics.json").write_text(json.dumps(record))
+    (root / "summary").mkdir()
+    (root / "summary" / "results.md").write_text("# results\n")
+    (root / "provenance.json").write_text(json.dumps(reference.provenance({"profile": "test"})))
+    return root
+
+
+def test_publish_then_compare(tmp_path):
+    run = make_run(tmp_path / "run")
+    time_log = tmp_path / "run.time"
+    time_log.write_text('\tCommand being timed: "snakemake --cores all"\n'
+                        "\tElapsed (wall clock) time (h:mm:ss or m:ss): 1:02:03.5\n"
+                        "\tMaximum resident set size (kbytes): 2048000\n")
+    published = reference.publish(run, tmp_path / "ref", time_log)
+    assert {p.name for p in published} == {"metrics.json", "results.md", "provenance.json"}
+    provenance = json.loads((tmp_path / "ref" / "provenance.json").read_text())
+    assert provenance["run"]["wall_time_s"] == pytest.approx(3723.5)
+    assert provenance["run"]["peak_rss_mib"] == pytest.approx(2000)
+    assert provenance["config_sha256"] == reference.config_hash({"profile": "test"})
+
+    fresh = make_run(tmp_path / "fresh", steps_per_s=9.0)  # timings differ: still identical
+    rows = reference.compare(fresh, tmp_path / "ref")
+    assert [r["status"] for r in rows] == ["identical"]
+    assert reference.main(["compare", str(fresh), str(tmp_path / "ref")]) == 0
+
+    changed = make_run(tmp_path / "changed", mcc=0.43)
+    rows = reference.compare(changed, tmp_path / "ref")
+    assert rows[0]["status"] == "differs" and rows[0]["differences"] == [
+        {"key": "mcc", "reference": 0.42, "fresh": 0.43}]
+    assert reference.main(["compare", str(changed), str(tmp_path / "ref")]) == 1
+    assert "mcc" in reference.compare_markdown(rows, "ref")
+
+
+def test_publish_refuses_an_unfinished_run(tmp_path):
+    (tmp_path / "run").mkdir()
+    with pytest.raises(FileNotFoundError, match="not a finished run"):
+        reference.publish(tmp_path / "run", tmp_path / "ref")
+
+
+def test_time_log_must_be_a_time_v_log(tmp_path):
+    (tmp_path / "log").write_text("hello\n")
+    with pytest.raises(ValueError, match="not a /usr/bin/time -v log"):
+        reference.read_time_log(tmp_path / "log")
