@@ -792,11 +792,15 @@ def claim_verdicts(df: pd.DataFrame, usage: Mapping[str, float] | None = None, s
     add("codebooks use all codes, 6-mer far fewer", "all", "VQ/HRQ 100%, BPE 99%, 6-mer 47% (Table 1)",
         usage_claim(no_restart, restart, codebooks, kmer, full_usage, kmer_max_usage), "usage")
 
+    probes = df[df["stage"] == "linear_probe"] if "task_recon_accuracy" in df else df.iloc[:0]
+    task_recon = probes.dropna(subset=["task_recon_accuracy"]).groupby("tokenizer")["task_recon_accuracy"].min() \
+        if len(probes) else pd.Series(dtype=float)
     for t in codebooks:
         runs = all_tok[all_tok["base_tokenizer"] == t] if len(all_tok) else all_tok
         if len(runs) and "spec" in runs:
             runs = runs.assign(stride=[s.get("stride", 1) for s in runs["spec"]],
-                               codebook_size=[s.get("codebook_size", 0) for s in runs["spec"]])
+                               codebook_size=[s.get("codebook_size", 0) for s in runs["spec"]],
+                               task_recon_accuracy=[float(task_recon.get(n, math.nan)) for n in runs["tokenizer"]])
         add(f"reconstruction >= {100 * recon_threshold:g}% where it can be lost", t, ">= 98.2% (Tables 7-8)",
             reconstruction_claim(runs, recon_threshold) if len(runs) and "stride" in runs
             else ("–", _inconclusive("no tokenizer records")), "recon")

@@ -240,7 +240,11 @@ def linear_probe(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], max_
     result = training.linear_probe(load_encoder(model_path, tokenizer), tokenizer, _xy(splits["train"]),
                                    _xy(splits["test"]), seed=seed, max_length=max_length, device=_device(device))
     usage = [float((counts > 0).mean()) for counts in usage_counts(tokenizer, list(splits["train"]["sequence"])).values()]
-    return {**result, "max_tokens": max_length, "truncated_fraction": truncated, "vocab_usage": usage}
+    out = {**result, "max_tokens": max_length, "truncated_fraction": truncated, "vocab_usage": usage}
+    if isinstance(tokenizer, CodebookTokenizer):  # reconstruction on the task's held-out sequences too
+        out["task_recon_accuracy"] = tokenizer_stats(tokenizer.model, list(splits["test"]["sequence"]))[
+            "recon_accuracy"] / 100.0
+    return out
 
 
 def kmer_baseline_record(task: tuple[dict, dict], profile: str) -> dict:
@@ -294,7 +298,7 @@ def evaluation_record(stage: str, task: tuple[dict, dict], name: str, seed: int,
         "notes": notes, "paper": meta.get("paper", {}), "ablation": ablation_of(name),
         "profile": profile, "settings": result.get("settings", settings), "max_tokens": result["max_tokens"],
         "truncated_fraction": result["truncated_fraction"], "confusion_matrix": result["confusion_matrix"],
-        "vocab_usage": result.get("vocab_usage"),
+        "vocab_usage": result.get("vocab_usage"), "task_recon_accuracy": result.get("task_recon_accuracy"),
     }
 
 
