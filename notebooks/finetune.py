@@ -50,7 +50,8 @@ pd.DataFrame({name: frame["label"].value_counts().sort_index() for name, frame i
 # %%
 result = stages.finetune(model_path, tokenizer, task, finetune, seed=seed, device=device)
 record = stages.evaluation_record("finetune", task, model_name, seed, result, profile, finetune)
-pd.Series({k: record[k] for k in ("mcc", "macro_f1", "accuracy")})
+pd.Series({k: record[k] for k in ("mcc", "macro_f1", "accuracy", "coverage", "bp_seen", "n_cut", "max_tokens",
+                             "select_by")})
 
 # %% [markdown]
 # ## Dev curve and test confusion matrix (best dev checkpoint)

@@ -22,7 +22,7 @@ model_name = "hrq"
 task_dir = "results/data/embedded/species"
 model_path = "results/models/hrq/model.pt"
 tokenizer_path = "results/tokenizers/hrq/tokenizer"
-max_tokens = 512
+coverage = {"max_bp": 512, "window": "centre", "pooling": "fixed"}  # config linear_probe
 metrics_path = "results/linear_probe/embedded/species/hrq/seed0/metrics.json"
 seed = 0
 threads = 1
@@ -48,9 +48,9 @@ label_names = meta.get("label_names") or list(range(meta["num_classes"]))
 pd.DataFrame({name: frame["label"].value_counts().sort_index() for name, frame in splits.items()})
 
 # %%
-result = stages.linear_probe(model_path, tokenizer, task, max_tokens=max_tokens, seed=seed, device=device)
+result = stages.linear_probe(model_path, tokenizer, task, coverage, seed=seed, device=device)
 record = stages.evaluation_record("linear_probe", task, model_name, seed, result, profile)
-pd.Series({k: record[k] for k in ("mcc", "macro_f1", "accuracy")})
+pd.Series({k: record[k] for k in ("mcc", "macro_f1", "accuracy", "coverage", "bp_seen", "n_cut", "max_tokens")})
 
 # %%
 fig, ax = plt.subplots(figsize=(4.5, 3.5))

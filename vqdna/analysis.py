@@ -6,7 +6,10 @@ Scores are stored as fractions in the JSONs and reported x100 in every table, li
 Every row carries a ``protocol`` label built from the run's deviations from the paper's protocol
 ("full protocol" when there are none). Rows with different labels are never pooled: ranks are
 computed within one (suite, task, protocol) group and average ranks within one protocol label,
-so reduced-train tasks are ranked apart from full-data ones. The classical reference
+so reduced-train tasks are ranked apart from full-data ones. Likewise every fine-tuning and
+linear-probe row carries its bp ``coverage`` (the bases each tokenizer saw, vqdna.stages.coverage):
+ranks are computed within one (suite, task, protocol, coverage) group, so rows that saw different
+bases are never ranked against each other. The classical reference
 (:data:`BASELINE_NAME`) appears in every table but is not ranked: ranks compare tokenizers.
 """
 from __future__ import annotations
@@ -28,6 +31,9 @@ from vqdna.study import base_name
 BASELINE_NAME = "kmer-spectrum LR"
 #: label of rows without any deviation from the paper's protocol
 FULL_PROTOCOL = "full protocol"
+#: coverage of records written before coverage was recorded; the k-mer reference reads whole sequences
+UNRECORDED_COVERAGE = "not recorded"
+WHOLE_SEQUENCES = "whole sequences"
 #: our tokenizer name -> the model name the paper's numbers are published under (Table 1 / 2)
 PAPER_NAMES = {
     "hrq": "VQDNA-HRQ",
@@ -176,6 +182,7 @@ def collect_metrics(paths: Iterable[str | Path]) -> pd.DataFrame:
     """Read and validate metrics JSONs -> one row per record.
 
     Columns: the record's keys plus ``score`` (the primary metric's value), ``protocol``,
+    ``coverage`` (see the module docstring),
     ``base_tokenizer`` (``hrq~codebook_size=128`` -> ``hrq``), ``ablation_name``,
     ``ablation_value`` and ``path``. A file listed twice (the workflow asks for a base model's
     runs both as study and as ablation outputs) is read once.
@@ -190,6 +197,8 @@ def collect_metrics(paths: Iterable[str | Path]) -> pd.DataFrame:
             ablation_value=ablation.get("value"),
             base_tokenizer=base_name(record["tokenizer"]),
             protocol=protocol_label(record.get("deviations", [])),
+            coverage=record.get("coverage") or (WHOLE_SEQUENCES if record.get("stage") == "baseline"
+                                                else UNRECORDED_COVERAGE),
         )
         if "metric" in record:
             record["score"] = record[record["metric"]]
@@ -218,7 +227,7 @@ def summary_table(df: pd.DataFrame, stage: str, paper_names: Mapping[str, str] =
 
     Non-ablation records of ``stage`` only, plus the :data:`BASELINE_NAME` rows (stage
     ``baseline``) of the same tasks as unranked references (``is_reference``). ``rank``: 1 = best
-    within (suite, task, protocol), ties averaged. ``avg_rank``: the tokenizer's mean rank over
+    within (suite, task, protocol, coverage), ties averaged. ``avg_rank``: the tokenizer's mean rank over
     the tasks of its protocol label; ``n_ranked_tasks`` how many tasks that is.
     """
     plain = df[df["ablation_name"].isna()] if "ablation_name" in df else df
@@ -228,13 +237,13 @@ def summary_table(df: pd.DataFrame, stage: str, paper_names: Mapping[str, str] =
     tasks = set(zip(runs["suite"], runs["task"]))
     base = plain[(plain["stage"] == "baseline")]
     # the reference row is shown (unranked) in every protocol group of its task
-    base = base.drop(columns="protocol").merge(runs[["suite", "task", "protocol"]].drop_duplicates(),
-                                               on=["suite", "task"])
+    base = base.drop(columns=["protocol", "coverage"]).merge(
+        runs[["suite", "task", "protocol", "coverage"]].drop_duplicates(), on=["suite", "task"])
     rows = pd.concat([runs, base])
     if "notes" not in rows:
         rows = rows.assign(notes=[[] for _ in range(len(rows))])
     rows = rows.assign(notes=[n if isinstance(n, list) else [] for n in rows["notes"]])
-    keys = ["suite", "task", "tokenizer", "protocol", "metric"]
+    keys = ["suite", "task", "tokenizer", "protocol", "coverage", "metric"]
     table = (
         rows.groupby(keys, sort=True)
         .agg(n_seeds=("score", "size"), mean=("score", "mean"), sd=("score", "std"),
@@ -253,11 +262,12 @@ def summary_table(df: pd.DataFrame, stage: str, paper_names: Mapping[str, str] =
     table["paper"] = [paper(s, t, tok) for s, t, tok in zip(table["suite"], table["task"], table["tokenizer"])]
     table["is_reference"] = table["tokenizer"] == BASELINE_NAME
     ranked = table[~table["is_reference"]]
-    table["rank"] = ranked.groupby(["suite", "task", "protocol"])["mean"].rank(ascending=False, method="average")
+    table["rank"] = ranked.groupby(["suite", "task", "protocol", "coverage"])["mean"].rank(
+        ascending=False, method="average")
     avg = ranked.assign(rank=table["rank"]).groupby(["protocol", "tokenizer"])["rank"].agg(["mean", "size"])
     avg.columns = ["avg_rank", "n_ranked_tasks"]
     table = table.merge(avg.reset_index(), on=["protocol", "tokenizer"], how="left")
-    return table.sort_values(["suite", "task", "protocol", "is_reference", "rank"]).reset_index(drop=True)
+    return table.sort_values(["suite", "task", "protocol", "coverage", "is_reference", "rank"]).reset_index(drop=True)
 
 
 def average_ranks(summary: pd.DataFrame) -> pd.DataFrame:
@@ -283,6 +293,7 @@ def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
     ]
     return pd.DataFrame({
         "suite": summary["suite"], "task": summary["task"], "protocol": summary["protocol"],
+        "coverage": summary["coverage"],
         "tokenizer": summary["tokenizer"], "metric": summary["metric"], "n seeds": summary["n_seeds"],
         "ours (x100)": ours, "paper": [_fmt(v) for v in summary["paper"]],
         "rank": [_fmt(v, 1) for v in summary["rank"]], "avg rank": [_fmt(v, 2) for v in summary["avg_rank"]],
@@ -390,7 +401,7 @@ def paired_tests(df: pd.DataFrame, reference: str = "hrq", stage: str = "finetun
     summary = summary_table(df, stage)
     rows = []
     for protocol, group in summary.groupby("protocol"):
-        wide = group.pivot_table(index=["suite", "task"], columns="tokenizer", values="mean")
+        wide = group.pivot_table(index=["suite", "task", "coverage"], columns="tokenizer", values="mean")
         if reference not in wide:
             continue
         for other in [c for c in wide.columns if c != reference]:
