@@ -124,3 +124,17 @@ def test_summary_never_ranks_rows_of_different_coverage_together():
     table = analysis.summary_table(df, "finetune")
     ranks = dict(zip(table["tokenizer"], table["rank"]))
     assert ranks == {"char": 1.0, "vq": 2.0, "bpe": 1.0}
+
+
+def test_species_table_sets_ours_beside_the_papers_table6():
+    def rec(task, tokenizer, seed, accuracy):
+        return {"stage": "linear_probe", "suite": "embedded", "task": task, "tokenizer": tokenizer, "seed": seed,
+                "metric": "mcc", "mcc": 0.0, "macro_f1": 0.0, "accuracy": accuracy, "deviations": [],
+                "coverage": "whole sequences", "ablation_name": None, "protocol": "p"}
+    df = pd.DataFrame([rec("species_1k", "hrq", 0, 0.5), rec("species_1k", "hrq", 1, 0.7),
+                       rec("species_32k", "hrq", 0, 0.9), rec("species_1k", "char", 0, 0.4), rec("coding", "hrq", 0, 1)])
+    table = analysis.species_length_table(df).set_index("tokenizer")
+    assert table.loc["hrq", "1k bp acc"] == "60.00 ± 14.14" and table.loc["hrq", "32k bp acc"] == "90.00"
+    assert table.loc["hrq", "paper 32k"] == "99.46" and table.loc["char", "paper 1k"] == "61.13"
+    assert table.loc["char", "32k bp acc"] != table.loc["char", "32k bp acc"]  # NaN: not run
+    assert analysis.species_length_table(df[df["task"] == "coding"]).empty
