@@ -431,6 +431,9 @@ def efficiency_row(name: str, model_path, tokenizer: Tokenizer, sequences: list[
             lambda: encoder(encoded["input_ids"], encoded["attention_mask"]), len(batch), min_seconds)["items_per_s"]
     row["total_params"] = row["encoder_params"] + row["tokenizer_params"]
     row["total_gflops"] = row["encoder_gflops"] + row["tokenizer_gflops"]
+    # the same counts under the other conventions (vqdna.efficiency: paper_conventions)
+    row["total_gmacs"] = row["total_gflops"] / 2
+    row["encoder_gflops_per_token"] = row["encoder_gflops"] / n_tokens
     return row
 
 
