@@ -138,3 +138,28 @@ def test_species_table_sets_ours_beside_the_papers_table6():
     assert table.loc["hrq", "paper 32k"] == "99.46" and table.loc["char", "paper 1k"] == "61.13"
     assert table.loc["char", "32k bp acc"] != table.loc["char", "32k bp acc"]  # NaN: not run
     assert analysis.species_length_table(df[df["task"] == "coding"]).empty
+
+
+def test_paper_profile_without_the_papers_corpus_is_labelled(tmp_path, genome_windows, long_task):
+    """The paper profile on the embedded genomes alone (~8 Mbp) is not 'full protocol'."""
+    import json
+
+    fasta = tmp_path / "extra.fa"
+    fasta.write_text(">c1\n" + genome_windows[0][0] * 40 + "\n")
+    settings = {"window": 256, "max_windows": 20, "extra_fasta": [{"fasta": str(fasta), "species": "x"}],
+                "min_paper_bp": 10_000}
+    stages.build_corpus(settings, tmp_path / "enough", seed=0)
+    manifest = json.loads((tmp_path / "enough" / "manifest.json").read_text())
+    assert manifest["paper_corpus"] == {"extra_bp": 128 * 40, "min_bp": 10_000.0}
+    assert stages.corpus_deviations(tmp_path / "enough", "paper") == [stages.SMALL_CORPUS]
+    assert stages.corpus_deviations(tmp_path / "enough", "cpu-default") == []
+    manifest["paper_corpus"]["extra_bp"] = 10_000
+    (tmp_path / "enough" / "manifest.json").write_text(json.dumps(manifest))
+    assert stages.corpus_deviations(tmp_path / "enough", "paper") == []
+    # the tag travels with the encoder into every record of it
+    char = build_tokenizer("char")
+    model = stages.build_masked_lm(char, TINY_ENCODER, seed=0)
+    stages.save_pretrained(tmp_path / "m.pt", model, TINY_ENCODER, tmp_path / "char", [stages.SMALL_CORPUS])
+    result = stages.linear_probe(tmp_path / "m.pt", char, long_task, {"max_bp": 100}, device="cpu")
+    record = stages.evaluation_record("linear_probe", long_task, "char", 0, result, "paper")
+    assert record["deviations"] == [stages.SMALL_CORPUS]

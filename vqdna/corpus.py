@@ -146,11 +146,12 @@ def file_sha256(path) -> str:
 
 def write_corpus(sources: list[dict], out_dir, length: int = 512, stride: int | None = None,
                  max_windows: int | None = None, max_n_fraction: float = 0.01,
-                 val_fraction: float = 0.1, seed: int = 0) -> Path:
+                 val_fraction: float = 0.1, seed: int = 0, extra: dict | None = None) -> Path:
     """Write ``train.txt`` / ``val.txt`` (one window per line) + ``manifest.json`` atomically.
 
     ``sources``: dicts with at least ``fasta`` (and optionally ``species``), e.g. the output of
     :func:`embedded_genomes`. ``stride`` defaults to ``length`` (non-overlapping windows).
+    ``extra``: more keys for the manifest (the caller's provenance).
     """
     stride = stride or length
     out_dir = Path(out_dir)
@@ -181,6 +182,7 @@ def write_corpus(sources: list[dict], out_dir, length: int = 512, stride: int | 
             "windows": {split: sum(f["windows"][split] for f in files) for split in ("train", "val")},
             "params": {"length": length, "stride": stride, "max_windows": max_windows,
                        "max_n_fraction": max_n_fraction, "val_fraction": val_fraction, "seed": seed},
+            **(extra or {}),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         if out_dir.exists():

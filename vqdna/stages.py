@@ -26,6 +26,11 @@ EVAL_WINDOWS = 512
 PAPER_PROFILE = "paper"
 SMALL_MODEL = "small model and short training"
 SHORT_FINETUNE = "short fine-tuning"
+#: the paper profile pre-trained without the paper's multi-species corpus (corpus.min_paper_bp)
+SMALL_CORPUS = "small pre-training corpus"
+#: the paper's corpus: DNABERT-2's 2.75 Gbp human + 32.49 Gbp multi-species; less than this
+#: much extra_fasta labels a paper-profile run (config corpus.min_paper_bp overrides)
+MIN_PAPER_BP = 1e9
 TRUNCATED = "inputs truncated"
 
 
@@ -50,13 +55,30 @@ def _device(device: str | None) -> str | None:
 
 def build_corpus(settings: dict, out_dir, seed: int = 0) -> None:
     """The pre-training corpus of the config's ``corpus`` section: windows of the embedded
-    genomes plus any ``extra_fasta``, with a provenance manifest."""
+    genomes plus any ``extra_fasta``, with a provenance manifest. The manifest's
+    ``paper_corpus`` says how many bp ``extra_fasta`` added against ``min_paper_bp``
+    (:func:`corpus_deviations`)."""
     from vqdna import corpus
 
-    corpus.write_corpus(corpus.embedded_genomes() + list(settings.get("extra_fasta", [])), out_dir,
+    extra = list(settings.get("extra_fasta", []))
+    extra_bp = sum(sum(corpus.contig_lengths(source["fasta"]).values()) for source in extra)
+    corpus.write_corpus(corpus.embedded_genomes() + extra, out_dir,
                         length=settings["window"], max_windows=settings["max_windows"],
                         max_n_fraction=settings.get("max_n_fraction", 0.01),
-                        val_fraction=settings.get("val_fraction", 0.1), seed=seed)
+                        val_fraction=settings.get("val_fraction", 0.1), seed=seed,
+                        extra={"paper_corpus": {"extra_bp": extra_bp,
+                                                "min_bp": float(settings.get("min_paper_bp", MIN_PAPER_BP))}})
+
+
+def corpus_deviations(corpus_dir, profile: str) -> list[str]:
+    """[SMALL_CORPUS] when the paper profile pre-trained on less than ``corpus.min_paper_bp`` of
+    ``extra_fasta`` (the embedded genomes alone are about 8 Mbp, the paper's corpus 35 Gbp); the
+    other profiles already carry SMALL_MODEL."""
+    if profile != PAPER_PROFILE:
+        return []
+    manifest = json.loads((Path(corpus_dir) / "manifest.json").read_text())
+    paper = manifest.get("paper_corpus", {"extra_bp": 0, "min_bp": MIN_PAPER_BP})
+    return [SMALL_CORPUS] if paper["extra_bp"] < paper["min_bp"] else []
 
 
 # ------------------------------------------------------------------------------- stage 1
@@ -159,9 +181,16 @@ def pretrain(model: MaskedLM, tokenizer: Tokenizer, train_windows: list[str], va
         eval_every=max(1, settings["steps"] // 10), device=_device(device), progress=progress)
 
 
-def save_pretrained(path, model: MaskedLM, encoder: dict, tokenizer_path) -> None:
-    """Encoder weights + its config + which tokenizer it reads (the MLM heads are dropped)."""
-    training.save_checkpoint(path, model.encoder, encoder_config=dict(encoder), tokenizer_path=str(tokenizer_path))
+def save_pretrained(path, model: MaskedLM, encoder: dict, tokenizer_path, deviations: list[str] = ()) -> None:
+    """Encoder weights + its config + which tokenizer it reads (the MLM heads are dropped) + the
+    pre-training's deviations (:func:`corpus_deviations`), which every record of the encoder carries."""
+    training.save_checkpoint(path, model.encoder, encoder_config=dict(encoder), tokenizer_path=str(tokenizer_path),
+                             pretrain_deviations=list(deviations))
+
+
+def pretrain_deviations(path) -> list[str]:
+    """The deviations :func:`save_pretrained` stored with an encoder."""
+    return list(training.load_checkpoint(path).get("pretrain_deviations", []))
 
 
 def load_encoder(path, tokenizer: Tokenizer) -> TransformerEncoder:
@@ -172,13 +201,13 @@ def load_encoder(path, tokenizer: Tokenizer) -> TransformerEncoder:
 
 
 def pretrain_record(name: str, tokenizer: Tokenizer, encoder: dict, settings: dict, history: list[dict],
-                    profile: str) -> dict:
+                    profile: str, deviations: list[str] = ()) -> dict:
     last = history[-1]
     return {"stage": "pretrain", "tokenizer": name, "ablation": ablation_of(name), "profile": profile,
             "encoder": encoder, "pretrain": settings, "vocab_size": tokenizer.vocab_size,
             "final_train_loss": last["train_loss"], "final_val_loss": last.get("val_loss"),
             "final_val_accuracy": last.get("val_accuracy"), "steps_per_s": last.get("steps_per_s"),
-            "deviations": profile_deviations(profile)}
+            "deviations": sorted(set(profile_deviations(profile)) | set(deviations))}
 
 
 # ------------------------------------------------------------------------------- stage 3
@@ -301,7 +330,7 @@ def finetune(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], settings
         warmup_steps=settings.get("warmup_steps", 50), select_metric=SELECT_BY[select_by] or meta["metric"],
         device=_device(device), progress=progress)
     return {**result, **seen, "max_tokens": max_length, "truncated_fraction": 0.0, "select_by": select_by,
-            "settings": settings}
+            "settings": settings, "pretrain_deviations": pretrain_deviations(model_path)}
 
 
 def _pooled_embeddings(encoder, tokenizer: Tokenizer, sequences: list[str], max_bp: int, max_length: int,
@@ -347,7 +376,8 @@ def linear_probe(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], cove
         result = training.linear_probe(encoder, tokenizer, _xy(splits["train"]), _xy(splits["test"]), seed=seed,
                                        max_length=max_length, device=_device(device))
     usage = [float((counts > 0).mean()) for counts in usage_counts(tokenizer, list(splits["train"]["sequence"])).values()]
-    return {**result, **seen, "max_tokens": max_length, "truncated_fraction": 0.0, "vocab_usage": usage}
+    return {**result, **seen, "max_tokens": max_length, "truncated_fraction": 0.0, "vocab_usage": usage,
+            "pretrain_deviations": pretrain_deviations(model_path)}
 
 
 def kmer_baseline_record(task: tuple[dict, dict], profile: str) -> dict:
@@ -377,7 +407,8 @@ def evaluation_record(stage: str, task: tuple[dict, dict], name: str, seed: int,
     """The metrics JSON of a fine-tuning / linear-probe job: test scores (fractions), the task's
     primary metric, the paper's published numbers and every protocol deviation."""
     _, meta = task
-    deviations = deviation_tags(meta.get("deviations", [])) + profile_deviations(profile)
+    deviations = (deviation_tags(meta.get("deviations", [])) + profile_deviations(profile)
+                  + list(result.get("pretrain_deviations", [])))
     if stage == "finetune" and (settings or {}).get("protocol") != "benchmark":
         deviations.append(SHORT_FINETUNE)
     notes = []  # conditions shown beside the score, not a protocol group
