@@ -163,3 +163,11 @@ def test_paper_profile_without_the_papers_corpus_is_labelled(tmp_path, genome_wi
     result = stages.linear_probe(tmp_path / "m.pt", char, long_task, {"max_bp": 100}, device="cpu")
     record = stages.evaluation_record("linear_probe", long_task, "char", 0, result, "paper")
     assert record["deviations"] == [stages.SMALL_CORPUS]
+
+
+def test_pretraining_refuses_a_token_cap_that_would_cut_windows(genome_windows):
+    char = build_tokenizer("char")
+    model = stages.build_masked_lm(char, TINY_ENCODER, seed=0)
+    settings = {"steps": 1, "batch_size": 4, "lr": 1e-3, "mask_ratio": 0.25, "max_tokens": 100}
+    with pytest.raises(ValueError, match="max_tokens 100 would cut the 128 bp corpus windows: set it to at least 130"):
+        stages.pretrain(model, char, genome_windows[0][:8], genome_windows[1][:4], settings, device="cpu")

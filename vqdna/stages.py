@@ -173,7 +173,13 @@ def build_masked_lm(tokenizer: Tokenizer, encoder: dict, seed: int = 0) -> Maske
 
 def pretrain(model: MaskedLM, tokenizer: Tokenizer, train_windows: list[str], val_windows: list[str],
              settings: dict, seed: int = 0, device: str | None = "auto", progress: bool = False) -> list[dict]:
-    """Masked-modeling pre-training with the config's ``pretrain`` section."""
+    """Masked-modeling pre-training with the config's ``pretrain`` section. No tokenizer makes more
+    tokens than bases, so ``max_tokens`` >= the longest window + 2 ([CLS]/[SEP]) cuts no window;
+    a smaller cap is an error rather than a silent cut."""
+    longest = max(map(len, train_windows + val_windows))
+    if settings["max_tokens"] < longest + 2:
+        raise ValueError(f"pretrain.max_tokens {settings['max_tokens']} would cut the {longest} bp corpus windows: "
+                         f"set it to at least {longest + 2} (or corpus.window to at most {settings['max_tokens'] - 2})")
     return training.pretrain_mlm(
         model, tokenizer, train_windows, steps=settings["steps"], batch_size=settings["batch_size"],
         lr=settings["lr"], mask_ratio=settings["mask_ratio"], max_length=settings["max_tokens"], seed=seed,
