@@ -171,3 +171,13 @@ def test_pretraining_refuses_a_token_cap_that_would_cut_windows(genome_windows):
     settings = {"steps": 1, "batch_size": 4, "lr": 1e-3, "mask_ratio": 0.25, "max_tokens": 100}
     with pytest.raises(ValueError, match="max_tokens 100 would cut the 128 bp corpus windows: set it to at least 130"):
         stages.pretrain(model, char, genome_windows[0][:8], genome_windows[1][:4], settings, device="cpu")
+
+
+def test_a_model_record_without_its_coverage_is_invalid():
+    record = {"stage": "linear_probe", "suite": "s", "task": "t", "tokenizer": "char", "seed": 0, "metric": "mcc",
+              "mcc": 0.1, "macro_f1": 0.2, "accuracy": 0.5, "deviations": []}
+    with pytest.raises(ValueError, match="invalid metrics record"):
+        analysis.validate_record(record)
+    analysis.validate_record({**record, "stage": "baseline"})
+    analysis.validate_record({**record, "coverage": "whole sequences", "n_cut": 0,
+                              "bp_seen": {"mean": 70.0, "min": 70, "max": 70}})

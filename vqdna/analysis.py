@@ -139,6 +139,17 @@ METRICS_SCHEMA = {
             },
             "required": ["stage", "suite", "task", "tokenizer", "seed", "metric",
                          "mcc", "macro_f1", "accuracy", "deviations"],
+            # a model's run also says which bases it saw (vqdna.stages.coverage)
+            "if": {"properties": {"stage": {"enum": ["finetune", "linear_probe"]}}},
+            "then": {
+                "properties": {
+                    "coverage": {"type": "string", "minLength": 1},
+                    "bp_seen": {"type": "object", "required": ["mean", "min", "max"],
+                                "properties": {k: {"type": "number", "minimum": 0} for k in ("mean", "min", "max")}},
+                    "n_cut": {"type": "integer", "minimum": 0},
+                },
+                "required": ["coverage", "bp_seen", "n_cut"],
+            },
         },
         {  # one trained VQ/HRQ tokenizer (Tables 7/8 reconstruction, Table 1 code usage)
             "properties": {
@@ -167,7 +178,9 @@ def validate_record(record: Mapping) -> dict:
     Classification records (``stage`` finetune / linear_probe / baseline) need ``suite, task,
     tokenizer, seed, metric`` (the task's primary metric: ``mcc`` or ``macro_f1``), the three
     scores ``mcc, macro_f1, accuracy`` as fractions, and ``deviations`` (list of str, empty for
-    the paper's protocol); optional ``paper`` ({published model name: score x100}).
+    the paper's protocol); optional ``paper`` ({published model name: score x100}). Fine-tuning
+    and linear-probe records also need ``coverage`` (label), ``bp_seen`` ({mean, min, max} bp
+    per sequence) and ``n_cut`` (sequences longer than the coverage).
     Tokenizer records (``stage`` tokenizer) need ``tokenizer, recon_accuracy`` (fraction),
     ``code_usage`` (fractions) and ``perplexity`` (one entry per codebook level; one "level" =
     the whole vocabulary for char / k-mer / BPE) and ``bp_per_token``. Pre-training records
