@@ -318,6 +318,9 @@ def finetune(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], settings
     declared GUE protocol: DNABERT-2 keeps the best dev loss) or ``dev_metric`` (the task's metric).
     """
     splits, meta = task
+    if "max_tokens" in settings:
+        raise ValueError("finetune.max_tokens is gone: set finetune.max_bp, the bp every tokenizer sees "
+                         "(token caps now follow from it, README 'Equal coverage')")
     if settings.get("protocol") == "benchmark":
         official = {k: meta["protocol"][k] for k in ("epochs", "lr", "batch_size", "warmup_steps")
                     if k in meta.get("protocol", {})}
