@@ -50,7 +50,8 @@ pd.DataFrame({name: frame["label"].value_counts().sort_index() for name, frame i
 # %%
 result = stages.linear_probe(model_path, tokenizer, task, coverage, seed=seed, device=device)
 record = stages.evaluation_record("linear_probe", task, model_name, seed, result, profile)
-pd.Series({k: record[k] for k in ("mcc", "macro_f1", "accuracy", "coverage", "bp_seen", "n_cut", "max_tokens")})
+pd.Series({k: record[k] for k in ("mcc", "macro_f1", "accuracy", "coverage", "bp_seen", "n_cut",
+                                   "max_tokens")})
 
 # %%
 fig, ax = plt.subplots(figsize=(4.5, 3.5))

@@ -145,7 +145,8 @@ METRICS_SCHEMA = {
                 "properties": {
                     "coverage": {"type": "string", "minLength": 1},
                     "bp_seen": {"type": "object", "required": ["mean", "min", "max"],
-                                "properties": {k: {"type": "number", "minimum": 0} for k in ("mean", "min", "max")}},
+                                "properties": {k: {"type": "number", "minimum": 0}
+                                               for k in ("mean", "min", "max")}},
                     "n_cut": {"type": "integer", "minimum": 0},
                 },
                 "required": ["coverage", "bp_seen", "n_cut"],
@@ -292,7 +293,8 @@ def summary_table(df: pd.DataFrame, stage: str, paper_names: Mapping[str, str] =
     avg = ranked.assign(rank=table["rank"]).groupby(["protocol", "tokenizer"])["rank"].agg(["mean", "size"])
     avg.columns = ["avg_rank", "n_ranked_tasks"]
     table = table.merge(avg.reset_index(), on=["protocol", "tokenizer"], how="left")
-    return table.sort_values(["suite", "task", "protocol", "coverage", "is_reference", "rank"]).reset_index(drop=True)
+    order = ["suite", "task", "protocol", "coverage", "is_reference", "rank"]
+    return table.sort_values(order).reset_index(drop=True)
 
 
 def average_ranks(summary: pd.DataFrame) -> pd.DataFrame:
@@ -429,10 +431,10 @@ def species_length_table(df: pd.DataFrame, tasks: Mapping[str, tuple] = SPECIES_
     for (stage, task, tokenizer, protocol, coverage), group in runs.groupby(
             ["stage", "task", "tokenizer", "protocol", "coverage"]):
         species, length = tasks[task]
-        sd = 100 * group["accuracy"].std()
+        mean, sd = 100 * group["accuracy"].mean(), 100 * group["accuracy"].std()
         rows.append({"stage": stage, "species": species, "length": length, "tokenizer": tokenizer,
                      "protocol": protocol, "coverage": coverage,
-                     "ours": _fmt(100 * group["accuracy"].mean()) + ("" if math.isnan(sd) else f" ± {sd:.2f}")})
+                     "ours": _fmt(mean) + ("" if math.isnan(sd) else f" ± {sd:.2f}")})
     long = pd.DataFrame(rows)
     long["length"] = long["length"].map(lambda n: f"{n // 1000}k bp")
     wide = long.pivot_table(index=["stage", "species", "protocol", "tokenizer"], columns="length",
@@ -440,8 +442,9 @@ def species_length_table(df: pd.DataFrame, tasks: Mapping[str, tuple] = SPECIES_
     wide.columns = [f"{length} {'acc' if what == 'ours' else 'coverage'}" for what, length in wide.columns]
     wide = wide[sorted(wide.columns, key=lambda c: (int(c.split("k")[0]), c))].reset_index()
     for length in sorted({n for table in PAPER_TABLE6.values() for n in table}):
-        wide[f"paper {length // 1000}k"] = [_fmt(PAPER_TABLE6.get(paper_names.get(t, t), {}).get(length, math.nan))
-                                            for t in wide["tokenizer"]]
+        published = [PAPER_TABLE6.get(paper_names.get(t, t), {}).get(length, math.nan)
+                     for t in wide["tokenizer"]]
+        wide[f"paper {length // 1000}k"] = [_fmt(v) for v in published]
     return wide
 
 

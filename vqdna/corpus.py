@@ -244,7 +244,8 @@ def tile_windows(genome: dict, length: int, block_of_split: np.ndarray,
     first = starts * n_blocks // len(sequence)
     last = (starts + length - 1) * n_blocks // len(sequence)
     same = (first == last) if within == "block" else (block_of_split[first] == block_of_split[last])
-    rows = [(sequence[s:s + length], int(s), block_of_split[b]) for s, b, keep in zip(starts, first, same) if keep]
+    rows = [(sequence[s:s + length], int(s), block_of_split[b])
+            for s, b, keep in zip(starts, first, same) if keep]
     frame = pd.DataFrame(rows, columns=["sequence", "start", "split"])
     frame["contig"], frame["species"] = contig, genome["species"]
     return frame[frame["sequence"].str.count("N") <= max_n_fraction * length].reset_index(drop=True)
@@ -265,14 +266,16 @@ def cds_label(frame: pd.DataFrame, intervals: np.ndarray, length: int) -> pd.Ser
 def annotation_task(kind: str, species: list[str] | None = None, length: int = 200,
                     n_per_class: int = 1000, fractions: dict[str, float] | None = None,
                     n_blocks: int = 20, max_n_fraction: float = 0.0, step: int | None = None,
-                    within: str = "block", genus: str | None = None, seed: int = 0) -> tuple[dict[str, pd.DataFrame], list[str], dict]:
+                    within: str = "block", genus: str | None = None,
+                    seed: int = 0) -> tuple[dict[str, pd.DataFrame], list[str], dict]:
     """Build an annotation-derived task from the embedded genomes.
 
     ``kind``: ``"species"`` (class = species, over ``species``), ``"genus"`` (class = genus) or
     ``"coding"`` (CDS vs non-coding windows from genomes with GFF). ``species`` restricts the
     genomes (None = all that fit the kind; ``genus`` keeps one genus). Splits come from chromosome
-    blocks (see :func:`tile_windows`, which also takes ``step`` and ``within``); exact duplicate windows are dropped everywhere (repeats would
-    otherwise cross splits; a duplicate with two labels is dropped entirely); then each class
+    blocks (see :func:`tile_windows`, which also takes ``step`` and ``within``); exact duplicate
+    windows are dropped everywhere (repeats would otherwise cross splits; a duplicate with two
+    labels is dropped entirely); then each class
     keeps at most ``n_per_class`` windows (seeded). Returns (splits, label names, provenance).
     """
     fractions = fractions or {"train": 0.8, "dev": 0.1, "test": 0.1}

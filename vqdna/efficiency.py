@@ -113,7 +113,9 @@ def paper_conventions(table: dict = PAPER_TABLE2, length: int = 512, tolerance: 
     for convention, flops in CONVENTIONS.items():
         for model, (millions, published) in table.items():
             ours = flops(millions * 1e6, length) / 1e9
-            rows.append({"convention": convention, "model": model, "params_M": millions, "paper_gflops": published,
-                         "gflops": ours, "ratio": ours / published, "within": abs(ours / published - 1) <= tolerance,
+            ratio = ours / published
+            rows.append({"convention": convention, "model": model, "params_M": millions,
+                         "paper_gflops": published, "gflops": ours, "ratio": ratio,
+                         "within": abs(ratio - 1) <= tolerance,
                          "length_for_paper_2NL": published * 1e9 / (2 * millions * 1e6)})
     return rows

@@ -178,8 +178,9 @@ def pretrain(model: MaskedLM, tokenizer: Tokenizer, train_windows: list[str], va
     a smaller cap is an error rather than a silent cut."""
     longest = max(map(len, train_windows + val_windows))
     if settings["max_tokens"] < longest + 2:
-        raise ValueError(f"pretrain.max_tokens {settings['max_tokens']} would cut the {longest} bp corpus windows: "
-                         f"set it to at least {longest + 2} (or corpus.window to at most {settings['max_tokens'] - 2})")
+        cap = settings["max_tokens"]
+        raise ValueError(f"pretrain.max_tokens {cap} would cut the {longest} bp corpus windows: set it to "
+                         f"at least {longest + 2} (or corpus.window to at most {cap - 2})")
     return training.pretrain_mlm(
         model, tokenizer, train_windows, steps=settings["steps"], batch_size=settings["batch_size"],
         lr=settings["lr"], mask_ratio=settings["mask_ratio"], max_length=settings["max_tokens"], seed=seed,
@@ -190,8 +191,8 @@ def pretrain(model: MaskedLM, tokenizer: Tokenizer, train_windows: list[str], va
 def save_pretrained(path, model: MaskedLM, encoder: dict, tokenizer_path, deviations: list[str] = ()) -> None:
     """Encoder weights + its config + which tokenizer it reads (the MLM heads are dropped) + the
     pre-training's deviations (:func:`corpus_deviations`), which every record of the encoder carries."""
-    training.save_checkpoint(path, model.encoder, encoder_config=dict(encoder), tokenizer_path=str(tokenizer_path),
-                             pretrain_deviations=list(deviations))
+    training.save_checkpoint(path, model.encoder, encoder_config=dict(encoder),
+                             tokenizer_path=str(tokenizer_path), pretrain_deviations=list(deviations))
 
 
 def pretrain_deviations(path) -> list[str]:
@@ -334,17 +335,19 @@ def finetune(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], settings
     max_length = tokens_needed(tokenizer, splits)
     result = training.finetune(
         model, tokenizer, _xy(splits["train"]), _xy(splits["dev"]), _xy(splits["test"]),
-        epochs=settings["epochs"], lr=settings["lr"], batch_size=settings["batch_size"], max_length=max_length,
-        seed=seed, lora_rank=settings.get("lora_rank"), patience=settings.get("patience"),
+        epochs=settings["epochs"], lr=settings["lr"], batch_size=settings["batch_size"],
+        max_length=max_length, seed=seed, lora_rank=settings.get("lora_rank"),
+        patience=settings.get("patience"),
         warmup_steps=settings.get("warmup_steps", 50), select_metric=SELECT_BY[select_by] or meta["metric"],
         device=_device(device), progress=progress)
     return {**result, **seen, "max_tokens": max_length, "truncated_fraction": 0.0, "select_by": select_by,
             "settings": settings, "pretrain_deviations": pretrain_deviations(model_path)}
 
 
-def _pooled_embeddings(encoder, tokenizer: Tokenizer, sequences: list[str], max_bp: int, max_length: int,
-                       device) -> np.ndarray:
-    """Sliding pooling: every ``max_bp`` window of each sequence embedded, then averaged."""
+def _pooled_embeddings(encoder, tokenizer: Tokenizer, sequences: list[str], max_bp: int | None,
+                       max_length: int, device) -> np.ndarray:
+    """Each sequence's embedding: the mean over its ``max_bp`` windows (:func:`sliding_windows`;
+    one window for a sequence that fits) of the encoder's mean-pooled window embeddings."""
     windows = [sliding_windows(s, max_bp) for s in sequences]
     flat = training.embed_sequences(encoder, tokenizer, [w for ws in windows for w in ws],
                                     max_length=max_length, device=device)
@@ -354,39 +357,49 @@ def _pooled_embeddings(encoder, tokenizer: Tokenizer, sequences: list[str], max_
     return pooled / np.bincount(owner)[:, None]
 
 
-def linear_probe(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], coverage_settings: dict | None = None,
-                 seed: int = 0, device: str | None = "auto") -> dict:
+def linear_probe(model_path, tokenizer: Tokenizer, task: tuple[dict, dict],
+                 coverage_settings: dict | None = None, seed: int = 0, device: str | None = "auto") -> dict:
     """Frozen pre-trained encoder -> logistic regression on the task's train split, scored on test.
+
     ``coverage_settings`` (config ``linear_probe``: ``max_bp``, ``window``, ``pooling``) sets the
-    bases every tokenizer sees (:func:`coverage`). Also measures the vocabulary usage on the task's
-    training sequences (paper Table 1: share of the vocabulary, per codebook level, that the
-    task's data uses)."""
+    bases every tokenizer sees (:func:`coverage`). Also measures the vocabulary usage on the
+    task's training sequences (paper Table 1: share of the vocabulary, per codebook level, that
+    the task's data uses)."""
+    splits, meta = task
+    splits, seen = coverage(splits, meta, coverage_settings)
+    encoder = load_encoder(model_path, tokenizer)
+    if seen["coverage_pooling"] == "sliding" and seen["n_cut"]:
+        max_bp = seen["coverage_bp"]
+        max_length = tokens_needed(tokenizer, splits, max_bp)
+        result = _pooled_probe(encoder, tokenizer, splits, meta["num_classes"], max_bp, max_length, seed,
+                               _device(device))
+    else:
+        max_length = tokens_needed(tokenizer, splits)
+        result = training.linear_probe(encoder, tokenizer, _xy(splits["train"]), _xy(splits["test"]),
+                                       seed=seed, max_length=max_length, device=_device(device))
+    counts = usage_counts(tokenizer, list(splits["train"]["sequence"]))
+    return {**result, **seen, "max_tokens": max_length, "truncated_fraction": 0.0,
+            "vocab_usage": [float((c > 0).mean()) for c in counts.values()],
+            "pretrain_deviations": pretrain_deviations(model_path)}
+
+
+def _pooled_probe(encoder, tokenizer: Tokenizer, splits: dict, num_classes: int, max_bp: int, max_length: int,
+                  seed: int, device) -> dict:
+    """``training.linear_probe`` on window-pooled embeddings (the same standardised logistic
+    regression, so fixed and sliding probes differ only in what they embed)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     from vqdna.metrics import classification_metrics, confusion
 
-    splits, meta = task
-    splits, seen = coverage(splits, meta, coverage_settings)
-    encoder = load_encoder(model_path, tokenizer)
-    if seen["coverage_pooling"] == "sliding" and seen["n_cut"]:
-        max_length = tokens_needed(tokenizer, splits, seen["coverage_bp"])
-        (x_train, y_train), (x_test, y_test) = _xy(splits["train"]), _xy(splits["test"])
-        embed = lambda xs: _pooled_embeddings(encoder, tokenizer, xs, seen["coverage_bp"], max_length,  # noqa: E731
-                                              _device(device))
-        probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
-        predictions = probe.fit(embed(x_train), y_train).predict(embed(x_test))
-        result = {"test": classification_metrics(y_test, predictions),
-                  "confusion_matrix": confusion(y_test, predictions, meta["num_classes"]),
-                  "n_train": len(y_train), "n_test": len(y_test)}
-    else:
-        max_length = tokens_needed(tokenizer, splits)
-        result = training.linear_probe(encoder, tokenizer, _xy(splits["train"]), _xy(splits["test"]), seed=seed,
-                                       max_length=max_length, device=_device(device))
-    usage = [float((counts > 0).mean()) for counts in usage_counts(tokenizer, list(splits["train"]["sequence"])).values()]
-    return {**result, **seen, "max_tokens": max_length, "truncated_fraction": 0.0, "vocab_usage": usage,
-            "pretrain_deviations": pretrain_deviations(model_path)}
+    (x_train, y_train), (x_test, y_test) = _xy(splits["train"]), _xy(splits["test"])
+    e_train, e_test = (_pooled_embeddings(encoder, tokenizer, x, max_bp, max_length, device)
+                       for x in (x_train, x_test))
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+    predictions = probe.fit(e_train, y_train).predict(e_test)
+    return {"test": classification_metrics(y_test, predictions), "confusion_matrix":
+            confusion(y_test, predictions, num_classes), "n_train": len(y_train), "n_test": len(y_test)}
 
 
 def kmer_baseline_record(task: tuple[dict, dict], profile: str) -> dict:
