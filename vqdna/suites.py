@@ -38,7 +38,8 @@ Suite YAML schema (one file per suite; adding a task is one entry under ``tasks`
         max_length: int         (optional for window/fragment formats: the window length)
         coverage_bp: int        (optional) bp of each sequence every tokenizer sees; the config's
                                 finetune/linear_probe ``max_bp`` lowers it further (stages.coverage)
-        protocol: {epochs, lr, batch_size, max_tokens, warmup_steps}
+        protocol: {epochs, lr, batch_size, max_tokens, warmup_steps}   (max_tokens: the official
+                                BPE-token cap, recorded only: inputs are set in bp, stages.coverage)
         paper: {model: score}   official_rows: {train, dev, test}   description: text
 """
 from __future__ import annotations
