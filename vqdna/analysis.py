@@ -265,6 +265,8 @@ def summary_table(df: pd.DataFrame, stage: str, paper_names: Mapping[str, str] =
     # the reference row is shown (unranked) in every protocol group of its task
     base = base.drop(columns=["protocol", "coverage"]).merge(
         runs[["suite", "task", "protocol", "coverage"]].drop_duplicates(), on=["suite", "task"])
+    base = base.assign(notes=[[] if c == WHOLE_SEQUENCES else ["reference reads the whole sequences"]
+                              for c in base["coverage"]])
     rows = pd.concat([runs, base])
     if "notes" not in rows:
         rows = rows.assign(notes=[[] for _ in range(len(rows))])
