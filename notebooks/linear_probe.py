@@ -23,7 +23,7 @@ model_name = "hrq"
 task_dir = "results/data/embedded/species"
 model_path = "results/models/hrq/rep0/model.pt"
 tokenizer_path = "results/tokenizers/hrq/seed0/tokenizer"
-max_tokens = 512
+coverage = {"max_bp": 512, "window": "centre", "pooling": "fixed"}  # config linear_probe
 metrics_path = "results/linear_probe/embedded/species/hrq/rep0/metrics.json"
 replicate = 0
 threads = 1
@@ -49,9 +49,11 @@ label_names = meta.get("label_names") or list(range(meta["num_classes"]))
 pd.DataFrame({name: frame["label"].value_counts().sort_index() for name, frame in splits.items()})
 
 # %%
-result = stages.linear_probe(model_path, tokenizer, task, max_tokens=max_tokens, device=device)
-record = stages.evaluation_record("linear_probe", task, model_name, 0, result, profile, replicate=replicate)
-pd.Series({k: record[k] for k in ("mcc", "macro_f1", "accuracy")})
+model_path = "results/models/hrq/rep0/model.pt"
+tokenizer_path = "results/tokenizers/hrq/seed0/tokenizer"
+coverage = {"max_bp": 512, "window": "centre", "pooling": "fixed"}  # config linear_probe
+metrics_path = "results/linear_probe/embedded/species/hrq/rep0/metrics.json"
+replicate = 0
 
 # %%
 fig, ax = plt.subplots(figsize=(4.5, 3.5))

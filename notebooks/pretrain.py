@@ -35,6 +35,7 @@ profile = "cpu-default"
 
 # %%
 import json
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -53,7 +54,8 @@ print(f"{name}: vocabulary {tokenizer.vocab_size}, targets {tokenizer.mlm_target
 
 # %%
 history = stages.pretrain(model, tokenizer, train_windows, val_windows, pretrain, seed=seed, device=device)
-stages.save_pretrained(model_path, model, encoder, tokenizer_path)
+deviations = stages.corpus_deviations(Path(train_path).parent, profile)  # paper profile without its corpus
+stages.save_pretrained(model_path, model, encoder, tokenizer_path, deviations)
 curves = pd.DataFrame(history)
 curves.tail()
 
@@ -76,7 +78,8 @@ if "unigram_loss" in curves:
 fig.tight_layout()
 
 # %%
-record = stages.pretrain_record(name, tokenizer, encoder, pretrain, history, profile, replicate=seed)
+record = stages.pretrain_record(name, tokenizer, encoder, pretrain, history, profile, deviations,
+                                replicate=seed)
 with open(metrics_path, "w") as handle:
     json.dump(record, handle, indent=2)
 record

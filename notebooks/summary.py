@@ -134,6 +134,20 @@ display(Markdown(analysis.markdown(comparison)))
 task_usage = comparison.groupby("tokenizer")["usage %"].mean().div(100).dropna().to_dict()
 
 # %% [markdown]
+# ## Long-sequence species classification (paper Table 6 analogue)
+# Top-1 accuracy (×100) by sequence length; the paper's numbers (5 mammals, HyenaDNA's task)
+# beside ours (the embedded Drosophila / yeast chromosomes). `coverage` says which bases every
+# tokenizer saw at that length (the same for all tokenizers of a task).
+
+# %%
+species = analysis.species_length_table(records)
+if species.empty:
+    print("no species task ran (benchmarks/embedded.yaml species_*; config/species.yaml runs them all)")
+else:
+    analysis.write_table(species, out / "species_length")
+    display(Markdown(analysis.markdown(species)))
+
+# %% [markdown]
 # ## HRQ against every other tokenizer: paired tests across tasks
 # Task means over seeds, paired by task (Wilcoxon signed-rank and paired t-test, scipy).
 # With few tasks these tests have little power; read them with the per-task table.

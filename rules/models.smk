@@ -93,13 +93,13 @@ rule linear_probe:
         notebook=f"{W}/linear_probe/{{suite}}/{{task}}/{{model}}/rep{{rep}}/linear_probe.ipynb",
         html=f"{W}/linear_probe/{{suite}}/{{task}}/{{model}}/rep{{rep}}/linear_probe.html",
     params:
-        settings=config["pretrain"]["max_tokens"],  # tracked: a change reruns the job (nb below is derived from paths)
+        settings=config["linear_probe"],  # tracked: a change reruns the job (nb below is derived from paths)
         nb=lambda wc, input, output, threads: nb_params(
             model_name=wc.model,
             task_dir=input.task,
             model_path=input.model,
             tokenizer_path=input.tokenizer,
-            max_tokens=config["pretrain"]["max_tokens"],
+            coverage=config["linear_probe"],
             metrics_path=output.metrics,
             replicate=int(wc.rep),
             threads=threads,

@@ -23,6 +23,8 @@ def clf(task, tokenizer, seed, score, stage="finetune", metric="mcc", deviations
     record = {"stage": stage, "suite": suite, "task": task, "tokenizer": tokenizer, "seed": seed,
               "metric": metric, "mcc": 0.1, "macro_f1": 0.2, "accuracy": 0.6, "deviations": list(deviations),
               "paper": paper or {}}
+    if stage != "baseline":
+        record.update(coverage="whole sequences", bp_seen={"mean": 70.0, "min": 70, "max": 70}, n_cut=0)
     record[metric] = score
     if ablation:
         record["ablation"] = {"name": ablation[0], "value": ablation[1]}

@@ -68,3 +68,29 @@ def test_measure_throughput_with_a_fake_clock():
                                    clock=lambda: next(ticks))
     assert result["calls"] == 4 and len(calls) == 6
     assert result["items_per_s"] == pytest.approx(40.0) and result["seconds_per_call"] == pytest.approx(0.25)
+
+
+def test_no_dense_convention_reproduces_the_papers_table2_flops():
+    """The paper's FLOPs (0.5 / 0.6 / 1.1 G at 512 bp for 16 M / 17 M / 86 M parameters) give the
+    encoder 2.4-2.8x fewer FLOPs per parameter than the tokenizers: no one convention fits all three."""
+    from vqdna.efficiency import CONVENTIONS, paper_conventions
+
+    rows = paper_conventions()
+    assert len(rows) == 3 * len(CONVENTIONS)
+    for convention in CONVENTIONS:
+        mine = [r for r in rows if r["convention"] == convention]
+        assert not all(r["within"] for r in mine), convention
+    lengths = {r["model"]: r["length_for_paper_2NL"] for r in rows if r["convention"].endswith("(ours)")}
+    assert round(lengths["VQ-VAE tokenizer"]) == 16 and round(lengths["Transformer encoder"]) == 6
+    assert lengths["HRQ tokenizer"] / lengths["Transformer encoder"] > 2.4
+
+
+def test_two_n_l_matches_the_counted_flops_of_a_convolutional_tokenizer():
+    """2·N·L (the paper-size conventions above) is what estimate_flops counts for the VQ-VAE,
+    whose parameters all act once per position (norms and biases aside)."""
+    from vqdna.efficiency import count_parameters, estimate_flops
+    from vqdna.vqvae import VQVAE, VQVAEConfig
+
+    model = VQVAE(VQVAEConfig(stem_dim=32, dim=48, depth=2, codebook_size=16))
+    counted = estimate_flops(model, 256)
+    assert abs(counted / (2 * count_parameters(model) * 256) - 1) < 0.05

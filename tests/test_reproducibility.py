@@ -20,7 +20,7 @@ TINY_VQVAE = {"stem_dim": 16, "dim": 16, "depth": 2, "codebook_size": 8, "code_d
               "steps": 8, "batch_size": 16, "lr": 0.003, "warmup_steps": 2}
 ENCODER = {"layers": 1, "dim": 32, "heads": 2, "mlp_ratio": 2, "dropout": 0.0}
 PRETRAIN = {"steps": 6, "batch_size": 8, "lr": 0.002, "warmup_steps": 2, "mask_ratio": 0.25, "max_tokens": 66}
-FINETUNE = {"epochs": 1, "lr": 0.001, "batch_size": 16, "lora_rank": None, "patience": 1, "max_tokens": 66}
+FINETUNE = {"epochs": 1, "lr": 0.001, "batch_size": 16, "lora_rank": None, "patience": 1, "max_bp": 64}
 
 
 def same(a: dict, b: dict) -> None:
@@ -43,7 +43,7 @@ def task(genome_windows):
     labels = (gc > np.median(gc)).astype(int)
     frame = pd.DataFrame({"sequence": seqs, "label": labels})
     splits = {"train": frame.iloc[:300], "dev": frame.iloc[300:400], "test": frame.iloc[400:]}
-    meta = {"suite": "test", "task": "gc", "metric": "mcc", "num_classes": 2, "deviations": []}
+    meta = {"suite": "test", "task": "gc", "metric": "mcc", "num_classes": 2, "deviations": [], "max_length": 64}
     return splits, meta
 
 
@@ -88,7 +88,7 @@ def test_finetune_probe_and_baseline_repeat(windows, task, tmp_path):
                                      seed=seed, device="cpu"), "test", FINETUNE, replicate=1) for _ in range(2)]
     same(*runs)
     probes = [stages.evaluation_record("linear_probe", task, "char", 0,
-                                       stages.linear_probe(path, tokenizer, task, max_tokens=66, device="cpu"),
+                                       stages.linear_probe(path, tokenizer, task, {"max_bp": 64}, device="cpu"),
                                        "test", replicate=1) for _ in range(2)]
     same(*probes)
     same(stages.kmer_baseline_record(task, "test"), stages.kmer_baseline_record(task, "test"))
@@ -106,7 +106,8 @@ def test_summary_statistics_repeat(tmp_path):
                 cm = rng.integers(20, 60, size=(2, 2)).tolist()
                 record = {"stage": "finetune", "suite": "s", "task": "t", "tokenizer": t, "seed": seed,
                           "replicate": replicate, "metric": "mcc", "mcc": 0.3, "macro_f1": 0.6, "accuracy": 0.6,
-                          "deviations": [], "confusion_matrix": cm}
+                          "deviations": [], "confusion_matrix": cm, "coverage": "whole sequences",
+                          "bp_seen": {"mean": 70.0, "min": 70, "max": 70}, "n_cut": 0}
                 paths.append(tmp_path / f"{t}{replicate}{seed}.json")
                 paths[-1].write_text(json.dumps(record))
     outputs = []

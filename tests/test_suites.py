@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from vqdna import data, suites
+from vqdna import corpus, data, suites
 
 PROTOCOL_KEYS = {"epochs", "lr", "batch_size", "max_tokens"}
 
@@ -38,7 +38,8 @@ def test_every_suite_task_has_metric_and_protocol():
 
 def test_fresh_machine_runs_embedded_and_skips_the_rest_with_reasons():
     run, skipped = suites.plan_tasks(config())
-    assert run == [("embedded", "yeast_species"), ("embedded", "genus"), ("embedded", "coding")]
+    assert run == [("embedded", t) for t in ("yeast_species", "genus", "coding", "species_1k", "species_10k",
+                                             "species_32k", "yeast_species_1k", "yeast_species_10k")]
     assert len(skipped) == 29 and all("is not set" in reason for *_, reason in skipped)
     assert suites.enabled_tasks(config()) == run
 
@@ -165,3 +166,21 @@ def test_download_gue_offline_fails_at_once_saying_where(tmp_path):
                     "gue_download": {"url": "http://127.0.0.1:9/GUE.zip", "sha256": "0" * 64, "timeout_s": 2}}}
     with pytest.raises(RuntimeError, match=r"offline: .*tf/0/train.csv"):
         suites.download_gue(cfg)
+
+
+def test_long_species_tasks_share_no_base_between_splits(tmp_path):
+    """Table 6 analogue: 32 kbp Drosophila windows, overlapping within a split, never across."""
+    out = suites.prepare_task("embedded", "species_32k", config(), tmp_path / "species_32k")
+    splits, meta = data.read_task(out)
+    assert meta["num_classes"] == 6 and meta["max_length"] == 32000 and meta["coverage_bp"] is None
+    assert {len(s) for frame in splits.values() for s in frame["sequence"]} == {32000}
+    assert all(frame["label"].nunique() == 6 for frame in splits.values())
+    params = suites.load_suites()["embedded"]["tasks"]["species_32k"]["params"]
+    frames, _, _ = corpus.annotation_task(**params)
+    for species, _ in frames["train"].groupby("species"):
+        spans = {name: [(s, s + 32000) for s in frame.loc[frame["species"] == species, "start"]]
+                 for name, frame in frames.items()}
+        for a, b in [("train", "dev"), ("train", "test"), ("dev", "test")]:
+            assert not any(s1 < e2 and s2 < e1 for s1, e1 in spans[a] for s2, e2 in spans[b]), (species, a, b)
+        starts = sorted(start for start, _ in spans["train"])
+        assert min(b - a for a, b in zip(starts, starts[1:])) == 8000  # overlapping within train

@@ -6,7 +6,10 @@ Scores are stored as fractions in the JSONs and reported x100 in every table, li
 Every row carries a ``protocol`` label built from the run's deviations from the paper's protocol
 ("full protocol" when there are none). Rows with different labels are never pooled: ranks are
 computed within one (suite, task, protocol) group and average ranks within one protocol label,
-so reduced-train tasks are ranked apart from full-data ones. The classical reference
+so reduced-train tasks are ranked apart from full-data ones. Likewise every fine-tuning and
+linear-probe row carries its bp ``coverage`` (the bases each tokenizer saw, vqdna.stages.coverage):
+ranks are computed within one (suite, task, protocol, coverage) group, so rows that saw different
+bases are never ranked against each other. The classical reference
 (:data:`BASELINE_NAME`) appears in every table but is not ranked: ranks compare tokenizers.
 """
 from __future__ import annotations
@@ -28,6 +31,9 @@ from vqdna.study import base_name
 BASELINE_NAME = "kmer-spectrum LR"
 #: label of rows without any deviation from the paper's protocol
 FULL_PROTOCOL = "full protocol"
+#: coverage of records written before coverage was recorded; the k-mer reference reads whole sequences
+UNRECORDED_COVERAGE = "not recorded"
+WHOLE_SEQUENCES = "whole sequences"
 #: our tokenizer name -> the model name the paper's numbers are published under (Table 1 / 2)
 PAPER_NAMES = {
     "hrq": "VQDNA-HRQ",
@@ -82,6 +88,18 @@ PAPER_ABLATIONS = {
     },
 }
 
+#: Table 6 (long-sequence species classification, HyenaDNA's 5-way mammal task, Top-1 accuracy
+#: x100) by paper model name and sequence length in bp (vqdna-paper-facts.md section 4.3)
+PAPER_TABLE6 = {
+    "HyenaDNA": {1000: 61.13, 20000: 87.42, 32000: 93.42},
+    "DNABERT-2": {1000: 61.04, 20000: 86.83, 32000: 99.28},
+    "VQDNA-HRQ": {1000: 61.57, 20000: 88.05, 32000: 99.46},
+}
+#: our Table 6 analogue: task name -> (species set, sequence length in bp), benchmarks/embedded.yaml
+SPECIES_TASKS = {"species_1k": ("Drosophila (6)", 1000), "species_10k": ("Drosophila (6)", 10000),
+                 "species_32k": ("Drosophila (6)", 32000), "yeast_species_1k": ("Saccharomyces (3)", 1000),
+                 "yeast_species_10k": ("Saccharomyces (3)", 10000)}
+
 # ---------------------------------------------------------------------------------------------
 # The metrics JSON schema
 # ---------------------------------------------------------------------------------------------
@@ -121,6 +139,18 @@ METRICS_SCHEMA = {
             },
             "required": ["stage", "suite", "task", "tokenizer", "seed", "metric",
                          "mcc", "macro_f1", "accuracy", "deviations"],
+            # a model's run also says which bases it saw (vqdna.stages.coverage)
+            "if": {"properties": {"stage": {"enum": ["finetune", "linear_probe"]}}},
+            "then": {
+                "properties": {
+                    "coverage": {"type": "string", "minLength": 1},
+                    "bp_seen": {"type": "object", "required": ["mean", "min", "max"],
+                                "properties": {k: {"type": "number", "minimum": 0}
+                                               for k in ("mean", "min", "max")}},
+                    "n_cut": {"type": "integer", "minimum": 0},
+                },
+                "required": ["coverage", "bp_seen", "n_cut"],
+            },
         },
         {  # one trained VQ/HRQ tokenizer (Tables 7/8 reconstruction, Table 1 code usage)
             "properties": {
@@ -149,7 +179,9 @@ def validate_record(record: Mapping) -> dict:
     Classification records (``stage`` finetune / linear_probe / baseline) need ``suite, task,
     tokenizer, seed, metric`` (the task's primary metric: ``mcc`` or ``macro_f1``), the three
     scores ``mcc, macro_f1, accuracy`` as fractions, and ``deviations`` (list of str, empty for
-    the paper's protocol); optional ``paper`` ({published model name: score x100}).
+    the paper's protocol); optional ``paper`` ({published model name: score x100}). Fine-tuning
+    and linear-probe records also need ``coverage`` (label), ``bp_seen`` ({mean, min, max} bp
+    per sequence) and ``n_cut`` (sequences longer than the coverage).
     Tokenizer records (``stage`` tokenizer) need ``tokenizer, recon_accuracy`` (fraction),
     ``code_usage`` (fractions) and ``perplexity`` (one entry per codebook level; one "level" =
     the whole vocabulary for char / k-mer / BPE) and ``bp_per_token``. Pre-training records
@@ -176,6 +208,7 @@ def collect_metrics(paths: Iterable[str | Path]) -> pd.DataFrame:
     """Read and validate metrics JSONs -> one row per record.
 
     Columns: the record's keys plus ``score`` (the primary metric's value), ``protocol``,
+    ``coverage`` (see the module docstring),
     ``base_tokenizer`` (``hrq~codebook_size=128`` -> ``hrq``), ``ablation_name``,
     ``ablation_value`` and ``path``. A file listed twice (the workflow asks for a base model's
     runs both as study and as ablation outputs) is read once.
@@ -190,6 +223,8 @@ def collect_metrics(paths: Iterable[str | Path]) -> pd.DataFrame:
             ablation_value=ablation.get("value"),
             base_tokenizer=base_name(record["tokenizer"]),
             protocol=protocol_label(record.get("deviations", [])),
+            coverage=record.get("coverage") or (WHOLE_SEQUENCES if record.get("stage") == "baseline"
+                                                else UNRECORDED_COVERAGE),
         )
         if "metric" in record:
             record["score"] = record[record["metric"]]
@@ -219,7 +254,7 @@ def summary_table(df: pd.DataFrame, stage: str, paper_names: Mapping[str, str] =
 
     Non-ablation records of ``stage`` only, plus the :data:`BASELINE_NAME` rows (stage
     ``baseline``) of the same tasks as unranked references (``is_reference``). ``rank``: 1 = best
-    within (suite, task, protocol), ties averaged. ``avg_rank``: the tokenizer's mean rank over
+    within (suite, task, protocol, coverage), ties averaged. ``avg_rank``: the tokenizer's mean rank over
     the tasks of its protocol label; ``n_ranked_tasks`` how many tasks that is.
     """
     plain = df[df["ablation_name"].isna()] if "ablation_name" in df else df
@@ -229,13 +264,15 @@ def summary_table(df: pd.DataFrame, stage: str, paper_names: Mapping[str, str] =
     tasks = set(zip(runs["suite"], runs["task"]))
     base = plain[(plain["stage"] == "baseline")]
     # the reference row is shown (unranked) in every protocol group of its task
-    base = base.drop(columns="protocol").merge(runs[["suite", "task", "protocol"]].drop_duplicates(),
-                                               on=["suite", "task"])
+    base = base.drop(columns=["protocol", "coverage"]).merge(
+        runs[["suite", "task", "protocol", "coverage"]].drop_duplicates(), on=["suite", "task"])
+    base = base.assign(notes=[[] if c == WHOLE_SEQUENCES else ["reference reads the whole sequences"]
+                              for c in base["coverage"]])
     rows = pd.concat([runs, base])
     if "notes" not in rows:
         rows = rows.assign(notes=[[] for _ in range(len(rows))])
     rows = rows.assign(notes=[n if isinstance(n, list) else [] for n in rows["notes"]])
-    keys = ["suite", "task", "tokenizer", "protocol", "metric"]
+    keys = ["suite", "task", "tokenizer", "protocol", "coverage", "metric"]
     if "replicate" not in rows:
         rows = rows.assign(replicate=0)
     rows = rows.assign(replicate=rows["replicate"].fillna(0).astype(int))
@@ -263,11 +300,13 @@ def summary_table(df: pd.DataFrame, stage: str, paper_names: Mapping[str, str] =
     table["paper"] = [paper(s, t, tok) for s, t, tok in zip(table["suite"], table["task"], table["tokenizer"])]
     table["is_reference"] = table["tokenizer"] == BASELINE_NAME
     ranked = table[~table["is_reference"]]
-    table["rank"] = ranked.groupby(["suite", "task", "protocol"])["mean"].rank(ascending=False, method="average")
+    table["rank"] = ranked.groupby(["suite", "task", "protocol", "coverage"])["mean"].rank(
+        ascending=False, method="average")
     avg = ranked.assign(rank=table["rank"]).groupby(["protocol", "tokenizer"])["rank"].agg(["mean", "size"])
     avg.columns = ["avg_rank", "n_ranked_tasks"]
     table = table.merge(avg.reset_index(), on=["protocol", "tokenizer"], how="left")
-    return table.sort_values(["suite", "task", "protocol", "is_reference", "rank"]).reset_index(drop=True)
+    order = ["suite", "task", "protocol", "coverage", "is_reference", "rank"]
+    return table.sort_values(order).reset_index(drop=True)
 
 
 def _cell_interval(runs: pd.DataFrame) -> tuple[float, float]:
@@ -375,6 +414,7 @@ def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
     interval = ["–" if math.isnan(lo) else f"[{lo:.1f}, {hi:.1f}]" for lo, hi in zip(summary["ci_low"], summary["ci_high"])]
     return pd.DataFrame({
         "suite": summary["suite"], "task": summary["task"], "protocol": summary["protocol"],
+        "coverage": summary["coverage"],
         "tokenizer": summary["tokenizer"], "metric": summary["metric"], "replicates": summary["n_replicates"],
         "runs": summary["n_runs"], "ours (x100) mean ± sd": ours, "95% CI": interval,
         "paper": [_fmt(v) for v in summary["paper"]],
@@ -475,6 +515,37 @@ def tokenizer_comparison(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def species_length_table(df: pd.DataFrame, tasks: Mapping[str, tuple] = SPECIES_TASKS,
+                         paper_names: Mapping[str, str] = PAPER_NAMES) -> pd.DataFrame:
+    """Paper Table 6 analogue: top-1 accuracy (x100, mean ± sd over seeds) per stage, species set,
+    tokenizer and sequence length, with the bp each tokenizer saw (``coverage``) and the paper's
+    numbers at the lengths it reports (1k, 20k, 32k; its task is 5 mammals, ours the embedded
+    genomes). Empty when no species task ran."""
+    plain = df[df["ablation_name"].isna()] if "ablation_name" in df else df
+    runs = plain[plain["stage"].isin(["finetune", "linear_probe"]) & plain["task"].isin(list(tasks))]
+    if runs.empty:
+        return pd.DataFrame()
+    rows = []
+    for (stage, task, tokenizer, protocol, coverage), group in runs.groupby(
+            ["stage", "task", "tokenizer", "protocol", "coverage"]):
+        species, length = tasks[task]
+        mean, sd = 100 * group["accuracy"].mean(), 100 * group["accuracy"].std()
+        rows.append({"stage": stage, "species": species, "length": length, "tokenizer": tokenizer,
+                     "protocol": protocol, "coverage": coverage,
+                     "ours": _fmt(mean) + ("" if math.isnan(sd) else f" ± {sd:.2f}")})
+    long = pd.DataFrame(rows)
+    long["length"] = long["length"].map(lambda n: f"{n // 1000}k bp")
+    wide = long.pivot_table(index=["stage", "species", "protocol", "tokenizer"], columns="length",
+                            values=["ours", "coverage"], aggfunc="first")
+    wide.columns = [f"{length} {'acc' if what == 'ours' else 'coverage'}" for what, length in wide.columns]
+    wide = wide[sorted(wide.columns, key=lambda c: (int(c.split("k")[0]), c))].reset_index()
+    for length in sorted({n for table in PAPER_TABLE6.values() for n in table}):
+        published = [PAPER_TABLE6.get(paper_names.get(t, t), {}).get(length, math.nan)
+                     for t in wide["tokenizer"]]
+        wide[f"paper {length // 1000}k"] = [_fmt(v) for v in published]
+    return wide
+
+
 def paired_tests(df: pd.DataFrame, reference: str = "hrq", stage: str = "finetune") -> pd.DataFrame:
     """``reference`` against every other tokenizer (and the reference row) over the tasks both
     ran, per protocol label, on task means over seeds: Wilcoxon signed-rank and paired t-test.
@@ -486,7 +557,7 @@ def paired_tests(df: pd.DataFrame, reference: str = "hrq", stage: str = "finetun
     summary = summary_table(df, stage)
     rows = []
     for protocol, group in summary.groupby("protocol"):
-        wide = group.pivot_table(index=["suite", "task"], columns="tokenizer", values="mean")
+        wide = group.pivot_table(index=["suite", "task", "coverage"], columns="tokenizer", values="mean")
         if reference not in wide:
             continue
         for other in [c for c in wide.columns if c != reference]:

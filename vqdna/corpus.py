@@ -146,11 +146,12 @@ def file_sha256(path) -> str:
 
 def write_corpus(sources: list[dict], out_dir, length: int = 512, stride: int | None = None,
                  max_windows: int | None = None, max_n_fraction: float = 0.01,
-                 val_fraction: float = 0.1, seed: int = 0) -> Path:
+                 val_fraction: float = 0.1, seed: int = 0, extra: dict | None = None) -> Path:
     """Write ``train.txt`` / ``val.txt`` (one window per line) + ``manifest.json`` atomically.
 
     ``sources``: dicts with at least ``fasta`` (and optionally ``species``), e.g. the output of
     :func:`embedded_genomes`. ``stride`` defaults to ``length`` (non-overlapping windows).
+    ``extra``: more keys for the manifest (the caller's provenance).
     """
     stride = stride or length
     out_dir = Path(out_dir)
@@ -181,6 +182,7 @@ def write_corpus(sources: list[dict], out_dir, length: int = 512, stride: int | 
             "windows": {split: sum(f["windows"][split] for f in files) for split in ("train", "val")},
             "params": {"length": length, "stride": stride, "max_windows": max_windows,
                        "max_n_fraction": max_n_fraction, "val_fraction": val_fraction, "seed": seed},
+            **(extra or {}),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         if out_dir.exists():
@@ -224,20 +226,26 @@ def block_splits(n_blocks: int, fractions: dict[str, float]) -> np.ndarray:
 
 
 def tile_windows(genome: dict, length: int, block_of_split: np.ndarray,
-                 max_n_fraction: float) -> pd.DataFrame:
-    """Non-overlapping windows of a single-chromosome genome with their split.
+                 max_n_fraction: float, step: int | None = None, within: str = "block") -> pd.DataFrame:
+    """Windows of a single-chromosome genome, every ``step`` bp (default ``length``: no
+    overlap), with their split.
 
     The chromosome is cut into ``len(block_of_split)`` blocks of equal *fraction* of its length;
     the same block map is used for every species, so syntenic (orthologous) regions, which sit
     at about the same relative position on these chromosomes, fall in the same split. Windows
-    crossing a block boundary are dropped."""
+    crossing a block boundary are dropped (``within="block"``), or only those crossing a split
+    boundary (``within="split"``: long windows on short chromosomes). Either way no two splits
+    share a base; with ``step < length`` windows of one split overlap each other."""
+    if within not in ("block", "split"):
+        raise ValueError(f"within must be 'block' or 'split', got {within!r}")
     (contig, sequence), = read_contigs(genome["fasta"]).items()
     n_blocks = len(block_of_split)
-    starts = np.arange(0, len(sequence) - length + 1, length)
+    starts = np.arange(0, len(sequence) - length + 1, step or length)
     first = starts * n_blocks // len(sequence)
     last = (starts + length - 1) * n_blocks // len(sequence)
+    same = (first == last) if within == "block" else (block_of_split[first] == block_of_split[last])
     rows = [(sequence[s:s + length], int(s), block_of_split[b])
-            for s, b, e in zip(starts, first, last) if b == e]
+            for s, b, keep in zip(starts, first, same) if keep]
     frame = pd.DataFrame(rows, columns=["sequence", "start", "split"])
     frame["contig"], frame["species"] = contig, genome["species"]
     return frame[frame["sequence"].str.count("N") <= max_n_fraction * length].reset_index(drop=True)
@@ -257,19 +265,22 @@ def cds_label(frame: pd.DataFrame, intervals: np.ndarray, length: int) -> pd.Ser
 
 def annotation_task(kind: str, species: list[str] | None = None, length: int = 200,
                     n_per_class: int = 1000, fractions: dict[str, float] | None = None,
-                    n_blocks: int = 20, max_n_fraction: float = 0.0,
+                    n_blocks: int = 20, max_n_fraction: float = 0.0, step: int | None = None,
+                    within: str = "block", genus: str | None = None,
                     seed: int = 0) -> tuple[dict[str, pd.DataFrame], list[str], dict]:
     """Build an annotation-derived task from the embedded genomes.
 
     ``kind``: ``"species"`` (class = species, over ``species``), ``"genus"`` (class = genus) or
     ``"coding"`` (CDS vs non-coding windows from genomes with GFF). ``species`` restricts the
-    genomes (None = all that fit the kind). Splits come from chromosome blocks (see
-    :func:`tile_windows`); exact duplicate windows are dropped everywhere (repeats would
-    otherwise cross splits; a duplicate with two labels is dropped entirely); then each class
+    genomes (None = all that fit the kind; ``genus`` keeps one genus). Splits come from chromosome
+    blocks (see :func:`tile_windows`, which also takes ``step`` and ``within``); exact duplicate
+    windows are dropped everywhere (repeats would otherwise cross splits; a duplicate with two
+    labels is dropped entirely); then each class
     keeps at most ``n_per_class`` windows (seeded). Returns (splits, label names, provenance).
     """
     fractions = fractions or {"train": 0.8, "dev": 0.1, "test": 0.1}
-    genomes = [g for g in embedded_genomes() if species is None or g["species"] in species]
+    genomes = [g for g in embedded_genomes() if (species is None or g["species"] in species)
+               and (genus is None or g["genus"] == genus)]
     if kind == "coding":
         genomes = [g for g in genomes if g["gff"]]
     if not genomes:
@@ -277,7 +288,7 @@ def annotation_task(kind: str, species: list[str] | None = None, length: int = 2
     block_of_split = block_splits(n_blocks, fractions)
     frames = []
     for genome in genomes:
-        frame = tile_windows(genome, length, block_of_split, max_n_fraction)
+        frame = tile_windows(genome, length, block_of_split, max_n_fraction, step, within)
         if kind == "coding":
             frame["label_name"] = cds_label(frame, read_cds_intervals(genome["gff"], genome["contig"]),
                                             length).map({1.0: "coding", 0.0: "non-coding"})
@@ -297,7 +308,8 @@ def annotation_task(kind: str, species: list[str] | None = None, length: int = 2
               .reset_index(drop=True) for name in SPLITS}
     provenance = {
         "genomes": [{k: g[k] for k in ("species", "contig", "fasta", "gff")} for g in genomes],
-        "window": length, "n_blocks": n_blocks, "max_n_fraction": max_n_fraction,
+        "window": length, "step": step or length, "within": within, "n_blocks": n_blocks,
+        "max_n_fraction": max_n_fraction,
         "per_class": {name: int((frame["label_name"] == name).sum()) for name in label_names},
     }
     return splits, label_names, provenance

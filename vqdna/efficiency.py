@@ -8,6 +8,16 @@ a ``Linear(i, o)`` over T positions costs 2·T·i·o, a ``Conv1d`` 2·L_out·C_o
 4·T²·d (QKᵀ and the weighted sum of V; projections are Linear layers). Biases, norms,
 activations, softmax and embedding look-ups are not counted. Tools that report multiply-
 accumulates as "FLOPs" (fvcore, thop) give half of this: pass ``macs=True`` to compare.
+
+The paper's Table 2 convention (:func:`paper_conventions`): its FLOPs (tokenizers 0.5 G / 0.6 G,
+encoder 1.1 G at 512 bp, for 16 M / 17 M / 86 M parameters) cannot be reproduced from its
+sizes by any one convention. Every dense convention is proportional to the parameters that
+act per position (2·N·L per sequence, 2·N per token, 6·N per training token, or half of these
+as MACs), so it gives the same FLOPs per parameter to all three models, while the paper's
+numbers give the encoder 2.4-2.8 times fewer per parameter than the tokenizers (1.1/86 against
+0.5/16 and 0.6/17); attention only adds to the encoder. The length at which each paper number
+would follow from 2·N·L is 16 positions (VQ), 18 (HRQ) and 6 (encoder). Our convention at the
+paper's sizes gives 16.4 / 17.4 / 88 GFLOPs per 512 bp sequence (counted: 14.9 / 15.3 / 97).
 """
 from __future__ import annotations
 
@@ -81,3 +91,31 @@ def measure_throughput(fn: Callable[[], Any], n_items: int, min_seconds: float =
         if elapsed >= min_seconds:
             break
     return {"items_per_s": calls * n_items / elapsed, "seconds_per_call": elapsed / calls, "calls": calls}
+
+
+#: the paper's Table 2 (vqdna-paper-facts.md 1.2 and 1.4): parameters (millions) and GFLOPs at 512 bp
+PAPER_TABLE2 = {"VQ-VAE tokenizer": (16, 0.5), "HRQ tokenizer": (17, 0.6), "Transformer encoder": (86, 1.1)}
+#: dense FLOPs conventions from a parameter count ``n`` and a sequence length ``length``
+CONVENTIONS = {
+    "forward FLOPs per sequence, 2NL (ours)": lambda n, length: 2 * n * length,
+    "forward MACs per sequence, NL": lambda n, length: n * length,
+    "forward FLOPs per token, 2N": lambda n, length: 2 * n,
+    "forward MACs per token, N": lambda n, length: n,
+    "training FLOPs per token, 6N": lambda n, length: 6 * n,
+}
+
+
+def paper_conventions(table: dict = PAPER_TABLE2, length: int = 512, tolerance: float = 0.1) -> list[dict]:
+    """Each convention of :data:`CONVENTIONS` applied to the paper's sizes: GFLOPs beside the
+    published number, their ratio, whether it lands within ``tolerance``, and the sequence
+    length at which 2·N·L would give the published number. One row per convention x model."""
+    rows = []
+    for convention, flops in CONVENTIONS.items():
+        for model, (millions, published) in table.items():
+            ours = flops(millions * 1e6, length) / 1e9
+            ratio = ours / published
+            rows.append({"convention": convention, "model": model, "params_M": millions,
+                         "paper_gflops": published, "gflops": ours, "ratio": ratio,
+                         "within": abs(ratio - 1) <= tolerance,
+                         "length_for_paper_2NL": published * 1e9 / (2 * millions * 1e6)})
+    return rows

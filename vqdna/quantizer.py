@@ -14,8 +14,10 @@ Codebook initialisation (paper: NOT FOUND) is data-dependent by default: on the 
 forward the codes are set by ``kmeans_iters`` Lloyd iterations on that batch's vectors, starting
 from a random sample of them (``kmeans_iters=0``: the sample itself). Random-normal codes often
 leave most of the codebook unused, and k-means init is the usual remedy (SoundStream, Jukebox).
-Dead-code restart (off by default, as in the paper): after each update, codes whose EMA usage
-count fell below ``dead_code_threshold`` are replaced by random vectors of the current batch.
+Dead-code restart (the paper names no mechanism; off in this class by default, on with
+threshold 1 in config/config.yaml and config/paper.yaml because without it 30% of the codes
+stayed unused, README "Choices"): after each update, codes whose EMA usage count fell below
+``dead_code_threshold`` are replaced by random vectors of the current batch.
 
 Why not ``vector_quantize_pytorch`` (pinned 1.32.0, which has EMA, k-means init and dead-code
 expiry)? Its random draws (k-means seeds, replaced codes) use the global torch RNG with no way

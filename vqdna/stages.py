@@ -26,6 +26,11 @@ EVAL_WINDOWS = 512
 PAPER_PROFILE = "paper"
 SMALL_MODEL = "small model and short training"
 SHORT_FINETUNE = "short fine-tuning"
+#: the paper profile pre-trained without the paper's multi-species corpus (corpus.min_paper_bp)
+SMALL_CORPUS = "small pre-training corpus"
+#: the paper's corpus: DNABERT-2's 2.75 Gbp human + 32.49 Gbp multi-species; less than this
+#: much extra_fasta labels a paper-profile run (config corpus.min_paper_bp overrides)
+MIN_PAPER_BP = 1e9
 TRUNCATED = "inputs truncated"
 
 
@@ -50,13 +55,30 @@ def _device(device: str | None) -> str | None:
 
 def build_corpus(settings: dict, out_dir, seed: int = 0) -> None:
     """The pre-training corpus of the config's ``corpus`` section: windows of the embedded
-    genomes plus any ``extra_fasta``, with a provenance manifest."""
+    genomes plus any ``extra_fasta``, with a provenance manifest. The manifest's
+    ``paper_corpus`` says how many bp ``extra_fasta`` added against ``min_paper_bp``
+    (:func:`corpus_deviations`)."""
     from vqdna import corpus
 
-    corpus.write_corpus(corpus.embedded_genomes() + list(settings.get("extra_fasta", [])), out_dir,
+    extra = list(settings.get("extra_fasta", []))
+    extra_bp = sum(sum(corpus.contig_lengths(source["fasta"]).values()) for source in extra)
+    corpus.write_corpus(corpus.embedded_genomes() + extra, out_dir,
                         length=settings["window"], max_windows=settings["max_windows"],
                         max_n_fraction=settings.get("max_n_fraction", 0.01),
-                        val_fraction=settings.get("val_fraction", 0.1), seed=seed)
+                        val_fraction=settings.get("val_fraction", 0.1), seed=seed,
+                        extra={"paper_corpus": {"extra_bp": extra_bp,
+                                                "min_bp": float(settings.get("min_paper_bp", MIN_PAPER_BP))}})
+
+
+def corpus_deviations(corpus_dir, profile: str) -> list[str]:
+    """[SMALL_CORPUS] when the paper profile pre-trained on less than ``corpus.min_paper_bp`` of
+    ``extra_fasta`` (the embedded genomes alone are about 8 Mbp, the paper's corpus 35 Gbp); the
+    other profiles already carry SMALL_MODEL."""
+    if profile != PAPER_PROFILE:
+        return []
+    manifest = json.loads((Path(corpus_dir) / "manifest.json").read_text())
+    paper = manifest.get("paper_corpus", {"extra_bp": 0, "min_bp": MIN_PAPER_BP})
+    return [SMALL_CORPUS] if paper["extra_bp"] < paper["min_bp"] else []
 
 
 # ------------------------------------------------------------------------------- stage 1
@@ -151,7 +173,14 @@ def build_masked_lm(tokenizer: Tokenizer, encoder: dict, seed: int = 0) -> Maske
 
 def pretrain(model: MaskedLM, tokenizer: Tokenizer, train_windows: list[str], val_windows: list[str],
              settings: dict, seed: int = 0, device: str | None = "auto", progress: bool = False) -> list[dict]:
-    """Masked-modeling pre-training with the config's ``pretrain`` section."""
+    """Masked-modeling pre-training with the config's ``pretrain`` section. No tokenizer makes more
+    tokens than bases, so ``max_tokens`` >= the longest window + 2 ([CLS]/[SEP]) cuts no window;
+    a smaller cap is an error rather than a silent cut."""
+    longest = max(map(len, train_windows + val_windows))
+    if settings["max_tokens"] < longest + 2:
+        cap = settings["max_tokens"]
+        raise ValueError(f"pretrain.max_tokens {cap} would cut the {longest} bp corpus windows: set it to "
+                         f"at least {longest + 2} (or corpus.window to at most {cap - 2})")
     return training.pretrain_mlm(
         model, tokenizer, train_windows, steps=settings["steps"], batch_size=settings["batch_size"],
         lr=settings["lr"], mask_ratio=settings["mask_ratio"], max_length=settings["max_tokens"], seed=seed,
@@ -160,9 +189,16 @@ def pretrain(model: MaskedLM, tokenizer: Tokenizer, train_windows: list[str], va
         masking=settings.get("masking", "tokenizer"))
 
 
-def save_pretrained(path, model: MaskedLM, encoder: dict, tokenizer_path) -> None:
-    """Encoder weights + its config + which tokenizer it reads (the MLM heads are dropped)."""
-    training.save_checkpoint(path, model.encoder, encoder_config=dict(encoder), tokenizer_path=str(tokenizer_path))
+def save_pretrained(path, model: MaskedLM, encoder: dict, tokenizer_path, deviations: list[str] = ()) -> None:
+    """Encoder weights + its config + which tokenizer it reads (the MLM heads are dropped) + the
+    pre-training's deviations (:func:`corpus_deviations`), which every record of the encoder carries."""
+    training.save_checkpoint(path, model.encoder, encoder_config=dict(encoder),
+                             tokenizer_path=str(tokenizer_path), pretrain_deviations=list(deviations))
+
+
+def pretrain_deviations(path) -> list[str]:
+    """The deviations :func:`save_pretrained` stored with an encoder."""
+    return list(training.load_checkpoint(path).get("pretrain_deviations", []))
 
 
 def load_encoder(path, tokenizer: Tokenizer) -> TransformerEncoder:
@@ -173,7 +209,7 @@ def load_encoder(path, tokenizer: Tokenizer) -> TransformerEncoder:
 
 
 def pretrain_record(name: str, tokenizer: Tokenizer, encoder: dict, settings: dict, history: list[dict],
-                    profile: str, replicate: int = 0) -> dict:
+                    profile: str, deviations: list[str] = (), replicate: int = 0) -> dict:
     """The metrics JSON of a pre-training job: final losses and the pretext check, i.e. the
     held-out masked-token loss against the unigram (frequency-only) loss of the same targets
     (``unigram_margin``: nats below it; ``unigram_margin_fraction``: as a share of it)."""
@@ -187,7 +223,8 @@ def pretrain_record(name: str, tokenizer: Tokenizer, encoder: dict, settings: di
             "final_train_loss": last["train_loss"], "final_val_loss": val,
             "final_val_accuracy": last.get("val_accuracy"), "unigram_loss": unigram,
             "unigram_margin": margin, "unigram_margin_fraction": None if margin is None else margin / unigram,
-            "steps_per_s": last.get("steps_per_s"), "deviations": profile_deviations(profile)}
+            "steps_per_s": last.get("steps_per_s"),
+            "deviations": sorted(set(profile_deviations(profile)) | set(deviations))}
 
 
 # ------------------------------------------------------------------------------- stage 3
@@ -196,13 +233,88 @@ def _xy(frame) -> tuple[list[str], np.ndarray]:
     return frame["sequence"].tolist(), frame["label"].to_numpy()
 
 
-def _max_tokens(tokenizer: Tokenizer, splits: dict, cap: int) -> tuple[int, float]:
-    """Tokens needed for the longest sequence (+[CLS]/[SEP]), capped; and the fraction of
-    sequences the cap truncates."""
-    sample = [s for frame in splits.values() for s in frame["sequence"].head(200)]
-    lengths = np.array([len(tokenizer.encode(s)) + 2 for s in sample])
-    needed = int(lengths.max())
-    return min(needed, cap), float((lengths > cap).mean())
+#: where a fixed coverage window sits in a longer sequence
+WINDOWS = ("centre", "start")
+#: how a sequence longer than the coverage is read: one fixed window, or (linear probe only)
+#: every window of the sequence, their embeddings mean-pooled
+POOLINGS = ("fixed", "sliding")
+#: finetune.select_by -> the dev quantity training.finetune selects on (None: the task's metric)
+SELECT_BY = {"dev_loss": "loss", "dev_metric": None}
+#: what every fine-tuning / linear-probe record stores about the bases each tokenizer saw
+COVERAGE_FIELDS = ("coverage", "coverage_bp", "coverage_window", "coverage_pooling", "bp_seen",
+                   "n_sequences", "n_cut", "cut_fraction")
+
+
+def window_of(sequence: str, max_bp: int | None, window: str = "centre") -> str:
+    """The ``max_bp`` bp of ``sequence`` every tokenizer sees: all of it when it fits, else the
+    centre (or start) window. The same bases for every tokenizer: equal coverage."""
+    if window not in WINDOWS:
+        raise ValueError(f"coverage window must be one of {WINDOWS}, got {window!r}")
+    if max_bp is None or len(sequence) <= max_bp:
+        return sequence
+    start = (len(sequence) - max_bp) // 2 if window == "centre" else 0
+    return sequence[start:start + max_bp]
+
+
+def sliding_windows(sequence: str, max_bp: int | None) -> list[str]:
+    """``sequence`` tiled by windows of ``max_bp`` bp that together cover every base; the last
+    window ends at the sequence's end (it overlaps its neighbour when the length is not a multiple)."""
+    if max_bp is None or len(sequence) <= max_bp:
+        return [sequence]
+    starts = list(range(0, len(sequence) - max_bp + 1, max_bp))
+    if starts[-1] + max_bp < len(sequence):
+        starts.append(len(sequence) - max_bp)
+    return [sequence[s:s + max_bp] for s in starts]
+
+
+def coverage(splits: dict, meta: dict, settings: dict | None = None) -> tuple[dict, dict]:
+    """Equal coverage in bp: how many bp of each sequence every tokenizer sees.
+
+    ``max_bp`` = the smaller of the task's declared ``coverage_bp`` (meta, benchmarks/*.yaml) and
+    ``settings["max_bp"]`` (config; None = no limit). Sequences that fit are seen whole; longer
+    ones through their ``window`` (centre | start) of ``max_bp`` bp, or, with ``pooling:
+    sliding``, through every window. Token caps then follow per tokenizer from these bases
+    (:func:`tokens_needed`), so no tokenizer cuts a sequence. -> (splits with the windows
+    applied; for sliding pooling each row holds the whole sequence, the record fields: the
+    declared coverage, bp seen per sequence (over all splits), sequences cut and a label)."""
+    settings = settings or {}
+    window, pooling = settings.get("window", "centre"), settings.get("pooling", "fixed")
+    if pooling not in POOLINGS:
+        raise ValueError(f"coverage pooling must be one of {POOLINGS}, got {pooling!r}")
+    limits = [v for v in (meta.get("coverage_bp"), settings.get("max_bp")) if v is not None]
+    max_bp = int(min(limits)) if limits else None
+    lengths = np.concatenate([frame["sequence"].str.len().to_numpy() for frame in splits.values()])
+    cut = int((lengths > max_bp).sum()) if max_bp is not None else 0
+    if pooling == "sliding":
+        seen, windowed = lengths, splits
+    else:
+        seen = np.minimum(lengths, max_bp) if max_bp is not None else lengths
+        windowed = {name: frame.assign(sequence=[window_of(s, max_bp, window) for s in frame["sequence"]])
+                    for name, frame in splits.items()}
+    if cut == 0:
+        label = "whole sequences"
+    elif pooling == "sliding":
+        label = f"whole sequences, {max_bp} bp windows pooled"
+    else:
+        label = f"{window} {max_bp} bp"
+    record = {"coverage_bp": max_bp, "coverage_window": window, "coverage_pooling": pooling,
+              "coverage": label, "bp_seen": {"mean": float(seen.mean()), "min": int(seen.min()),
+                                             "max": int(seen.max())},
+              "n_sequences": int(len(lengths)), "n_cut": cut, "cut_fraction": cut / len(lengths)}
+    return windowed, record
+
+
+def tokens_needed(tokenizer: Tokenizer, splits: dict, max_bp: int | None = None, batch: int = 256) -> int:
+    """Tokens (+[CLS]/[SEP]) of the longest input over ALL rows of every split, so that the
+    cap cuts nothing; with ``max_bp`` the rows are read in sliding windows of that size."""
+    sequences = [s for frame in splits.values() for s in frame["sequence"]]
+    if max_bp is not None:
+        sequences = [w for s in sequences for w in sliding_windows(s, max_bp)]
+    longest = 0
+    for start in range(0, len(sequences), batch):
+        mask = tokenizer.encode_batch(sequences[start:start + batch], truncation=False)["attention_mask"]
+        longest = max(longest, int(mask.sum(1).max()))
+    return longest
 
 
 def finetune(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], settings: dict, seed: int = 0,
@@ -210,41 +322,98 @@ def finetune(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], settings
     """Fine-tune the pre-trained encoder + MLP head on one task (config ``finetune`` section).
 
     ``settings["protocol"] == "benchmark"`` takes epochs, lr, batch size and warm-up from the
-    task's official protocol (benchmarks/*.yaml); the token cap stays ``settings["max_tokens"]``
-    because the official caps count BPE tokens and would cut the other tokenizers short.
+    task's official protocol (benchmarks/*.yaml); the official caps count BPE tokens and would
+    cut the other tokenizers short, so the input is set in bp instead (:func:`coverage`:
+    ``max_bp``, ``window``; fine-tuning always reads one fixed window) and each tokenizer's token
+    cap is what those bases need. ``select_by``: the checkpoint kept, ``dev_loss`` (default, the
+    declared GUE protocol: DNABERT-2 keeps the best dev loss) or ``dev_metric`` (the task's metric).
     """
     splits, meta = task
+    if "max_tokens" in settings:
+        raise ValueError("finetune.max_tokens is gone: set finetune.max_bp, the bp every tokenizer sees "
+                         "(token caps now follow from it, README 'Equal coverage')")
     if settings.get("protocol") == "benchmark":
         official = {k: meta["protocol"][k] for k in ("epochs", "lr", "batch_size", "warmup_steps")
                     if k in meta.get("protocol", {})}
         settings = {**settings, **official}
+    select_by = settings.get("select_by", "dev_loss")
+    if select_by not in SELECT_BY:
+        raise ValueError(f"finetune.select_by must be one of {sorted(SELECT_BY)}, got {select_by!r}")
+    splits, seen = coverage(splits, meta, {**settings, "pooling": "fixed"})
     training.seed_everything(seed)
     model = SequenceClassifier(load_encoder(model_path, tokenizer), meta["num_classes"])
-    max_length, truncated = _max_tokens(tokenizer, splits, settings.get("max_tokens", 512))
+    max_length = tokens_needed(tokenizer, splits)
     result = training.finetune(
         model, tokenizer, _xy(splits["train"]), _xy(splits["dev"]), _xy(splits["test"]),
-        epochs=settings["epochs"], lr=settings["lr"], batch_size=settings["batch_size"], max_length=max_length,
-        seed=seed, lora_rank=settings.get("lora_rank"), patience=settings.get("patience"),
-        warmup_steps=settings.get("warmup_steps", 50), select_metric=meta["metric"], device=_device(device),
-        progress=progress)
-    return {**result, "max_tokens": max_length, "truncated_fraction": truncated, "settings": settings}
+        epochs=settings["epochs"], lr=settings["lr"], batch_size=settings["batch_size"],
+        max_length=max_length, seed=seed, lora_rank=settings.get("lora_rank"),
+        patience=settings.get("patience"),
+        warmup_steps=settings.get("warmup_steps", 50), select_metric=SELECT_BY[select_by] or meta["metric"],
+        device=_device(device), progress=progress)
+    return {**result, **seen, "max_tokens": max_length, "truncated_fraction": 0.0, "select_by": select_by,
+            "settings": settings, "pretrain_deviations": pretrain_deviations(model_path)}
 
 
-def linear_probe(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], max_tokens: int = 512,
-                 seed: int = 0, device: str | None = "auto") -> dict:
+def _pooled_embeddings(encoder, tokenizer: Tokenizer, sequences: list[str], max_bp: int | None,
+                       max_length: int, device) -> np.ndarray:
+    """Each sequence's embedding: the mean over its ``max_bp`` windows (:func:`sliding_windows`;
+    one window for a sequence that fits) of the encoder's mean-pooled window embeddings."""
+    windows = [sliding_windows(s, max_bp) for s in sequences]
+    flat = training.embed_sequences(encoder, tokenizer, [w for ws in windows for w in ws],
+                                    max_length=max_length, device=device)
+    owner = np.repeat(np.arange(len(sequences)), [len(ws) for ws in windows])
+    pooled = np.zeros((len(sequences), flat.shape[1]), dtype=flat.dtype)
+    np.add.at(pooled, owner, flat)
+    return pooled / np.bincount(owner)[:, None]
+
+
+def linear_probe(model_path, tokenizer: Tokenizer, task: tuple[dict, dict],
+                 coverage_settings: dict | None = None, seed: int = 0, device: str | None = "auto") -> dict:
     """Frozen pre-trained encoder -> logistic regression on the task's train split, scored on test.
-    Also measures the vocabulary usage on the task's training sequences (paper Table 1: share
-    of the vocabulary, per codebook level, that the task's data uses)."""
-    splits, _ = task
-    max_length, truncated = _max_tokens(tokenizer, splits, max_tokens)
-    result = training.linear_probe(load_encoder(model_path, tokenizer), tokenizer, _xy(splits["train"]),
-                                   _xy(splits["test"]), seed=seed, max_length=max_length, device=_device(device))
-    usage = [float((counts > 0).mean()) for counts in usage_counts(tokenizer, list(splits["train"]["sequence"])).values()]
-    out = {**result, "max_tokens": max_length, "truncated_fraction": truncated, "vocab_usage": usage}
+
+    ``coverage_settings`` (config ``linear_probe``: ``max_bp``, ``window``, ``pooling``) sets the
+    bases every tokenizer sees (:func:`coverage`). Also measures the vocabulary usage on the
+    task's training sequences (paper Table 1: share of the vocabulary, per codebook level, that
+    the task's data uses)."""
+    splits, meta = task
+    splits, seen = coverage(splits, meta, coverage_settings)
+    encoder = load_encoder(model_path, tokenizer)
+    if seen["coverage_pooling"] == "sliding" and seen["n_cut"]:
+        max_bp = seen["coverage_bp"]
+        max_length = tokens_needed(tokenizer, splits, max_bp)
+        result = _pooled_probe(encoder, tokenizer, splits, meta["num_classes"], max_bp, max_length, seed,
+                               _device(device))
+    else:
+        max_length = tokens_needed(tokenizer, splits)
+        result = training.linear_probe(encoder, tokenizer, _xy(splits["train"]), _xy(splits["test"]),
+                                       seed=seed, max_length=max_length, device=_device(device))
+    counts = usage_counts(tokenizer, list(splits["train"]["sequence"]))
+    out = {**result, **seen, "max_tokens": max_length, "truncated_fraction": 0.0,
+           "vocab_usage": [float((c > 0).mean()) for c in counts.values()],
+           "pretrain_deviations": pretrain_deviations(model_path)}
     if isinstance(tokenizer, CodebookTokenizer):  # reconstruction on the task's held-out sequences too
         out["task_recon_accuracy"] = tokenizer_stats(tokenizer.model, list(splits["test"]["sequence"]))[
             "recon_accuracy"] / 100.0
     return out
+
+
+def _pooled_probe(encoder, tokenizer: Tokenizer, splits: dict, num_classes: int, max_bp: int, max_length: int,
+                  seed: int, device) -> dict:
+    """``training.linear_probe`` on window-pooled embeddings (the same standardised logistic
+    regression, so fixed and sliding probes differ only in what they embed)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from vqdna.metrics import classification_metrics, confusion
+
+    (x_train, y_train), (x_test, y_test) = _xy(splits["train"]), _xy(splits["test"])
+    e_train, e_test = (_pooled_embeddings(encoder, tokenizer, x, max_bp, max_length, device)
+                       for x in (x_train, x_test))
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+    predictions = probe.fit(e_train, y_train).predict(e_test)
+    return {"test": classification_metrics(y_test, predictions), "confusion_matrix":
+            confusion(y_test, predictions, num_classes), "n_train": len(y_train), "n_test": len(y_test)}
 
 
 def kmer_baseline_record(task: tuple[dict, dict], profile: str) -> dict:
@@ -283,12 +452,16 @@ def evaluation_record(stage: str, task: tuple[dict, dict], name: str, seed: int,
     from vqdna.uncertainty import METRICS, bootstrap_interval
 
     _, meta = task
-    deviations = deviation_tags(meta.get("deviations", [])) + profile_deviations(profile)
+    deviations = (deviation_tags(meta.get("deviations", [])) + profile_deviations(profile)
+                  + list(result.get("pretrain_deviations", [])))
     if stage == "finetune" and (settings or {}).get("protocol") != "benchmark":
         deviations.append(SHORT_FINETUNE)
-    notes = []  # tokenizer-specific conditions: shown beside the score, not a protocol group
-    if result["truncated_fraction"] > 0:
-        notes.append(f"{TRUNCATED} to {result['max_tokens']} tokens")
+    notes = []  # conditions shown beside the score, not a protocol group
+    if result.get("n_cut"):
+        how = ("read in pooled windows" if result["coverage_pooling"] == "sliding"
+               else f"cut to the {result['coverage']} window")
+        notes.append(f"{result['n_cut']} of {result['n_sequences']} sequences longer than "
+                     f"{result['coverage_bp']} bp, {how}")
     return {
         "stage": stage, "suite": meta["suite"], "task": meta["task"], "tokenizer": name, "seed": seed,
         "replicate": replicate,
@@ -299,6 +472,7 @@ def evaluation_record(stage: str, task: tuple[dict, dict], name: str, seed: int,
         "profile": profile, "settings": result.get("settings", settings), "max_tokens": result["max_tokens"],
         "truncated_fraction": result["truncated_fraction"], "confusion_matrix": result["confusion_matrix"],
         "vocab_usage": result.get("vocab_usage"), "task_recon_accuracy": result.get("task_recon_accuracy"),
+        "select_by": result.get("select_by"), **{k: result.get(k) for k in COVERAGE_FIELDS},
     }
 
 
@@ -335,6 +509,9 @@ def efficiency_row(name: str, model_path, tokenizer: Tokenizer, sequences: list[
             lambda: encoder(encoded["input_ids"], encoded["attention_mask"]), len(batch), min_seconds)["items_per_s"]
     row["total_params"] = row["encoder_params"] + row["tokenizer_params"]
     row["total_gflops"] = row["encoder_gflops"] + row["tokenizer_gflops"]
+    # the same counts under the other conventions (vqdna.efficiency: paper_conventions)
+    row["total_gmacs"] = row["total_gflops"] / 2
+    row["encoder_gflops_per_token"] = row["encoder_gflops"] / n_tokens
     return row
 
 

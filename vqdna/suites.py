@@ -36,7 +36,10 @@ Suite YAML schema (one file per suite; adding a task is one entry under ``tasks`
         params: {...}           builder arguments; paths are relative to ``location``
         metric: mcc | macro_f1  num_classes: int   label_names: [...]   (optional)
         max_length: int         (optional for window/fragment formats: the window length)
-        protocol: {epochs, lr, batch_size, max_tokens, warmup_steps}
+        coverage_bp: int        (optional) bp of each sequence every tokenizer sees; the config's
+                                finetune/linear_probe ``max_bp`` lowers it further (stages.coverage)
+        protocol: {epochs, lr, batch_size, max_tokens, warmup_steps}   (max_tokens: the official
+                                BPE-token cap, recorded only: inputs are set in bp, stages.coverage)
         paper: {model: score}   official_rows: {train, dev, test}   description: text
 """
 from __future__ import annotations
@@ -175,6 +178,7 @@ def prepare_task(suite: str, task: str, config: dict, out_dir) -> Path:
         "suite": suite, "task": task, "num_classes": num_classes,
         "label_names": spec.get("label_names") or built.get("label_names") or [str(i) for i in range(num_classes)],
         "metric": spec["metric"], "max_length": int(max_length), "protocol": spec.get("protocol", {}),
+        "coverage_bp": spec.get("coverage_bp"),
         "mode": "reduced-train" if any(d.startswith("reduced-train") for d in deviations) else "full",
         "deviations": deviations, "paper": spec.get("paper", {}), "paper_units": definition.get("paper_units"),
         "official_rows": spec.get("official_rows"), "label_source": definition.get("label_source"),

@@ -51,8 +51,9 @@ from vqdna.training import check_finite, load_checkpoint, make_optimizer, pick_d
 class VQVAEConfig:
     """Every size and switch of the tokenizer. Defaults are a small CPU model; the paper scale
     (``config/paper.yaml``) is stem_dim=256, dim=384, depth=6, codebook_size=512, code_dim=384,
-    levels=1 (VQ-VAE) or 2 (HRQ), ema=True, commitment_weight=0.5, no dead-code restart, stride=1.
-    EMA decay and codebook initialisation are not reported by the paper (documented choices)."""
+    levels=1 (VQ-VAE) or 2 (HRQ), ema=True, commitment_weight=0.5, stride=1. EMA decay, codebook
+    initialisation and dead-code restart are not reported by the paper (documented choices; both
+    configs turn dead-code restart on, ``dead_code_threshold: 1``, the class default is off)."""
     stem_dim: int = 64
     dim: int = 64
     depth: int = 2
