@@ -8,13 +8,14 @@ executables first on PATH and PYTHONPATH set to the clone. Cheap commands run as
 expensive ones run as the closest cheap command that still reads every flag, file and config the
 README names (see ``plan``): a renamed flag, file or config fails here.
 
-Two clones, run side by side: "fresh" without ../shared (what a new user sees), and "data" with
-../shared beside the clone (what CI and the project machine see), where the snakemake runs
-(checked as plans, which depend on the data) are checked again; "data" is skipped where this
-machine has no ../shared/data.
+Two variants: "fresh", without ../shared (what a new user sees), and "data", with ../shared beside
+the clone (what CI and the project machine see), where the snakemake runs (checked as plans, which
+depend on the data) are checked again; "data" is skipped where this machine has no ../shared/data.
+Two workers share the checks, each with its own clones (the commands do not depend on each other).
 """
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shlex
@@ -22,8 +23,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -32,7 +34,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 SHARED = REPO.parent / "shared"
-TIMEOUT_S = 300  # per command; a README command slower than this needs an entry in `plan`
+TIMEOUT_S = 600  # per command; a README command slower than this needs an entry in `plan`
 
 
 @dataclass(frozen=True)
@@ -113,67 +115,67 @@ CHECKS = [plan(c) for c in readme_commands(README.read_text())]
 class Result:
     rc: int | None
     output: str
+    clone: Path | None = None
 
 
-@dataclass
-class Clone:
-    """A fresh clone in which checks run one after another (as a user types them), in a thread."""
-    with_data: bool
-    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="vqdna-readme-")))
-    pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=1))
+def make_clone(root: Path, with_data: bool) -> Path:
+    """A fresh clone of HEAD at root/vqdna, with the working tree's changes to tracked files applied,
+    and ../shared beside it if ``with_data``."""
+    path, git = root / "vqdna", ["git", "-C", str(REPO)]
+    head = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
+    subprocess.run(["git", "clone", "-q", str(REPO), str(path)], check=True, capture_output=True)
+    subprocess.run(["git", "-C", str(path), "checkout", "-q", head.strip()], check=True)
+    diff = subprocess.run(git + ["diff", "HEAD", "--binary"], capture_output=True, check=True).stdout
+    if diff:
+        subprocess.run(["git", "-C", str(path), "apply", "-"], input=diff, check=True)
+    if with_data:
+        (root / "shared").symlink_to(SHARED, target_is_directory=True)
+    return path
 
-    @property
-    def path(self) -> Path:
-        return self.root / "vqdna"
 
-    def start(self, checks: list[Check]) -> dict[str, Future]:
-        """Clone, then queue every check; one future per README command."""
-        cloned = self.pool.submit(self.clone)
-        return {c.readme: self.pool.submit(self.check, c, cloned) for c in checks}
+class Clones:
+    """Fresh clones in one temporary folder: one per worker thread and variant, made on first use,
+    so two workers share the checks (and the cores) without sharing a clone."""
 
-    def clone(self) -> None:
-        git = ["git", "-C", str(REPO)]
-        head = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
-        subprocess.run(["git", "clone", "-q", str(REPO), str(self.path)], check=True, capture_output=True)
-        subprocess.run(["git", "-C", str(self.path), "checkout", "-q", head.strip()], check=True)
-        diff = subprocess.run(git + ["diff", "HEAD", "--binary"], capture_output=True, check=True).stdout
-        if diff:
-            subprocess.run(["git", "-C", str(self.path), "apply", "-"], input=diff, check=True)
-        if self.with_data:
-            (self.root / "shared").symlink_to(SHARED, target_is_directory=True)
+    def __init__(self):
+        self.root = Path(tempfile.mkdtemp(prefix="vqdna-readme-"))
+        self.local = threading.local()
+        self.made = itertools.count()
 
-    def check(self, check: Check, cloned: Future) -> Result:
-        if cloned.exception() is not None:
-            return Result(None, f"clone failed: {cloned.exception()}")
-        env = dict(os.environ, PYTHONPATH=str(self.path),
+    def run(self, check: Check, with_data: bool) -> Result:
+        clones = self.local.__dict__.setdefault("clones", {})
+        try:
+            if with_data not in clones:
+                root = self.root / str(next(self.made))
+                root.mkdir()
+                clones[with_data] = make_clone(root, with_data)
+        except (OSError, subprocess.CalledProcessError) as err:
+            return Result(None, f"clone failed: {err}")
+        path = clones[with_data]
+        env = dict(os.environ, PYTHONPATH=str(path),
                    PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
         try:
-            done = subprocess.run(["bash", "-c", check.run], cwd=self.path, env=env, timeout=TIMEOUT_S,
+            done = subprocess.run(["bash", "-c", check.run], cwd=path, env=env, timeout=TIMEOUT_S,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         except subprocess.TimeoutExpired as err:
-            return Result(None, f"timed out after {TIMEOUT_S} s\n{err.output or ''}")
-        return Result(done.returncode, done.stdout)
+            output = err.output.decode(errors="replace") if isinstance(err.output, bytes) else err.output
+            return Result(None, f"timed out after {TIMEOUT_S} s\n{output or ''}", path)
+        return Result(done.returncode, done.stdout, path)
 
 
 @pytest.fixture(scope="module")
-def clones(request):
-    """Variant name -> (clone, check futures by README command), for the selected tests' checks.
-    Both clones work in parallel."""
+def results(request):
+    """(variant, README command) -> future Result, for the selected tests' checks, run by two workers."""
     if not (REPO / ".git").exists():
         pytest.skip("not a git checkout: the README test runs the commands in a fresh clone")
-    selected = [item.callspec.params for item in request.session.items
-                if item.originalname == "test_readme_command_works"]
-    queued = {name: [p["check"] for p in selected if p["variant"] == name and not p["check"].skip]
-              for name in ("fresh", "data") if name == "fresh" or (SHARED / "data").is_dir()}
-    started = {}
-    for name, checks in queued.items():
-        if checks:
-            clone = Clone(with_data=name == "data")
-            started[name] = (clone, clone.start(checks))
-    yield started
-    for clone, _ in started.values():
-        clone.pool.shutdown(wait=True)
-        shutil.rmtree(clone.root, ignore_errors=True)
+    selected = [(item.callspec.params["variant"], item.callspec.params["check"])
+                for item in request.session.items if item.originalname == "test_readme_command_works"]
+    clones, pool = Clones(), ThreadPoolExecutor(max_workers=2)
+    yield {(variant, check.readme): pool.submit(clones.run, check, variant == "data")
+           for variant, check in selected
+           if not check.skip and (variant == "fresh" or (SHARED / "data").is_dir())}
+    pool.shutdown(wait=True, cancel_futures=True)
+    shutil.rmtree(clones.root, ignore_errors=True)
 
 
 def test_readme_has_commands():
@@ -202,18 +204,17 @@ CASES = [("fresh", c) for c in CHECKS] + [("data", c) for c in CHECKS if c.plans
 
 
 @pytest.mark.parametrize("variant,check", CASES, ids=[f"{v}: {c.readme}" for v, c in CASES])
-def test_readme_command_works(clones, variant, check):
+def test_readme_command_works(results, variant, check):
     if check.skip:
         pytest.skip(f"{check.readme!r}: {check.skip}")
     if variant == "data" and not (SHARED / "data").is_dir():
         pytest.skip(f"no ../shared/data beside {REPO}: the plans are checked without it only")
-    clone, futures = clones[variant]
-    result = futures[check.readme].result()
+    result = results[variant, check.readme].result()
     where = (f"README command {check.readme!r} ran as {check.run!r}"
-             + (f" ({check.how})" if check.how else "") + f" in {clone.path}")
+             + (f" ({check.how})" if check.how else "") + f" in {result.clone}")
     assert result.rc == 0, f"{where}: exit {result.rc}\n{result.output[-4000:]}"
     for pattern in check.expect:
         assert re.search(pattern, result.output, re.M), \
             f"{where}: no match for {pattern!r} in\n{result.output[-4000:]}"
     for name in check.files:
-        assert (clone.path / name).is_file(), f"{where}: it did not write {name}"
+        assert (result.clone / name).is_file(), f"{where}: it did not write {name}"
