@@ -26,10 +26,13 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from importlib import metadata
 from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -70,6 +73,26 @@ def readme_commands(text: str) -> list[str]:
     return commands
 
 
+def offline_build_missing() -> str:
+    """Why pip cannot build this project's metadata here without an index ('' if it can): the
+    pyproject's build requirements must be installed, and setuptools before 70.1 also needs wheel."""
+    try:
+        import tomllib
+    except ImportError:
+        return "Python < 3.11 has no tomllib to read the build requirements"
+    for line in tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]:
+        requirement = Requirement(line)
+        try:
+            installed = metadata.version(requirement.name)
+        except metadata.PackageNotFoundError:
+            return f"{requirement.name} is not installed here: pip cannot build the project offline"
+        if not requirement.specifier.contains(installed, prereleases=True):
+            return f"{requirement.name} {installed} is installed here, the build needs {requirement}"
+    if Version(metadata.version("setuptools")) < Version("70.1") and find_spec("wheel") is None:
+        return "setuptools before 70.1 needs the wheel package to build, and it is not installed here"
+    return ""
+
+
 def plan(command: str) -> Check:
     """The check for one README command. ``&&`` chains are planned part by part; ``[...]`` marks
     optional arguments, which are checked as given (they must exist)."""
@@ -85,7 +108,7 @@ def plan_part(command: str) -> Check:
     """The check for one simple command (first matching rule; anything else runs as written)."""
     words = shlex.split(command)
     if words[:2] == ["pip", "install"]:
-        skip = "" if find_spec("setuptools") else "no setuptools here: pip cannot dry-run offline"
+        skip = offline_build_missing()
         return Check(command, f"{shlex.quote(sys.executable)} -m pip install --dry-run --no-deps "
                      f"--no-build-isolation --no-index {shlex.join(words[2:])}",
                      how="pip: offline dry run without dependencies (the install downloads 1.7 GB; "
