@@ -11,7 +11,10 @@ use untrained VQ-VAEs of the default ``VQVAEConfig`` size: their speed does not 
 from __future__ import annotations
 
 import argparse
+import datetime
 import importlib.util
+import os
+import platform
 import time
 from pathlib import Path
 
@@ -36,6 +39,26 @@ def load_genome(package: str, filename: str) -> str:
     spec = importlib.util.find_spec(package)
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / filename
     return normalize("".join(read_fasta(path).values()))
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; elsewhere what ``platform`` knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_line(device: torch.device) -> str:
+    """What the numbers were measured on: CPU model and cores, GPU if used, the 1-minute load average
+    (other work on the machine slows every figure) and the UTC time. Call it before measuring."""
+    gpu = f"; GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
+    load = f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "unknown"
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"machine: {cpu_model()}, {os.cpu_count()} cores{gpu}; load average {load} (1 min) at start; {now}"
 
 
 def bp_per_second(calls: list, seconds: float) -> float:
@@ -155,6 +178,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     seconds, steps = (1.0, max(5, args.train_steps // 5)) if args.quick else (args.seconds, args.train_steps)
+    machine = machine_line(device)  # before any work of ours raises the load
 
     genomes = {name: load_genome(*where) for name, where in GENOMES.items()}
     if args.quick:
@@ -166,6 +190,7 @@ def main() -> None:
     tokenizers, bpe_seconds = build_tokenizers(train_windows, args.bpe_vocab)
 
     print(f"# Throughput on {device} ({args.threads} threads), torch {torch.__version__}")
+    print(machine + "\n")
     print(f"sequence: {', '.join(f'{n} ({len(s) / 1e6:.2f} Mbp)' for n, s in genomes.items())}; "
           f"BPE trained on {len(train_windows)} x {args.window} bp windows in {bpe_seconds:.1f} s\n")
     print(f"## Tokenizer encoding (`encode`: {args.chunk // 1000} kbp pieces; `encode_batch`: "

@@ -29,7 +29,7 @@ rule sarscov2:
         f"{W}/logs/sarscov2.log",
     benchmark:
         f"{W}/benchmarks/sarscov2.tsv"
-    threads: workflow.cores
+    threads: workflow.resource_settings.cores or 1  # all cores given; 1 without --cores (--report)
     resources:
         **job_resources("train"),
     shell:

@@ -69,7 +69,7 @@ rule efficiency:
         f"{W}/logs/efficiency.log",
     benchmark:
         f"{W}/benchmarks/efficiency.tsv"
-    threads: workflow.cores
+    threads: workflow.resource_settings.cores or 1  # all cores given; 1 without --cores (--report)
     resources:
         **job_resources("light"),
     shell:
