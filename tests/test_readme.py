@@ -15,6 +15,7 @@ Two workers share the checks, each with its own clones (the commands do not depe
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import re
@@ -107,6 +108,18 @@ def plan(command: str) -> Check:
 def plan_part(command: str) -> Check:
     """The check for one simple command (first matching rule; anything else runs as written)."""
     words = shlex.split(command)
+    if words[:2] == ["/usr/bin/time", "-v"]:  # timing wrapper: check the command it times
+        inner = [w for i, w in enumerate(words[2:]) if w not in ("2>", ">") and words[2:][i - 1] not in ("2>", ">")]
+        return dataclasses.replace(plan_part(shlex.join(inner)), readme=command)
+    if words[:3] == ["python", "-m", "vqdna.reference"] and words[3:4] == ["compare"]:
+        reference = words[5]
+        return Check(command, f"{shlex.join(words[:4])} {shlex.quote(reference)} {shlex.quote(reference)}",
+                     how="compare: the tracked reference against itself (a fresh clone has no run to compare)",
+                     expect=(r"\d+ identical, 0 differs",))
+    if words[:3] == ["python", "-m", "vqdna.reference"]:
+        flags = tuple(rf"{re.escape(w.split('=')[0])}\b" for w in words[4:] if w.startswith("-"))
+        return Check(command, f"{shlex.join(words[:4])} --help", expect=flags,
+                     how="reference: --help must list the README's flags (publishing needs a finished run)")
     if words[:2] == ["pip", "install"]:
         skip = offline_build_missing()
         return Check(command, f"{shlex.quote(sys.executable)} -m pip install --dry-run --no-deps "
