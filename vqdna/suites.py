@@ -170,7 +170,7 @@ def prepare_task(suite: str, task: str, config: dict, out_dir) -> Path:
     max_length = spec.get("max_length") or max(int(s["sequence"].str.len().max()) for s in splits.values())
     deviations += data.apply_max_length(splits, max_length, options.get("truncate", False), f"{suite}/{task} ")
     deviations += data.subsample_train(splits, options.get("max_train"), seed)
-    num_classes = data.check_labels(splits, spec.get("num_classes"))
+    num_classes = data.check_labels(splits, spec.get("num_classes"), where=_sources(spec, root, suite, task))
     meta = {
         "suite": suite, "task": task, "num_classes": num_classes,
         "label_names": spec.get("label_names") or built.get("label_names") or [str(i) for i in range(num_classes)],
@@ -183,6 +183,17 @@ def prepare_task(suite: str, task: str, config: dict, out_dir) -> Path:
                    "params": spec["params"], "seed": seed, **built.get("source", {})},
     }
     return data.write_task(out_dir, splits, meta)
+
+
+def _sources(spec: dict, root, suite: str, task: str) -> str:
+    """``suite/task (input files)``: what a label or split error is about."""
+    params = spec.get("params", {})
+    if spec["format"] == "gue_csv":
+        files = [Path(root) / params["path"]]
+    else:
+        files = [Path(root) / params[key] for key in ("fasta", "labels", "path") if key in params]
+        files += [Path(root) / f for f in params.get("files", [])]
+    return f"{suite}/{task} ({', '.join(map(str, files)) or 'embedded genomes'})"
 
 
 def _build_gue_csv(params, root, options, seed):
