@@ -77,8 +77,18 @@ def load_suites(benchmarks_dir=None) -> dict[str, dict]:
         for name, spec in suite["tasks"].items():
             if spec.get("format") not in BUILDERS:
                 raise ValueError(f"{path}: task {name!r} has unknown format {spec.get('format')!r}")
+            check_params(spec["format"], spec.get("params") or {}, f"{path}: tasks.{name}.params")
         suites[suite["suite"]] = suite
     return suites
+
+
+def check_params(fmt: str, params: dict, where: str) -> None:
+    """A builder parameter the format does not know is an error naming it (a typo would otherwise
+    silently run with the default)."""
+    unknown = sorted(set(params) - PARAMS[fmt])
+    if unknown:
+        raise ValueError(f"{where}: unknown parameter {unknown[0]!r} for format {fmt!r}; "
+                         f"known: {sorted(PARAMS[fmt])}")
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -114,6 +124,11 @@ def plan_tasks(config: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str
         for task in tasks:
             if task not in suite["tasks"]:
                 raise ValueError(f"config enables unknown task {task!r} of suite {name!r}")
+        for task, params in (options.get("task_params") or {}).items():
+            if task not in suite["tasks"]:
+                raise ValueError(f"data.suites.{name}.task_params: unknown task {task!r} of suite {name!r}")
+            check_params(suite["tasks"][task]["format"], params or {}, f"data.suites.{name}.task_params.{task}")
+        for task in tasks:
             reason = _missing_input(suite, suite["tasks"][task], config, options)
             if reason:
                 skipped.append((name, task, reason))
@@ -229,6 +244,15 @@ def _build_annotation(params, root, options, seed):
     return {"splits": splits, "label_names": label_names, "source": provenance}
 
 
+#: the ``params`` each format's builder reads
+PARAMS = {
+    "gue_csv": {"path"},
+    "fasta_classes": {"files", "fractions", "unique_ids"},
+    "csv_table": {"path", "sequence_col", "label_col", "fractions"},
+    "genome_fragments": {"fasta", "labels", "name_col", "label_col", "fragment_length", "min_genomes",
+                         "fractions", "max_n_fraction", "fragments_per_genome"},
+    "annotation": {"kind", "species", "length", "n_per_class", "fractions", "n_blocks", "max_n_fraction"},
+}
 BUILDERS = {
     "gue_csv": _build_gue_csv,
     "fasta_classes": _build_fasta_classes,
