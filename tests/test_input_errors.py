@@ -138,7 +138,8 @@ def test_unseen_test_label_names_file_and_line(tmp_path):
     write(tmp_path / "train.csv", "sequence,label\nACGT,0\nACGA,1\n")
     write(tmp_path / "dev.csv", "sequence,label\nACGT,0\n")
     write(tmp_path / "test.csv", "sequence,label\nACGT,1\n\nACGG,2\n")
-    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'test.csv'} line 4: label 2 does not occur in")):
+    expected = f"{tmp_path / 'test.csv'} line 4: label 2 does not occur in"
+    with pytest.raises(ValueError, match=re.escape(expected)):
         data.load_gue_task(tmp_path)
 
 
@@ -149,7 +150,8 @@ def test_tiny_csv_table_names_the_empty_split_and_the_file(tmp_path):
 
 
 def test_huge_label_is_reported_without_allocating_its_range():
-    splits = {name: pd.DataFrame({"sequence": ["ACGT", "ACGA"], "label": [0, 10**15]}) for name in data.SPLITS}
+    frame = pd.DataFrame({"sequence": ["ACGT", "ACGA"], "label": [0, 10**15]})
+    splits = {name: frame for name in data.SPLITS}
     with pytest.raises(ValueError, match=r"train lacks classes \[1, 2, 3"):
         data.check_labels(splits, where="t.csv")
 
@@ -217,7 +219,8 @@ def saved_tokenizer(tmp_path, kind):
 
 @pytest.mark.parametrize("damage, words", [
     (lambda p: (p / "tokenizer_config.json").unlink(), "tokenizer_config.json is absent"),
-    (lambda p: (p / "tokenizer_config.json").write_text("{name: kmer"), "tokenizer_config.json: not valid JSON"),
+    (lambda p: (p / "tokenizer_config.json").write_text("{name: kmer"),
+     "tokenizer_config.json: not valid JSON"),
     (lambda p: (p / "tokenizer_config.json").write_text('{"name": "wordpiece", "params": {}}'),
      "unknown tokenizer 'wordpiece'"),
     (lambda p: (p / "tokenizer_config.json").write_text('{"name": "kmer", "params": {"k": 99}}'),
@@ -261,8 +264,9 @@ def test_codebook_folder_damage_is_named(tmp_path):
     (path / "tokenizer_config.json").write_text(json.dumps({**config, "name": "hrq"}))
     with pytest.raises(ValueError, match=re.escape(f"{path / 'vqvae.pt'}: 1 levels, not a hrq tokenizer")):
         load_tokenizer(path)
-    (path / "tokenizer_config.json").write_text(json.dumps({**config, "params": {**config["params"], "stride": 4}}))
-    with pytest.raises(ValueError, match=r"vqvae.pt: the model has .*'stride': 1.* but .* says .*'stride': 4"):
+    params = {**config["params"], "stride": 4}
+    (path / "tokenizer_config.json").write_text(json.dumps({**config, "params": params}))
+    with pytest.raises(ValueError, match=r"vqvae.pt: the model has .*'stride': 1.* says .*'stride': 4"):
         load_tokenizer(path)
     (path / "vqvae.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match=re.escape(f"{path / 'vqvae.pt'}: not a VQ-VAE checkpoint")):
@@ -305,3 +309,16 @@ def test_windowed_codebook_ids_equal_a_whole_sequence_pass(levels, stride):
         margin = 0
 
     assert Short(model, window=500).encode(seq) != whole
+
+
+@pytest.mark.parametrize("k, stride", [(6, 1), (6, 6), (5, 3), (3, 2)])
+def test_kmer_ids_of_a_long_sequence_do_not_depend_on_the_block_size(k, stride):
+    from vqdna.tokenizers import KmerTokenizer
+
+    rng = np.random.default_rng(k + stride)
+    for length in (3000, 3001, 3005):
+        seq = "".join(rng.choice(list("ACGTN"), p=[0.24, 0.24, 0.24, 0.24, 0.04], size=length))
+        whole = KmerTokenizer(k, stride)._encode_many([seq])[0]
+        blocked = KmerTokenizer(k, stride)
+        blocked.block = 100
+        assert np.array_equal(blocked._encode(seq), whole)

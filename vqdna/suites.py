@@ -127,7 +127,8 @@ def plan_tasks(config: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str
         for task, params in (options.get("task_params") or {}).items():
             if task not in suite["tasks"]:
                 raise ValueError(f"data.suites.{name}.task_params: unknown task {task!r} of suite {name!r}")
-            check_params(suite["tasks"][task]["format"], params or {}, f"data.suites.{name}.task_params.{task}")
+            check_params(suite["tasks"][task]["format"], params or {},
+                         f"data.suites.{name}.task_params.{task}")
         for task in tasks:
             reason = _missing_input(suite, suite["tasks"][task], config, options)
             if reason:

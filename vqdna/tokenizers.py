@@ -70,6 +70,11 @@ class Tokenizer:
         """Sequence -> regular token ids (no special tokens)."""
         return self._encode(normalize(seq)).tolist()
 
+    def encode_array(self, seq: str) -> np.ndarray:
+        """Sequence -> regular token ids as an int64 array: for long sequences, where the list of
+        :meth:`encode` costs 8 bytes per id, plus a 28-byte int object per id above 256."""
+        return self._encode(normalize(seq))
+
     def _encode_many(self, seqs: list[str]) -> list[np.ndarray]:
         """Normalised sequences -> id arrays; subclasses override to batch the work."""
         return [self._encode(s) for s in seqs]
@@ -195,8 +200,22 @@ class KmerTokenizer(Tokenizer):
     def params(self) -> dict:
         return {"k": self.k, "stride": self.stride}
 
+    #: a sequence longer than this (bp) is encoded block by block: temporaries stay ~10 MB
+    block = 1 << 18
+
     def _encode(self, seq: str) -> np.ndarray:
-        return self._encode_many([seq])[0]
+        if len(seq) <= self.block:
+            return self._encode_many([seq])[0]
+        k, stride = self.k, self.stride
+        count = (len(seq) - k) // stride + 1
+        covered = (count - 1) * stride + k
+        ids = np.empty(count + len(seq) - covered, dtype=np.int64)
+        step = stride * max(1, self.block // stride)
+        for start in range(0, count * stride, step):  # each block: its k-mers, no remainder bases
+            block = self._encode_many([seq[start:min(start + step, count * stride) - stride + k]])[0]
+            ids[start // stride:start // stride + len(block)] = block
+        ids[count:] = self._single_offset + to_indices(seq[covered:]).astype(np.int64)
+        return ids
 
     def _encode_many(self, seqs: list[str]) -> list[np.ndarray]:
         """The id of the k-mer starting at every position of the sequences' concatenation, in k
@@ -291,7 +310,8 @@ class BPETokenizer(Tokenizer):
         model = spec.get("model") if isinstance(spec, dict) else None
         kind = model.get("type") if isinstance(model, dict) else None
         if kind != "BPE":
-            raise ValueError(f"{file}: a {kind or 'non-HF'} tokenizer, not the BPE that {path / CONFIG_FILE} names")
+            raise ValueError(f"{file}: a {kind or 'non-HF'} tokenizer, not the BPE that "
+                             f"{path / CONFIG_FILE} names")
         vocab = model.get("vocab") or {}
         missing = [symbol for symbol in "ACGTN" if symbol not in vocab]
         if missing or spec.get("normalizer") or spec.get("pre_tokenizer"):
@@ -318,7 +338,7 @@ class CodebookTokenizer(Tokenizer):
     so its ids equal a whole-sequence pass while memory stays that of one window.
     """
 
-    def __init__(self, model, name: str = "vq", batch_size: int = 256, window: int = 16384):
+    def __init__(self, model, name: str = "vq", batch_size: int = 256, window: int = 4096):
         import torch
 
         if window < 1:
