@@ -322,3 +322,14 @@ def test_kmer_ids_of_a_long_sequence_do_not_depend_on_the_block_size(k, stride):
         blocked = KmerTokenizer(k, stride)
         blocked.block = 100
         assert np.array_equal(blocked._encode(seq), whole)
+
+
+def test_byte_positions_across_piece_boundaries(tmp_path):
+    """A long line read in 1000-byte pieces: a bad byte and a valid two-byte character cut by a
+    piece boundary are both placed where they are in the line."""
+    bad = write(tmp_path / "bad.fa", b">x\n" + b"A" * 2500 + b"\xe9" + b"C" * 100 + b"\n")
+    with pytest.raises(ValueError, match=re.escape(f"{bad} line 2: not UTF-8 text (byte 0xe9 at byte 2501")):
+        list(data.stream_fasta(bad, chunk_chars=1000))
+    cut = write(tmp_path / "cut.fa", b">x\n" + b"A" * 999 + "é".encode() + b"C" * 100 + b"\n")
+    with pytest.raises(ValueError, match=re.escape(f"{cut} line 2: invalid character 'é' at position 1000")):
+        list(data.stream_fasta(cut, chunk_chars=1000))

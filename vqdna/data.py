@@ -78,7 +78,7 @@ def read_lines(path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, int,
     a UTF-8 byte-order mark at the start of the file is dropped. Text that is not UTF-8 and a
     corrupt or truncated gzip raise ``ValueError`` naming the file and the line.
     """
-    line_no, column, at_start = 1, 0, True
+    line_no, column, line_bytes, at_start = 1, 0, 0, True
     decoder = codecs.getincrementaldecoder("utf-8")()
     try:
         with open_binary(path) as handle:
@@ -90,19 +90,20 @@ def read_lines(path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, int,
                 raw = raw[:-1] if ends else raw
                 try:
                     text = decoder.decode(raw, final=ends)
-                except UnicodeDecodeError as error:
+                except UnicodeDecodeError as error:  # error.object = bytes held back + raw
+                    where = line_bytes - (len(error.object) - len(raw)) + error.start + 1
                     raise ValueError(f"{path} line {line_no}: not UTF-8 text (byte "
-                                     f"0x{raw[error.start]:02x} after {column} characters)") from None
+                                     f"0x{error.object[error.start]:02x} at byte {where} of the line)") from None
                 if at_start:
                     text, at_start = text.removeprefix("\ufeff"), False
                 if ends and text.endswith("\r"):
                     text = text[:-1]
                 yield line_no, column, text, ends
                 if ends:
-                    line_no, column = line_no + 1, 0
+                    line_no, column, line_bytes = line_no + 1, 0, 0
                     decoder.reset()
                 else:
-                    column += len(text)
+                    column, line_bytes = column + len(text), line_bytes + len(raw)
             if column or decoder.getstate()[0]:
                 try:
                     decoder.decode(b"", final=True)
@@ -210,6 +211,7 @@ def read_table(path, columns: list[str], sep: str = ",") -> Iterator[tuple[int, 
             numbers.append(line_no)
             yield text + "\n"
 
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # long sequences are fine in a cell
     reader = csv.reader(feed(), delimiter=sep, strict=True)
     header, index = None, {}
     consumed = 0
