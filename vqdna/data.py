@@ -8,8 +8,11 @@ Rules every loader here applies (tests in ``tests/test_data.py``):
   class must occur in train, and a dev/test label unseen in train is an error;
 - a sequence longer than ``max_length`` is an error unless ``truncate=True`` (then it is cut to
   ``max_length`` and the count is reported as a deviation);
-- plain and gzip files are both read (gzip is detected by its magic bytes, not the name);
-  a truncated gzip raises ``ValueError``; Windows line endings are accepted;
+- one reading layer (:func:`read_lines`, :func:`read_table`, :func:`stream_fasta`): plain and gzip
+  files (gzip is detected by its magic bytes, not the name; bzip2/xz/zip/zstd are refused by
+  name), strict UTF-8 with or without a byte-order mark, LF or CRLF; every decoding, parsing,
+  field-count and label problem and a truncated gzip raise ``ValueError`` naming the file and the
+  physical line (blank lines and multi-line quoted cells counted); long lines come in pieces;
 - :func:`write_task` writes atomically: nothing partial is left when building fails.
 """
 from __future__ import annotations
@@ -92,8 +95,9 @@ def read_lines(path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, int,
                     text = decoder.decode(raw, final=ends)
                 except UnicodeDecodeError as error:  # error.object = bytes held back + raw
                     where = line_bytes - (len(error.object) - len(raw)) + error.start + 1
-                    raise ValueError(f"{path} line {line_no}: not UTF-8 text (byte "
-                                     f"0x{error.object[error.start]:02x} at byte {where} of the line)") from None
+                    byte = error.object[error.start]
+                    raise ValueError(f"{path} line {line_no}: not UTF-8 text (byte 0x{byte:02x} at "
+                                     f"byte {where} of the line)") from None
                 if at_start:
                     text, at_start = text.removeprefix("\ufeff"), False
                 if ends and text.endswith("\r"):
