@@ -303,7 +303,11 @@ def test_windowed_codebook_ids_equal_a_whole_sequence_pass(levels, stride):
     seq = "".join(rng.choice(list("ACGTN"), p=[0.24, 0.24, 0.24, 0.24, 0.04], size=6003))
     whole = CodebookTokenizer(model, window=10**9).encode(seq)
     windowed = CodebookTokenizer(model, window=500)
+    widths, tokenize = [], model.tokenize
+    model.tokenize = lambda idx: widths.append(idx.shape[1]) or tokenize(idx)
     assert len(set(whole)) > 5 and windowed.encode(seq) == whole
+    assert max(widths) <= 500 + 2 * windowed.margin * stride  # memory: one window, whatever the length
+    del model.tokenize
 
     class Short(CodebookTokenizer):  # windows without context: ids near their edges differ
         margin = 0
