@@ -38,7 +38,8 @@ def test_missing_column_named(tmp_path):
 
 
 def test_misnamed_sequence_column(tmp_path):
-    with pytest.raises(ValueError, match=r"a.csv: missing column.*'sequence'.*found \['seq', 'label'\]"):
+    with pytest.raises(ValueError,
+                       match=r"a.csv line 1: missing column.*'sequence'.*found \['seq', 'label'\]"):
         data.load_csv_split(write(tmp_path / "a.csv", "seq,label\nACGT,0\n"))
 
 

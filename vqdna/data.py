@@ -8,15 +8,21 @@ Rules every loader here applies (tests in ``tests/test_data.py``):
   class must occur in train, and a dev/test label unseen in train is an error;
 - a sequence longer than ``max_length`` is an error unless ``truncate=True`` (then it is cut to
   ``max_length`` and the count is reported as a deviation);
-- plain and gzip files are both read (gzip is detected by its magic bytes, not the name);
-  a truncated gzip raises ``ValueError``; Windows line endings are accepted;
+- one reading layer (:func:`read_lines`, :func:`read_table`, :func:`stream_fasta`): plain and gzip
+  files (gzip is detected by its magic bytes, not the name; bzip2/xz/zip/zstd are refused by
+  name), strict UTF-8 with or without a byte-order mark, LF or CRLF; every decoding, parsing,
+  field-count and label problem and a truncated gzip raise ``ValueError`` naming the file and the
+  physical line (blank lines and multi-line quoted cells counted); long lines come in pieces;
 - :func:`write_task` writes atomically: nothing partial is left when building fails.
 """
 from __future__ import annotations
 
+import codecs
+import csv
 import gzip
 import io
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -27,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .sequence import _TRANSLATE, normalize
+from .sequence import WHITESPACE, normalize
 
 SPLITS = ("train", "dev", "test")
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -35,9 +41,28 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 # ---------------------------------------------------------------- reading files
 
+#: magic bytes of compressed formats that are not read (only plain text and gzip are)
+_OTHER_COMPRESSION = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"PK\x03\x04": "zip",
+                      b"\x28\xb5\x2f\xfd": "zstd"}
+_GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
+#: longest piece of one physical line read at a time (bytes): memory does not grow with the line
+CHUNK_BYTES = 1 << 20
+
+
 def is_gzip(path) -> bool:
     with open(path, "rb") as handle:
         return handle.read(2) == _GZIP_MAGIC
+
+
+def open_binary(path):
+    """A plain or gzip file as a binary stream (gzip is detected by its magic bytes, not the
+    name); another compression format is refused by name."""
+    with open(path, "rb") as handle:
+        head = handle.read(6)
+    for magic, kind in _OTHER_COMPRESSION.items():
+        if head.startswith(magic):
+            raise ValueError(f"{path} line 1: {kind}-compressed file; only plain text and gzip are read")
+    return gzip.open(path, "rb") if head[:2] == _GZIP_MAGIC else open(path, "rb")
 
 
 def open_text(path) -> io.TextIOBase:
@@ -47,134 +72,237 @@ def open_text(path) -> io.TextIOBase:
     return open(path, encoding="ascii", errors="replace")
 
 
-def stream_fasta(path, chunk_lines: int = 1000, unique_ids: bool = True) -> Iterator[tuple[str, str]]:
+def read_lines(path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, int, str, bool]]:
+    """Yield ``(line, column, text, line_ends)`` pieces of a plain or gzip UTF-8 file.
+
+    ``line`` is the 1-based physical line, ``column`` the number of characters of that line before
+    the piece; a line longer than ``chunk_bytes`` comes in several pieces (``line_ends`` marks
+    the last), so memory does not grow with the line. The line ending (LF or CRLF) is removed and
+    a UTF-8 byte-order mark at the start of the file is dropped. Text that is not UTF-8 and a
+    corrupt or truncated gzip raise ``ValueError`` naming the file and the line.
+    """
+    line_no, column, line_bytes, at_start = 1, 0, 0, True
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with open_binary(path) as handle:
+            while True:
+                raw = handle.readline(chunk_bytes)
+                if not raw:
+                    break
+                ends = raw.endswith(b"\n")
+                raw = raw[:-1] if ends else raw
+                try:
+                    text = decoder.decode(raw, final=ends)
+                except UnicodeDecodeError as error:  # error.object = bytes held back + raw
+                    where = line_bytes - (len(error.object) - len(raw)) + error.start + 1
+                    byte = error.object[error.start]
+                    raise ValueError(f"{path} line {line_no}: not UTF-8 text (byte 0x{byte:02x} at "
+                                     f"byte {where} of the line)") from None
+                if at_start:
+                    text, at_start = text.removeprefix("\ufeff"), False
+                if ends and text.endswith("\r"):
+                    text = text[:-1]
+                yield line_no, column, text, ends
+                if ends:
+                    line_no, column, line_bytes = line_no + 1, 0, 0
+                    decoder.reset()
+                else:
+                    column, line_bytes = column + len(text), line_bytes + len(raw)
+            if column or decoder.getstate()[0]:
+                try:
+                    decoder.decode(b"", final=True)
+                except UnicodeDecodeError:
+                    raise ValueError(f"{path} line {line_no}: not UTF-8 text (cut multi-byte "
+                                     f"character at the end)") from None
+    except _GZIP_ERRORS as error:
+        raise ValueError(f"{path}: corrupt or truncated gzip after line {line_no - 1} ({error})") from error
+
+
+def whole_lines(path) -> Iterator[tuple[int, str]]:
+    """``(line, text)`` of every physical line (pieces joined): for tables, whose rows are short."""
+    parts: list[str] = []
+    for line_no, _, text, ends in read_lines(path):
+        parts.append(text)
+        if ends:
+            yield line_no, "".join(parts)
+            parts = []
+    if parts:
+        yield line_no, "".join(parts)
+
+
+def stream_fasta(path, chunk_lines: int = 1000, unique_ids: bool = True, allow_empty: bool = True,
+                 chunk_chars: int = CHUNK_BYTES) -> Iterator[tuple[str, str]]:
     """Yield ``(record_id, chunk)`` pieces of a FASTA(.gz) file, each chunk the normalised
-    concatenation of up to ``chunk_lines`` sequence lines; memory does not grow with the file.
+    concatenation of up to ``chunk_lines`` sequence lines and about ``chunk_chars`` bases (a
+    long line is read in pieces); memory does not grow with the file or the line.
 
     ``record_id`` is the header up to the first whitespace; a record without sequence yields
-    one empty chunk. With ``unique_ids=False`` (files whose headers are descriptions, not ids)
-    a repeated id gets a ``#2``, ``#3``... suffix instead of raising. Errors (``ValueError`` naming file
-    and line): sequence before the first header, empty or duplicate ids, invalid characters,
-    a truncated gzip, a file without records.
+    one empty chunk, or raises when ``allow_empty`` is False. With ``unique_ids=False`` (files
+    whose headers are descriptions, not ids) a repeated id gets a ``#2``, ``#3``... suffix instead
+    of raising. Errors (``ValueError`` naming file and line): sequence before the first header,
+    empty or duplicate ids, invalid characters (with their position in the line), text that is
+    not UTF-8, a truncated gzip, a file without records.
     """
     seen: set[str] = set()
-    name, lines, line_no, yielded = None, [], 0, True
-    try:
-        with open_text(path) as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if line.startswith(">"):
-                    if lines or not yielded:
-                        yield name, "".join(lines)
-                        lines = []
-                    yielded = False
-                    name = line[1:].split(maxsplit=1)[0] if line[1:].strip() else ""
-                    if not name:
-                        raise ValueError(f"{path} line {line_no}: empty FASTA header")
-                    if name in seen and unique_ids:
-                        raise ValueError(f"{path} line {line_no}: duplicate FASTA header {name!r}")
-                    base, copy = name, 1
-                    while name in seen:
-                        copy += 1
-                        name = f"{base}#{copy}"
-                    seen.add(name)
-                    continue
-                if not line.strip():
-                    continue
-                if name is None:
-                    raise ValueError(f"{path} line {line_no}: sequence before the first '>' header")
-                lines.append(normalize(line, where=f"{path} line {line_no}"))
-                if len(lines) >= chunk_lines:
-                    yield name, "".join(lines)
-                    lines, yielded = [], True
-    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
-        raise ValueError(f"{path}: corrupt or truncated gzip after line {line_no} ({error})") from error
-    if lines or not yielded:
-        yield name, "".join(lines)
+    name, header_line, parts, size, has_sequence = None, 0, [], 0, True
+    in_header = False
+
+    def finish_record():
+        if not has_sequence and not allow_empty:
+            raise ValueError(f"{path} line {header_line}: record {name!r} has no sequence (a header alone)")
+
+    for line_no, column, text, ends in read_lines(path, chunk_chars):
+        if in_header:  # the rest of a very long header line
+            in_header = not ends
+            continue
+        if column == 0 and text.startswith(">"):
+            if name is not None:
+                finish_record()
+            if parts or not has_sequence:
+                yield name, "".join(parts)
+                parts, size = [], 0
+            in_header, header_line, has_sequence = not ends, line_no, False
+            name = text[1:].split(maxsplit=1)[0] if text[1:].strip() else ""
+            if not name:
+                raise ValueError(f"{path} line {line_no}: empty FASTA header")
+            if name in seen and unique_ids:
+                raise ValueError(f"{path} line {line_no}: duplicate FASTA header {name!r}")
+            base, copy = name, 1
+            while name in seen:
+                copy += 1
+                name = f"{base}#{copy}"
+            seen.add(name)
+            continue
+        if not text.strip(WHITESPACE):  # blank (ASCII whitespace only)
+            continue
+        if name is None:
+            raise ValueError(f"{path} line {line_no}: sequence before the first '>' header")
+        piece = normalize(text, where=f"{path} line {line_no}", offset=column)
+        parts.append(piece)
+        size += len(piece)
+        has_sequence = True
+        if len(parts) >= chunk_lines or size >= chunk_chars:
+            yield name, "".join(parts)
+            parts, size = [], 0
+    if name is not None:
+        finish_record()
+    if parts or not has_sequence:
+        yield name, "".join(parts)
     if not seen:
         raise ValueError(f"{path}: no FASTA records")
 
 
 def read_fasta(path, unique_ids: bool = True) -> dict[str, str]:
     """All records of a FASTA(.gz) file as ``{id: normalised sequence}`` (file order).
-    A record without sequence is an error; ``unique_ids`` as in :func:`stream_fasta`."""
+    A record without sequence is an error naming its header line; ``unique_ids`` as in
+    :func:`stream_fasta`."""
     records: dict[str, list[str]] = {}
-    for name, chunk in stream_fasta(path, unique_ids=unique_ids):
+    for name, chunk in stream_fasta(path, unique_ids=unique_ids, allow_empty=False):
         records.setdefault(name, []).append(chunk)
-    records = {name: "".join(chunks) for name, chunks in records.items()}
-    empty = [name for name, sequence in records.items() if not sequence]
-    if empty:
-        raise ValueError(f"{path}: record {empty[0]!r} has no sequence")
-    return records
+    return {name: "".join(chunks) for name, chunks in records.items()}
 
 
-def normalize_column(sequences: pd.Series, where: str) -> pd.Series:
-    """Vectorised :func:`normalize` over a column; on failure the first bad row is re-checked
-    with :func:`normalize` so the error names ``where`` and the file line (header = line 1)."""
-    text = sequences.astype(str)
-    clean = text.str.replace(r"\s+", "", regex=True).str.upper().str.translate(_TRANSLATE)
-    bad = ~clean.str.fullmatch(r"[ACGTN]+", na=False)
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        normalize(text.iloc[row], where=f"{where} line {row + 2}")
-        raise ValueError(f"{where} line {row + 2}: invalid sequence")  # normalize always raises here
-    return clean
+def read_table(path, columns: list[str], sep: str = ",") -> Iterator[tuple[int, dict[str, str]]]:
+    """Rows of a CSV/TSV(.gz) with a header as ``(physical line of the row's start, {column: cell})``
+    for the wanted ``columns``; blank lines are skipped and quoted cells may span lines. Errors
+    (``ValueError`` naming file and line): no header, missing columns, a row with more or fewer
+    fields than the header, malformed quoting, and every error of :func:`read_lines`."""
+    lines = whole_lines(path)
+    numbers: list[int] = []
 
+    def feed():
+        for line_no, text in lines:
+            numbers.append(line_no)
+            yield text + "\n"
 
-def parse_labels(labels: pd.Series, where: str) -> pd.Series:
-    """Integer labels (``1`` or ``1.0``); anything else raises naming the line."""
-    numbers = pd.to_numeric(labels, errors="coerce")
-    bad = numbers.isna() | (numbers != np.round(numbers)) | (numbers < 0)
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ValueError(f"{where} line {row + 2}: label {labels.iloc[row]!r} is not an integer >= 0")
-    return numbers.astype(np.int64)
-
-
-def load_csv_split(path, sequence_col: str = "sequence", label_col: str = "label") -> pd.DataFrame:
-    """One labelled CSV(.gz) -> DataFrame ``sequence, label`` (normalised, int labels)."""
-    path = Path(path)
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # long sequences are fine in a cell
+    reader = csv.reader(feed(), delimiter=sep, strict=True)
+    header, index = None, {}
+    consumed = 0
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False,
-                            compression="gzip" if is_gzip(path) else None)
-    except pd.errors.EmptyDataError as error:
-        raise ValueError(f"{path}: empty file") from error
-    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
-        raise ValueError(f"{path}: corrupt or truncated gzip ({error})") from error
-    frame.columns = [str(c).strip() for c in frame.columns]
-    missing = [c for c in (sequence_col, label_col) if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")
-    if frame.empty:
+        for row in reader:
+            start = numbers[consumed] if consumed < len(numbers) else numbers[-1]
+            consumed = len(numbers)
+            if not row:
+                continue
+            if header is None:
+                header = [cell.strip() for cell in row]
+                missing = [c for c in columns if c not in header]
+                if missing:
+                    raise ValueError(f"{path} line {start}: missing column(s) {missing}; found {header}")
+                index = {c: header.index(c) for c in columns}
+                continue
+            if len(row) != len(header):
+                extra = " (a trailing separator?)" if len(row) > len(header) and not row[-1] else ""
+                raise ValueError(f"{path} line {start}: {len(row)} fields, the header (line "
+                                 f"{numbers[0]}) has {len(header)}{extra}")
+            yield start, {c: row[i] for c, i in index.items()}
+    except csv.Error as error:
+        raise ValueError(f"{path} line {numbers[-1] if numbers else 1}: malformed table ({error})") from None
+    if header is None:
+        raise ValueError(f"{path}: empty file")
+
+
+def parse_label(text: str, where: str) -> int:
+    """An integer label ``>= 0`` (``1``, ``+1``, ``1.0``, ``1e0``); anything else (non-integer,
+    negative, NaN, infinite, beyond int64) raises naming ``where``."""
+    value = text.strip()
+    try:
+        number = int(value)
+    except ValueError:
+        try:
+            real = float(value)
+        except ValueError:
+            real = math.nan
+        number = int(real) if math.isfinite(real) and real == round(real) else None
+    if number is None or not 0 <= number <= np.iinfo(np.int64).max:
+        raise ValueError(f"{where}: label {text!r} is not an integer in 0..2^63-1")
+    return number
+
+
+def load_csv_split(path, sequence_col: str = "sequence", label_col: str = "label",
+                   with_lines: bool = False) -> pd.DataFrame:
+    """One labelled CSV(.gz) -> DataFrame ``sequence, label`` (normalised, int labels), plus the
+    physical ``line`` of each row when ``with_lines``. Every error names the file and line."""
+    path = Path(path)
+    sequences, labels, lines = [], [], []
+    for line_no, row in read_table(path, [sequence_col, label_col]):
+        where = f"{path} line {line_no}"
+        sequences.append(normalize(row[sequence_col], where=where))
+        labels.append(parse_label(row[label_col], where))
+        lines.append(line_no)
+    if not sequences:
         raise ValueError(f"{path}: no rows")
-    return pd.DataFrame({
-        "sequence": normalize_column(frame[sequence_col], str(path)),
-        "label": parse_labels(frame[label_col], str(path)),
-    })
+    frame = pd.DataFrame({"sequence": sequences, "label": np.array(labels, dtype=np.int64)})
+    return frame.assign(line=lines) if with_lines else frame
 
 
 # ---------------------------------------------------------------- split checks and policies
 
-def check_labels(splits: dict[str, pd.DataFrame], num_classes: int | None = None) -> int:
+def check_labels(splits: dict[str, pd.DataFrame], num_classes: int | None = None,
+                 where: str = "") -> int:
     """Labels must be ``0..C-1``, all present in train, and dev/test labels seen in train.
-    Returns C (``num_classes`` when given, else ``max(train)+1``)."""
+    Returns C (``num_classes`` when given, else ``max(train)+1``). ``where`` (e.g. the source
+    files) prefixes the messages."""
+    prefix = f"{where}: " if where else ""
     for name in SPLITS:
         if splits[name].empty:
-            raise ValueError(f"split {name!r} is empty")
+            raise ValueError(f"{prefix}split {name!r} is empty")
     train = set(splits["train"]["label"].unique().tolist())
     classes = num_classes if num_classes is not None else max(train) + 1
     if classes < 2:
-        raise ValueError(f"only {classes} class; a classification task needs at least 2")
+        raise ValueError(f"{prefix}only {classes} class; a classification task needs at least 2")
     for name in SPLITS:
         labels = set(splits[name]["label"].unique().tolist())
         unseen = sorted(labels - train)
         if unseen:
-            raise ValueError(f"split {name!r}: labels {unseen} do not occur in train")
+            raise ValueError(f"{prefix}split {name!r}: labels {unseen[:10]} do not occur in train")
         outside = sorted(label for label in labels if not 0 <= label < classes)
         if outside:
-            raise ValueError(f"split {name!r}: labels {outside} outside 0..{classes - 1}")
-    absent = sorted(set(range(classes)) - train)
-    if absent:
-        raise ValueError(f"train lacks classes {absent} of 0..{classes - 1}")
+            raise ValueError(f"{prefix}split {name!r}: labels {outside[:10]} outside 0..{classes - 1}")
+    if len(train) < classes:  # labels are in 0..C-1 here, so fewer distinct ones means gaps
+        absent = [label for label in range(min(classes, len(train) + 10)) if label not in train]
+        raise ValueError(f"{prefix}train lacks classes {absent[:10]} of 0..{classes - 1}")
     return classes
 
 
@@ -242,7 +370,10 @@ def load_gue_task(task_dir, reduced_train: bool = False, dev_fraction: float = 0
     """
     task_dir = Path(task_dir)
     if (task_dir / "train.csv").exists():
-        return {name: load_csv_split(task_dir / f"{name}.csv") for name in SPLITS}, []
+        splits = {name: load_csv_split(task_dir / f"{name}.csv", with_lines=True) for name in SPLITS}
+        for name in ("dev", "test"):
+            _check_seen(splits[name], task_dir / f"{name}.csv", splits["train"], task_dir / "train.csv")
+        return {name: frame.drop(columns="line") for name, frame in splits.items()}, []
     if not reduced_train:
         raise FileNotFoundError(f"{task_dir}/train.csv is absent (reduced-train mode is off)")
     dev = load_csv_split(task_dir / "dev.csv")
@@ -250,19 +381,29 @@ def load_gue_task(task_dir, reduced_train: bool = False, dev_fraction: float = 0
     splits = {
         "train": dev[assign == "train"].reset_index(drop=True),
         "dev": dev[assign == "dev"].reset_index(drop=True),
-        "test": load_csv_split(task_dir / "test.csv"),
+        "test": load_csv_split(task_dir / "test.csv", with_lines=True),
     }
+    _check_seen(splits["test"], task_dir / "test.csv", splits["train"], f"{task_dir / 'dev.csv'} (as train)")
+    splits["test"] = splits["test"].drop(columns="line")
     note = (f"reduced-train: official train.csv absent; trained on {len(splits['train'])} rows of "
             f"the official dev set, internal dev = {len(splits['dev'])} held-out dev rows "
             f"(stratified, seed {seed}); reported on the official test set")
     return splits, [note]
 
 
+def _check_seen(frame: pd.DataFrame, path, train: pd.DataFrame, train_path) -> None:
+    """A dev/test label that train lacks is an error naming the file and line where it occurs."""
+    unseen = ~frame["label"].isin(set(train["label"].tolist()))
+    if unseen.any():
+        row = frame[unseen].iloc[0]
+        raise ValueError(f"{path} line {row['line']}: label {row['label']} does not occur in {train_path}")
+
+
 def csv_table_task(path, sequence_col: str, label_col: str, fractions: dict[str, float],
                    seed: int) -> dict[str, pd.DataFrame]:
     """One labelled CSV without official splits -> seeded stratified train/dev/test."""
     frame = dedupe(load_csv_split(path, sequence_col, label_col))
-    return _split_frame(frame, stratified_assign(frame["label"], fractions, seed))
+    return _split_frame(frame, stratified_assign(frame["label"], fractions, seed), path)
 
 
 def fasta_classes_task(files: list, fractions: dict[str, float], seed: int,
@@ -273,22 +414,24 @@ def fasta_classes_task(files: list, fractions: dict[str, float], seed: int,
     frames = [pd.DataFrame({"sequence": list(read_fasta(path, unique_ids).values()), "label": label})
               for label, path in enumerate(files)]
     frame = dedupe(pd.concat(frames, ignore_index=True))
-    return _split_frame(frame, stratified_assign(frame["label"], fractions, seed))
+    assign = stratified_assign(frame["label"], fractions, seed)
+    return _split_frame(frame, assign, ", ".join(map(str, files)))
 
 
 def read_label_table(path, name_col: str, label_col: str) -> pd.DataFrame:
     """A TSV/CSV(.gz) label table -> DataFrame ``name, label_name`` (rows with empty labels dropped).
     ``name`` is cut at the first whitespace, as FASTA ids are (see :func:`stream_fasta`)."""
     sep = "\t" if ".tsv" in Path(path).name else ","
-    table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False,
-                        compression="gzip" if is_gzip(path) else None)
-    missing = [c for c in (name_col, label_col) if c not in table.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; found {list(table.columns)}")
-    table = table.rename(columns={name_col: "name", label_col: "label_name"})[["name", "label_name"]]
-    table["name"] = table["name"].str.split().str[0]
-    if table["name"].duplicated().any():
-        raise ValueError(f"{path}: duplicate name {table['name'][table['name'].duplicated()].iloc[0]!r}")
+    rows, seen = [], {}
+    for line_no, row in read_table(path, [name_col, label_col], sep=sep):
+        name = row[name_col].split()[0] if row[name_col].strip() else ""
+        if not name:
+            raise ValueError(f"{path} line {line_no}: empty name")
+        if name in seen:
+            raise ValueError(f"{path} line {line_no}: duplicate name {name!r} (first on line {seen[name]})")
+        seen[name] = line_no
+        rows.append((name, row[label_col]))
+    table = pd.DataFrame(rows, columns=["name", "label_name"], dtype=str)
     return table[table["label_name"].str.strip() != ""].reset_index(drop=True)
 
 
@@ -341,8 +484,16 @@ def dedupe(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[~conflicting].drop_duplicates("sequence").reset_index(drop=True)
 
 
-def _split_frame(frame: pd.DataFrame, assign: np.ndarray) -> dict[str, pd.DataFrame]:
-    return {name: frame[assign == name].reset_index(drop=True) for name in SPLITS}
+def _split_frame(frame: pd.DataFrame, assign: np.ndarray, source) -> dict[str, pd.DataFrame]:
+    """Rows by assigned split; a split left empty (a source too small for the fractions) is an
+    error naming the source."""
+    splits = {name: frame[assign == name].reset_index(drop=True) for name in SPLITS}
+    empty = [name for name in SPLITS if splits[name].empty]
+    if empty:
+        counts = frame["label"].value_counts().sort_index().to_dict()
+        raise ValueError(f"{source}: split {empty[0]!r} is empty: {len(frame)} distinct rows "
+                         f"(per label {counts}) are too few for the split fractions")
+    return splits
 
 
 # ---------------------------------------------------------------- the prepared-task folder

@@ -1,11 +1,15 @@
 """The one input policy every tokenizer and data loader applies to DNA text.
 
-Policy (documented in README, "Input policy"):
-- whitespace anywhere is removed, letters are upper-cased, RNA ``U`` becomes ``T``;
-- IUPAC ambiguity codes (N R Y S W K M B D H V) become ``N``: the study has no use for
-  partial ambiguity, and one unknown-base symbol keeps every vocabulary small;
-- ``-`` and any other character raise ``ValueError`` naming the character and its position
-  (plus the file and line when the caller says where the sequence came from);
+Policy (documented in README, "Data and input policy"):
+- each character is judged as written, before any case change: ``A C G T U N`` and the IUPAC
+  ambiguity codes ``R Y S W K M B D H V``, upper or lower case, pass; whitespace means the ASCII
+  space, tab, CR and LF only and is removed wherever it occurs;
+- letters are upper-cased, RNA ``U`` becomes ``T``, the IUPAC codes become ``N``: the study has
+  no use for partial ambiguity, and one unknown-base symbol keeps every vocabulary small;
+- any other character (``-``, digits, other control characters, non-ASCII letters, ``\\ufeff``)
+  raises ``ValueError`` naming the character as written, its code point and its 1-based position
+  in the input as written (whitespace counted), plus the file and line when the caller says where
+  the sequence came from;
 - an empty sequence (after whitespace removal) raises ``ValueError``.
 
 How ``N`` is then tokenized is each tokenizer's documented choice (char: its own token;
@@ -19,29 +23,38 @@ import numpy as np
 
 BASES = "ACGT"
 AMBIGUOUS = "NRYSWKMBDHV"
+WHITESPACE = " \t\r\n"
 #: index of each normalised symbol in the 5-letter alphabet used by one-hot / integer encodings
 BASE_INDEX = {"A": 0, "C": 1, "G": 2, "T": 3, "N": 4}
 N_INDEX = 4
 
-_WHITESPACE = re.compile(r"\s+")
-_TRANSLATE = str.maketrans({"U": "T", **{c: "N" for c in AMBIGUOUS}})
-_VALID = set(BASES + "N")
+_ACCEPTED = BASES + "U" + AMBIGUOUS
+_INVALID = re.compile(f"[^{_ACCEPTED}{_ACCEPTED.lower()}{re.escape(WHITESPACE)}]")
+_TRANSLATE = str.maketrans({
+    **{c: None for c in WHITESPACE},
+    **{c.lower(): c for c in BASES},
+    "U": "T", "u": "T",
+    **{c: "N" for c in AMBIGUOUS}, **{c.lower(): "N" for c in AMBIGUOUS},
+})
 _LOOKUP = np.full(256, -1, dtype=np.int8)
 for _base, _index in BASE_INDEX.items():
     _LOOKUP[ord(_base)] = _index
 
 
-def normalize(seq: str, where: str = "") -> str:
-    """Apply the input policy; ``where`` (e.g. ``"train.csv line 12"``) prefixes error messages."""
+def normalize(seq: str, where: str = "", offset: int = 0) -> str:
+    """Apply the input policy; ``where`` (e.g. ``"train.csv line 12"``) prefixes error messages and
+    ``offset`` is added to reported positions (a piece of a longer line)."""
     prefix = f"{where}: " if where else ""
     if not isinstance(seq, str):
         raise ValueError(f"{prefix}sequence must be a string, got {type(seq).__name__}")
-    seq = _WHITESPACE.sub("", seq).upper().translate(_TRANSLATE)
+    bad = _INVALID.search(seq)
+    if bad:
+        char = bad.group()
+        raise ValueError(f"{prefix}invalid character {char!r} at position {offset + bad.start() + 1} "
+                         f"(U+{ord(char):04X})")
+    seq = seq.translate(_TRANSLATE)
     if not seq:
         raise ValueError(f"{prefix}empty sequence")
-    if not _VALID.issuperset(seq):
-        position, char = next((i, c) for i, c in enumerate(seq) if c not in _VALID)
-        raise ValueError(f"{prefix}invalid character {char!r} at position {position + 1}")
     return seq
 
 

@@ -80,8 +80,18 @@ def load_suites(benchmarks_dir=None) -> dict[str, dict]:
         for name, spec in suite["tasks"].items():
             if spec.get("format") not in BUILDERS:
                 raise ValueError(f"{path}: task {name!r} has unknown format {spec.get('format')!r}")
+            check_params(spec["format"], spec.get("params") or {}, f"{path}: tasks.{name}.params")
         suites[suite["suite"]] = suite
     return suites
+
+
+def check_params(fmt: str, params: dict, where: str) -> None:
+    """A builder parameter the format does not know is an error naming it (a typo would otherwise
+    silently run with the default)."""
+    unknown = sorted(set(params) - PARAMS[fmt])
+    if unknown:
+        raise ValueError(f"{where}: unknown parameter {unknown[0]!r} for format {fmt!r}; "
+                         f"known: {sorted(PARAMS[fmt])}")
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -117,6 +127,12 @@ def plan_tasks(config: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str
         for task in tasks:
             if task not in suite["tasks"]:
                 raise ValueError(f"config enables unknown task {task!r} of suite {name!r}")
+        for task, params in (options.get("task_params") or {}).items():
+            if task not in suite["tasks"]:
+                raise ValueError(f"data.suites.{name}.task_params: unknown task {task!r} of suite {name!r}")
+            check_params(suite["tasks"][task]["format"], params or {},
+                         f"data.suites.{name}.task_params.{task}")
+        for task in tasks:
             reason = _missing_input(suite, suite["tasks"][task], config, options)
             if reason:
                 skipped.append((name, task, reason))
@@ -173,7 +189,7 @@ def prepare_task(suite: str, task: str, config: dict, out_dir) -> Path:
     max_length = spec.get("max_length") or max(int(s["sequence"].str.len().max()) for s in splits.values())
     deviations += data.apply_max_length(splits, max_length, options.get("truncate", False), f"{suite}/{task} ")
     deviations += data.subsample_train(splits, options.get("max_train"), seed)
-    num_classes = data.check_labels(splits, spec.get("num_classes"))
+    num_classes = data.check_labels(splits, spec.get("num_classes"), where=_sources(spec, root, suite, task))
     meta = {
         "suite": suite, "task": task, "num_classes": num_classes,
         "label_names": spec.get("label_names") or built.get("label_names") or [str(i) for i in range(num_classes)],
@@ -187,6 +203,17 @@ def prepare_task(suite: str, task: str, config: dict, out_dir) -> Path:
                    "params": spec["params"], "seed": seed, **built.get("source", {})},
     }
     return data.write_task(out_dir, splits, meta)
+
+
+def _sources(spec: dict, root, suite: str, task: str) -> str:
+    """``suite/task (input files)``: what a label or split error is about."""
+    params = spec.get("params", {})
+    if spec["format"] == "gue_csv":
+        files = [Path(root) / params["path"]]
+    else:
+        files = [Path(root) / params[key] for key in ("fasta", "labels", "path") if key in params]
+        files += [Path(root) / f for f in params.get("files", [])]
+    return f"{suite}/{task} ({', '.join(map(str, files)) or 'embedded genomes'})"
 
 
 def _build_gue_csv(params, root, options, seed):
@@ -222,6 +249,16 @@ def _build_annotation(params, root, options, seed):
     return {"splits": splits, "label_names": label_names, "source": provenance}
 
 
+#: the ``params`` each format's builder reads
+PARAMS = {
+    "gue_csv": {"path"},
+    "fasta_classes": {"files", "fractions", "unique_ids"},
+    "csv_table": {"path", "sequence_col", "label_col", "fractions"},
+    "genome_fragments": {"fasta", "labels", "name_col", "label_col", "fragment_length", "min_genomes",
+                         "fractions", "max_n_fraction", "fragments_per_genome"},
+    "annotation": {"kind", "species", "length", "n_per_class", "fractions", "n_blocks", "max_n_fraction", "step",
+                   "within", "genus"},
+}
 BUILDERS = {
     "gue_csv": _build_gue_csv,
     "fasta_classes": _build_fasta_classes,

@@ -20,10 +20,12 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where it is used: char/k-mer/BPE work without it (memory)
+    import torch
 
 from vqdna.sequence import N_INDEX, normalize, to_indices
 
@@ -31,6 +33,18 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(5)
 N_SPECIAL = len(SPECIAL_TOKENS)
 CONFIG_FILE = "tokenizer_config.json"
+
+
+def _normalize_all(seqs, caller: str) -> list[str]:
+    """A list of sequences, each normalised (errors name its index); a bare string is refused
+    (iterating it would silently make one-base sequences)."""
+    if isinstance(seqs, (str, bytes)):
+        raise TypeError(f"{caller} takes a list of sequences, got one {type(seqs).__name__} "
+                        f"({seqs[:20]!r}...); pass [sequence]")
+    seqs = [normalize(s, where=f"sequence {i}") for i, s in enumerate(seqs)]
+    if not seqs:
+        raise ValueError(f"{caller} needs at least one sequence")
+    return seqs
 
 
 class Tokenizer:
@@ -56,6 +70,11 @@ class Tokenizer:
         """Sequence -> regular token ids (no special tokens)."""
         return self._encode(normalize(seq)).tolist()
 
+    def encode_array(self, seq: str) -> np.ndarray:
+        """Sequence -> regular token ids as an int64 array: for long sequences, where the list of
+        :meth:`encode` costs 8 bytes per id, plus a 28-byte int object per id above 256."""
+        return self._encode(normalize(seq))
+
     def _encode_many(self, seqs: list[str]) -> list[np.ndarray]:
         """Normalised sequences -> id arrays; subclasses override to batch the work."""
         return [self._encode(s) for s in seqs]
@@ -67,9 +86,7 @@ class Tokenizer:
         ``max_length`` counts the special tokens. Longer rows are cut at the end when
         ``truncation``, else raise ``ValueError`` naming the sequence index and lengths.
         """
-        seqs = [normalize(s, where=f"sequence {i}") for i, s in enumerate(seqs)]
-        if not seqs:
-            raise ValueError("encode_batch needs at least one sequence")
+        seqs = _normalize_all(seqs, "encode_batch")
         extra = 2 if add_special_tokens else 0
         if max_length is not None and max_length <= extra:
             raise ValueError(f"max_length {max_length} leaves no room for tokens besides {extra} special ones")
@@ -89,6 +106,8 @@ class Tokenizer:
             attention_mask[i, :len(row) + extra] = 1
             if add_special_tokens:
                 input_ids[i, 0], input_ids[i, len(row) + 1] = CLS_ID, SEP_ID
+        import torch
+
         return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask)}
 
     @property
@@ -98,6 +117,8 @@ class Tokenizer:
 
     def mlm_targets(self, ids) -> torch.Tensor:
         """ids (...) -> targets (..., 1): the id itself."""
+        import torch
+
         return torch.as_tensor(ids, dtype=torch.long)[..., None]
 
     @property
@@ -107,12 +128,12 @@ class Tokenizer:
 
     def token_counts(self, seqs: Iterable[str]) -> np.ndarray:
         """How often each id occurs when encoding ``seqs`` (length ``vocab_size``): vocabulary usage."""
-        rows = self._encode_many([normalize(s) for s in seqs])
+        rows = self._encode_many(_normalize_all(seqs, "token_counts"))
         return np.bincount(np.concatenate(rows), minlength=self.vocab_size)
 
     def tokens_per_bp(self, seqs: Iterable[str]) -> float:
         """Regular tokens per base pair over ``seqs`` (compression: char 1, non-overlapping 6-mer ~1/6)."""
-        seqs = [normalize(s) for s in seqs]
+        seqs = _normalize_all(seqs, "tokens_per_bp")
         return sum(len(row) for row in self._encode_many(seqs)) / sum(len(s) for s in seqs)
 
     def save(self, path) -> Path:
@@ -191,8 +212,22 @@ class KmerTokenizer(Tokenizer):
         bases with it; a span that long leaves at least one of its bases in no unmasked token."""
         return -(-self.k // self.stride)
 
+    #: a sequence longer than this (bp) is encoded block by block: temporaries stay ~10 MB
+    block = 1 << 18
+
     def _encode(self, seq: str) -> np.ndarray:
-        return self._encode_many([seq])[0]
+        if len(seq) <= self.block:
+            return self._encode_many([seq])[0]
+        k, stride = self.k, self.stride
+        count = (len(seq) - k) // stride + 1
+        covered = (count - 1) * stride + k
+        ids = np.empty(count + len(seq) - covered, dtype=np.int64)
+        step = stride * max(1, self.block // stride)
+        for start in range(0, count * stride, step):  # each block: its k-mers, no remainder bases
+            block = self._encode_many([seq[start:min(start + step, count * stride) - stride + k]])[0]
+            ids[start // stride:start // stride + len(block)] = block
+        ids[count:] = self._single_offset + to_indices(seq[covered:]).astype(np.int64)
+        return ids
 
     def _encode_many(self, seqs: list[str]) -> list[np.ndarray]:
         """The id of the k-mer starting at every position of the sequences' concatenation, in k
@@ -282,8 +317,23 @@ class BPETokenizer(Tokenizer):
     def _load(cls, path: Path, name: str, params: dict) -> "BPETokenizer":
         from tokenizers import Tokenizer as HFTokenizer
 
+        file = path / "tokenizer.json"
+        spec = _read_json(file)
+        model = spec.get("model") if isinstance(spec, dict) else None
+        kind = model.get("type") if isinstance(model, dict) else None
+        if kind != "BPE":
+            raise ValueError(f"{file}: a {kind or 'non-HF'} tokenizer, not the BPE that "
+                             f"{path / CONFIG_FILE} names")
+        vocab = model.get("vocab") or {}
+        missing = [symbol for symbol in "ACGTN" if symbol not in vocab]
+        if missing or spec.get("normalizer") or spec.get("pre_tokenizer"):
+            raise ValueError(f"{file}: not a DNA BPE of this project (symbols {missing} absent, normalizer "
+                             f"{spec.get('normalizer')}, pre-tokenizer {spec.get('pre_tokenizer')})")
         tokenizer = cls(**params)
-        tokenizer._tokenizer = cls._checked(HFTokenizer.from_file(str(path / "tokenizer.json")))
+        try:
+            tokenizer._tokenizer = cls._checked(HFTokenizer.from_file(str(file)))
+        except Exception as error:  # the HF loader raises its own exception types
+            raise ValueError(f"{file}: cannot be loaded ({error})") from error
         return tokenizer
 
 
@@ -294,10 +344,19 @@ class CodebookTokenizer(Tokenizer):
     A position's id is ``5 + mixed-radix(m1..mL)`` over ``level_sizes`` (m1 most significant).
     The model runs in eval mode without gradients (``model.tokenize``); N is an all-zero one-hot
     input column. ``batch_size``: sequences per forward pass in ``encode_batch``.
+
+    A sequence longer than ``window`` bp is tokenized window by window: each window of ``window``
+    bp is run with :attr:`margin` tokens of context on both sides (the encoder's receptive field),
+    so its ids equal a whole-sequence pass while memory stays that of one window.
     """
 
-    def __init__(self, model, name: str = "vq", batch_size: int = 256):
-        self.model, self.name, self.batch_size = model, name, batch_size
+    def __init__(self, model, name: str = "vq", batch_size: int = 256, window: int = 4096):
+        import torch
+
+        if window < 1:
+            raise ValueError(f"window must be >= 1 bp, got {window}")
+        self.model, self.name, self.batch_size, self.window = model, name, batch_size, window
+        self.window_tokens = max(1, window // int(model.config.stride))
         self.level_sizes = [int(size) for size in model.level_sizes]
         self._radix = torch.tensor([math.prod(self.level_sizes[l + 1:]) for l in range(len(self.level_sizes))])
         self._sizes = torch.tensor(self.level_sizes)
@@ -314,26 +373,59 @@ class CodebookTokenizer(Tokenizer):
     def _encode(self, seq: str) -> np.ndarray:
         return self._encode_many([seq])[0]
 
+    @property
+    def margin(self) -> int:
+        """Tokens of context a token's code depends on, on each side: ``depth`` blocks with
+        depth-wise kernel ``block_kernel`` after the stem (kernel ``stem_kernel``, in bp) and the
+        non-overlapping down-sampling by ``stride``; LayerNorm, MLP and quantizers are per token."""
+        c = self.model.config
+        return c.depth * (c.block_kernel // 2) + math.ceil((c.stem_kernel // 2) / c.stride)
+
+    def _codes_to_ids(self, indices) -> np.ndarray:
+        """Index rows (B, L) -> ids (B, ceil(L / stride))."""
+        import torch
+
+        codes = self.model.tokenize(torch.from_numpy(np.ascontiguousarray(indices, dtype=np.int64))).cpu()
+        return (N_SPECIAL + (codes * self._radix).sum(-1)).numpy()
+
+    def _encode_long(self, seq: str) -> np.ndarray:
+        """Window by window: tokens ``t0..t1`` come from a pass over tokens ``t0-margin..t1+margin``
+        (clipped at the sequence ends, which a whole pass sees too), so the ids are exact."""
+        stride, window, margin = int(self.model.config.stride), self.window_tokens, self.margin
+        length = len(seq)
+        n_tokens = -(-length // stride)
+        ids = np.empty(n_tokens, dtype=np.int64)
+        for t0 in range(0, n_tokens, window):
+            t1 = min(t0 + window, n_tokens)
+            a, b = max(0, t0 - margin), min(n_tokens, t1 + margin)
+            piece = to_indices(seq[a * stride:min(length, b * stride)])
+            ids[t0:t1] = self._codes_to_ids(piece[None])[0, t0 - a:t1 - a]
+        return ids
+
     def _encode_many(self, seqs: list[str]) -> list[np.ndarray]:
-        """One forward pass per distinct length (chunks of ``batch_size``). Sequences are not padded
+        """One forward pass per distinct length (chunks of ``batch_size``); a sequence longer than
+        the window goes window by window (:meth:`_encode_long`). Sequences are not padded
         to a common length: padding would change the codes near a sequence's end (the conv
         receptive field would see the padding), so a sequence's ids would depend on its batch."""
         rows: list = [None] * len(seqs)
         by_length: dict[int, list[int]] = {}
         for i, seq in enumerate(seqs):
+            if len(seq) > self.window:
+                rows[i] = self._encode_long(seq)
+                continue
             by_length.setdefault(len(seq), []).append(i)
         for members in by_length.values():
             for start in range(0, len(members), self.batch_size):
                 chunk = members[start:start + self.batch_size]
-                indices = torch.from_numpy(np.stack([to_indices(seqs[i]) for i in chunk]).astype(np.int64))
-                codes = self.model.tokenize(indices).cpu()
-                ids = (N_SPECIAL + (codes * self._radix).sum(-1)).numpy()
+                ids = self._codes_to_ids(np.stack([to_indices(seqs[i]) for i in chunk]))
                 for i, row in zip(chunk, ids):
                     rows[i] = row
         return rows
 
     def ids_to_levels(self, ids) -> torch.Tensor:
         """ids (...) -> per-level codes (..., L), -1 at special tokens."""
+        import torch
+
         ids = torch.as_tensor(ids, dtype=torch.long)
         levels = ((ids - N_SPECIAL).clamp(min=0)[..., None] // self._radix) % self._sizes
         return levels.masked_fill((ids < N_SPECIAL)[..., None], -1)
@@ -362,7 +454,22 @@ class CodebookTokenizer(Tokenizer):
     def _load(cls, path: Path, name: str, params: dict) -> "CodebookTokenizer":
         from vqdna.vqvae import VQVAE
 
-        return cls(VQVAE.load(path / "vqvae.pt"), name=name, batch_size=params["batch_size"])
+        file = path / "vqvae.pt"
+        if not file.is_file():
+            raise ValueError(f"{path}: {CONFIG_FILE} names a {name} tokenizer but vqvae.pt is absent")
+        try:
+            model = VQVAE.load(file)
+        except Exception as error:  # torch / pickle / state-dict errors come in many types
+            raise ValueError(f"{file}: not a VQ-VAE checkpoint of this project ({type(error).__name__}: "
+                             f"{error})") from error
+        tokenizer = cls(model, name=name, batch_size=params.get("batch_size", 256))
+        saved = {k: params[k] for k in ("level_sizes", "stride") if k in params}
+        found = {k: tokenizer.params[k] for k in saved}
+        if saved != found:
+            raise ValueError(f"{file}: the model has {found} but {path / CONFIG_FILE} says {saved}")
+        if (name == "vq") != (len(tokenizer.level_sizes) == 1):
+            raise ValueError(f"{file}: {len(tokenizer.level_sizes)} levels, not a {name} tokenizer")
+        return tokenizer
 
 
 TOKENIZERS = {"char": CharTokenizer, "kmer": KmerTokenizer, "bpe": BPETokenizer,
@@ -379,8 +486,32 @@ def build_tokenizer(name: str, **params) -> Tokenizer:
     return TOKENIZERS[name](**params)
 
 
+def _read_json(file: Path):
+    """JSON of ``file``; a missing, unreadable or malformed file raises ``ValueError`` naming it."""
+    if not file.is_file():
+        raise ValueError(f"{file} is absent")
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{file}: not valid JSON ({error})") from None
+
+
 def load_tokenizer(path) -> Tokenizer:
-    """Rebuild a tokenizer written by ``Tokenizer.save(path)``."""
+    """Rebuild a tokenizer written by ``Tokenizer.save(path)``. What the folder holds is checked
+    against the saved type; every problem is a ``ValueError`` naming the file."""
     path = Path(path)
-    config = json.loads((path / CONFIG_FILE).read_text())
-    return TOKENIZERS[config["name"]]._load(path, config["name"], config["params"])
+    if not path.is_dir():
+        raise ValueError(f"{path} is not a tokenizer folder (not a directory)")
+    file = path / CONFIG_FILE
+    config = _read_json(file)
+    if not isinstance(config, dict) or not isinstance(config.get("params"), dict):
+        raise ValueError(f"{file}: expected {{'name': ..., 'params': {{...}}}}, got {str(config)[:80]}")
+    name = config.get("name")
+    if name not in TOKENIZERS:
+        raise ValueError(f"{file}: unknown tokenizer {name!r}; choose from {sorted(TOKENIZERS)}")
+    try:
+        return TOKENIZERS[name]._load(path, name, config["params"])
+    except (TypeError, ValueError) as error:  # params the constructor refuses
+        if str(path) in str(error):
+            raise
+        raise ValueError(f"{file}: params {config['params']} do not fit {name} ({error})") from error
