@@ -32,7 +32,7 @@ rule summary:
     log:
         f"{W}/logs/summary.log",
     resources:
-        **job_resources("light"),
+        **job_resources("summary"),
     shell:
         RUN_NOTEBOOK
 
@@ -70,7 +70,7 @@ rule efficiency:
         f"{W}/benchmarks/efficiency.tsv"
     threads: workflow.cores
     resources:
-        **job_resources("light"),
+        **job_resources("efficiency"),
     shell:
         RUN_NOTEBOOK
 
@@ -87,5 +87,7 @@ rule index:
         "../environment.yml"
     log:
         f"{W}/logs/index.log",
+    resources:
+        **job_resources("index"),
     run:
         stages.write_index(W, output[0], config["profile"])

@@ -33,6 +33,6 @@ rule train_tokenizer:
         f"{W}/benchmarks/tokenizers/{{tokenizer}}.tsv"
     threads: config["threads_per_job"]
     resources:
-        **job_resources("train"),
+        **job_resources("train_tokenizer"),
     shell:
         RUN_NOTEBOOK

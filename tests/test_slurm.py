@@ -1,0 +1,89 @@
+"""The study on a real Slurm, not a mock: a one-node cluster on localhost
+(profiles/slurm/localhost-cluster.sh, Debian packages) runs a slice of the smoke study through
+snakemake-executor-plugin-slurm (profiles/slurm). Its metrics must equal a local run's, timing
+fields aside, and its jobs must carry the config's resources. About 3 minutes on 2 cores."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+CLUSTER = REPO / "profiles" / "slurm" / "localhost-cluster.sh"
+TIMING = re.compile(r"_per_s$|time|wall")  # fields that measure speed, not results
+# The localhost cluster has no accounting, so sacct sees no job: ask squeue; check early.
+SLURM = ["--profile", "profiles/slurm", "--slurm-status-command", "squeue",
+         "--slurm-init-seconds-before-status-checks", "2"]
+# Resources the slice asks for; the test reads them back from Slurm.
+RESOURCES = {"pretrain": {"runtime": 7, "mem_mb": 1234}}
+
+
+def snakemake(*args, timeout=600):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def untimed(record):
+    """A metrics record without its timing fields, at any depth."""
+    if isinstance(record, dict):
+        return {k: untimed(v) for k, v in record.items() if not TIMING.search(k)}
+    if isinstance(record, list):
+        return [untimed(v) for v in record]
+    return record
+
+
+@pytest.fixture(scope="module")
+def localhost_slurm():
+    """Start the cluster (installing the packages when missing); stop it afterwards if we started it."""
+    if os.geteuid() != 0:
+        pytest.skip("the localhost Slurm cluster needs root (apt-get, munged, slurmctld, slurmd)")
+    if not shutil.which("slurmctld") and not shutil.which("apt-get"):
+        pytest.skip("Slurm is not installed and apt-get is not available to install it")
+    was_up = subprocess.run([str(CLUSTER), "status"], capture_output=True).returncode == 0
+    started = subprocess.run([str(CLUSTER), "start"], capture_output=True, text=True, timeout=600)
+    assert started.returncode == 0, started.stdout + started.stderr
+    yield
+    if not was_up:
+        subprocess.run([str(CLUSTER), "stop"], capture_output=True, timeout=60)
+
+
+def test_smoke_slice_through_slurm_equals_the_local_run(localhost_slurm, tmp_path):
+    overlay = tmp_path / "slice.yaml"
+    overlay.write_text(yaml.safe_dump({"resources": RESOURCES}))
+    runs = {}
+    for name, how in (("slurm", SLURM), ("local", ["--profile", "profiles/local", "--cores", "2"])):
+        workdir = tmp_path / name
+        targets = [workdir / "models/vq/metrics.json", workdir / "tokenizers/char/metrics.json",
+                   workdir / "baseline/embedded/yeast_species/metrics.json"]
+        runs[name] = snakemake(*how, "--configfile", "config/smoke.yaml", str(overlay),
+                               "--config", f"workdir={workdir}", "--", *map(str, targets))
+        assert runs[name].returncode == 0, runs[name].stdout[-5000:] + runs[name].stderr[-5000:]
+
+    log = runs["slurm"].stdout + runs["slurm"].stderr
+    submitted = dict(re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+)/", log)[::-1])
+    rules = set(submitted.values())
+    assert {"corpus", "prepare_task", "train_tokenizer", "pretrain", "kmer_baseline"} <= rules, log[-3000:]
+    pretrain_job = next(job for job, rule in submitted.items() if rule == "pretrain")
+    shown = subprocess.run(["scontrol", "show", "job", pretrain_job], capture_output=True, text=True).stdout
+    assert "TimeLimit=00:07:00" in shown and re.search(r"mem=1234M", shown), shown
+
+    found = (tmp_path / "slurm").rglob("metrics.json")
+    records = sorted(str(p.relative_to(tmp_path / "slurm")) for p in found)
+    assert records == ["baseline/embedded/yeast_species/metrics.json", "models/vq/metrics.json",
+                       "tokenizers/char/metrics.json", "tokenizers/vq/metrics.json"]
+    for record in records:
+        slurm, local = (json.loads((tmp_path / run / record).read_text()) for run in ("slurm", "local"))
+        assert untimed(slurm) == untimed(local), record
+    weights = [torch.load(tmp_path / run / "models/vq/model.pt", map_location="cpu", weights_only=False)
+               for run in ("slurm", "local")]
+    slurm, local = (w["state_dict"] for w in weights)
+    assert slurm.keys() == local.keys()
+    for key in slurm:
+        assert torch.equal(slurm[key], local[key]), key  # bit-identical pre-trained weights
