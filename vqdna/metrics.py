@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, matthews_corrcoef
+
+# scikit-learn is imported inside the functions: it costs 1.5 s CPU, and most importers of
+# vqdna.training (tokenizer and pre-training jobs) never compute a metric.
 
 
 def classification_metrics(y_true, y_pred) -> dict[str, float]:
     """-> {"mcc", "macro_f1", "accuracy"} as plain floats (MCC is 0 for a constant prediction)."""
+    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     return {
         "mcc": float(matthews_corrcoef(y_true, y_pred)),
@@ -18,5 +22,7 @@ def classification_metrics(y_true, y_pred) -> dict[str, float]:
 def confusion(y_true, y_pred, num_classes: int | None = None) -> list[list[int]]:
     """Confusion matrix as nested lists (rows = true class, columns = predicted), JSON-able;
     ``num_classes`` fixes its size even when a class never occurs."""
+    from sklearn.metrics import confusion_matrix
+
     labels = None if num_classes is None else list(range(num_classes))
     return confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=labels).tolist()
