@@ -2,6 +2,8 @@
 # Rules live in rules/*.smk; configuration in config/config.yaml (validated by config/schema.yaml).
 from snakemake.utils import min_version, validate
 
+import vqdna  # before validate(): skips a slow optional jsonschema import (vqdna/__init__.py)
+
 min_version("9.0")
 
 

@@ -31,6 +31,6 @@ rule sarscov2:
         f"{W}/benchmarks/sarscov2.tsv"
     threads: workflow.resource_settings.cores or 1  # all cores given; 1 without --cores (--report)
     resources:
-        **job_resources("train"),
+        **job_resources("sarscov2"),
     shell:
         RUN_NOTEBOOK

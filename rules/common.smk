@@ -12,6 +12,10 @@ ABLATION_RUNS = study.ablation_runs(config)
 REPLICATES = study.replicates(config)  # full-pipeline replicates (tokenizer, pre-training, fine-tuning)
 SEEDS = config["seeds"]  # fine-tuning seeds within each replicate
 
+# Run in the Snakemake process itself, never submitted: seconds of work, or needs the network.
+localrules: index, download_gue, provenance, compare
+
+
 wildcard_constraints:
     suite=r"[A-Za-z0-9_\-]+",
     task=r"[A-Za-z0-9_\-\.]+",
@@ -32,11 +36,23 @@ def nb_params(**params):
 RUN_NOTEBOOK = "python -m vqdna.notebook {input.notebook} {output.notebook} --params {params.nb} > {log} 2>&1"
 
 
-def job_resources(kind):
-    """Cluster-schedulable resources per job kind; GPU requested only when config asks."""
-    gpu = 1 if config["device"] == "cuda" else 0
-    mem = {"light": 2000, "train": 6000}[kind]
-    return {"mem_mb": mem, "gpu": gpu if kind == "train" else 0}
+# Stages whose networks train or run on the configured device: on `device: cuda` they ask for a GPU.
+GPU_STAGES = ("train_tokenizer", "pretrain", "finetune", "linear_probe")
+# Used where config["resources"] names neither the stage nor `default` (runtime in minutes).
+FALLBACK_RESOURCES = {"runtime": 60, "mem_mb": 2000}
+
+
+def job_resources(stage):
+    """What one job of `stage` asks a scheduler for: runtime (minutes), mem_mb, gpu, and
+    cpus_per_task = the job's threads. Values come from config["resources"][stage] over its
+    `default` entry; `gpu`, where neither sets it, is 1 for GPU_STAGES on `device: cuda`, else 0.
+    The Slurm executor plugin turns them into --time, --mem, --gpus and --cpus-per-task; a local run
+    enforces mem_mb and gpu only when limited with --resources (e.g. --resources gpu=1)."""
+    table = config.get("resources", {})
+    spec = {**FALLBACK_RESOURCES, **table.get("default", {}), **table.get(stage, {})}
+    if "gpu" not in spec:
+        spec["gpu"] = int(config["device"] == "cuda" and stage in GPU_STAGES)
+    return {**spec, "cpus_per_task": lambda wildcards, threads: threads}
 
 
 def task_dir(wildcards):

@@ -10,7 +10,7 @@ rule prepare_task:
     log:
         f"{W}/logs/data/{{suite}}/{{task}}.log",
     resources:
-        **job_resources("light"),
+        **job_resources("prepare_task"),
     run:
         suites.prepare_task(wildcards.suite, wildcards.task, config, output[0])
 
@@ -28,7 +28,7 @@ rule corpus:
         corpus=config["corpus"],
         seed=config["data"].get("seed", 0),
     resources:
-        **job_resources("light"),
+        **job_resources("corpus"),
     run:
         stages.build_corpus(params.corpus, output[0], seed=params.seed)
 
@@ -43,5 +43,7 @@ rule download_gue:
         "../environment.yml"
     log:
         f"{W}/logs/gue_download.log",
+    resources:
+        **job_resources("download_gue"),
     run:
         suites.download_gue(config)

@@ -37,7 +37,7 @@ rule pretrain:
         f"{W}/benchmarks/pretrain/{{model}}/rep{{rep}}.tsv"
     threads: config["threads_per_job"]
     resources:
-        **job_resources("train"),
+        **job_resources("pretrain"),
     shell:
         RUN_NOTEBOOK
 
@@ -77,7 +77,7 @@ rule finetune:
         f"{W}/benchmarks/finetune/{{suite}}/{{task}}/{{model}}/rep{{rep}}.tsv"
     threads: config["threads_per_job"]
     resources:
-        **job_resources("train"),
+        **job_resources("finetune"),
     shell:
         RUN_NOTEBOOK
 
@@ -114,7 +114,7 @@ rule linear_probe:
         f"{W}/benchmarks/linear_probe/{{suite}}/{{task}}/{{model}}/rep{{rep}}.tsv"
     threads: config["threads_per_job"]
     resources:
-        **job_resources("train"),
+        **job_resources("linear_probe"),
     shell:
         RUN_NOTEBOOK
 
@@ -132,6 +132,6 @@ rule kmer_baseline:
     benchmark:
         f"{W}/benchmarks/baseline/{{suite}}/{{task}}.tsv"
     resources:
-        **job_resources("light"),
+        **job_resources("kmer_baseline"),
     run:
         stages.write_kmer_baseline(input.task, output.metrics, config["profile"])

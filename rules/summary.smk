@@ -33,7 +33,7 @@ rule summary:
     log:
         f"{W}/logs/summary.log",
     resources:
-        **job_resources("light"),
+        **job_resources("summary"),
     shell:
         RUN_NOTEBOOK
 
@@ -71,7 +71,7 @@ rule efficiency:
         f"{W}/benchmarks/efficiency.tsv"
     threads: workflow.resource_settings.cores or 1  # all cores given; 1 without --cores (--report)
     resources:
-        **job_resources("light"),
+        **job_resources("efficiency"),
     shell:
         RUN_NOTEBOOK
 
@@ -88,6 +88,8 @@ rule index:
         "../environment.yml"
     log:
         f"{W}/logs/index.log",
+    resources:
+        **job_resources("index"),
     run:
         stages.write_index(W, output[0], config["profile"])
 

@@ -34,6 +34,6 @@ rule train_tokenizer:
         f"{W}/benchmarks/tokenizers/{{tokenizer}}/seed{{tseed}}.tsv"
     threads: config["threads_per_job"]
     resources:
-        **job_resources("train"),
+        **job_resources("train_tokenizer"),
     shell:
         RUN_NOTEBOOK
