@@ -181,3 +181,51 @@ def test_two_ddp_processes_equal_one_process_at_the_same_effective_batch(yeast_c
     for model in ("mlm", "vq"):
         for key, value in a[model].items():
             torch.testing.assert_close(value, b[model][key], rtol=1e-3, atol=1e-4, msg=f"{model}.{key}")
+
+
+def _old_usage_counts(tokenizer, windows):
+    """The former method: counts over the joint vocabulary, then marginals per level."""
+    import numpy as np
+
+    counts = tokenizer.token_counts(windows)
+    levels = tokenizer.ids_to_levels(torch.arange(5, tokenizer.vocab_size)).numpy()
+    return {f"level {n + 1}": np.bincount(levels[:, n], weights=counts[5:], minlength=size).astype(int)
+            for n, size in enumerate(tokenizer.level_sizes)}
+
+
+def test_per_level_usage_counts_equal_the_joint_vocabulary_method(yeast_chromosome):
+    from vqdna import stages
+
+    train, val = _windows(yeast_chromosome)
+    model = _vqvae()
+    _fit(model, train, val, steps=3)
+    tokenizer = build_tokenizer("hrq", model=model)
+    new, old = stages.usage_counts(tokenizer, val), _old_usage_counts(tokenizer, val)
+    assert new.keys() == old.keys() and all((new[k] == old[k]).all() for k in new)
+    assert sum(new["level 1"]) == sum(len(tokenizer.encode(w)) for w in val)
+
+
+def test_three_level_hrq_at_paper_sizes_never_builds_the_product_vocabulary(yeast_chromosome):
+    """512/1024/2048 codes: 1.07e9 joint ids. Statistics, the encoder's embedding and the MLM
+    targets work per level; the whole check allocates a few MB (tracemalloc sees numpy; the old
+    method's joint bincount alone was 8.6 GB)."""
+    import tracemalloc
+
+    from vqdna import stages
+
+    train, val = _windows(yeast_chromosome)
+    training.seed_everything(0)
+    model = VQVAE(VQVAEConfig(stem_dim=16, dim=16, depth=3, codebook_size=512, levels=3)).eval()
+    tokenizer = build_tokenizer("hrq", model=model)
+    assert tokenizer.level_sizes == [512, 1024, 2048] and tokenizer.vocab_size == 5 + 2**30
+    tracemalloc.start()
+    stats = stages.tokenizer_statistics(tokenizer, val)
+    mlm = stages.build_masked_lm(tokenizer, {"layers": 1, "dim": 32, "heads": 4})
+    ids, mask = training._tokenize(tokenizer, val[:4], 50)
+    masked, positions = training.mask_tokens(ids.long(), 0.25, torch.Generator().manual_seed(0))
+    _, loss = mlm(masked, mask.long(), training._mlm_labels(tokenizer, ids, positions))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 50e6, f"{peak / 1e6:.0f} MB traced"
+    assert len(stats["code_usage"]) == 3 and 0 < stats["code_usage"][2] <= 1 and torch.isfinite(loss)
+    assert [h.out_features for h in mlm.heads] == [512, 1024, 2048]

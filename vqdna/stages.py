@@ -82,13 +82,9 @@ def train_tokenizer(spec: dict, train_windows: list[str], val_windows: list[str]
 
 def usage_counts(tokenizer: Tokenizer, windows: list[str]) -> dict[str, np.ndarray]:
     """How often each regular token (or each code, per codebook level) occurs in ``windows``."""
-    counts = tokenizer.token_counts(windows)
-    if isinstance(tokenizer, CodebookTokenizer):
-        ids = torch.arange(N_SPECIAL, tokenizer.vocab_size)
-        levels = tokenizer.ids_to_levels(ids).numpy()
-        return {f"level {n + 1}": np.bincount(levels[:, n], weights=counts[N_SPECIAL:], minlength=size).astype(int)
-                for n, size in enumerate(tokenizer.level_sizes)}
-    return {"vocabulary": counts[N_SPECIAL:]}
+    if isinstance(tokenizer, CodebookTokenizer):  # per level: never the product vocabulary
+        return {f"level {n + 1}": c for n, c in enumerate(tokenizer.level_counts(windows))}
+    return {"vocabulary": tokenizer.token_counts(windows)[N_SPECIAL:]}
 
 
 def tokenizer_statistics(tokenizer: Tokenizer, windows: list[str], counts: dict[str, np.ndarray] | None = None) -> dict:
