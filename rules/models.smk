@@ -27,6 +27,7 @@ rule pretrain:
             threads=threads,
             device=config["device"],
             profile=config["profile"],
+            scale=scale_params(f"{W}/models/{wc.model}/resume.pt"),
         ),
     conda:
         "../environment.yml"

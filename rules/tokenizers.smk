@@ -24,6 +24,7 @@ rule train_tokenizer:
             threads=threads,
             device=config["device"],
             profile=config["profile"],
+            scale=scale_params(f"{W}/tokenizers/{wc.tokenizer}/resume.pt"),
         ),
     conda:
         "../environment.yml"
