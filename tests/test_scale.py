@@ -141,7 +141,8 @@ def test_activation_checkpointing_and_bf16(yeast_chromosome):
     tokenizer = build_tokenizer("char")
     plain, recomputed = _mlm(tokenizer), _mlm(tokenizer)
     recomputed.encoder.activation_checkpointing = True
-    assert _pretrain(plain, tokenizer, train, val, steps=3) == _pretrain(recomputed, tokenizer, train, val, steps=3)
+    expected = _pretrain(plain, tokenizer, train, val, steps=3)
+    assert _pretrain(recomputed, tokenizer, train, val, steps=3) == expected
     assert _same_weights(plain, recomputed)
     model = _vqvae()
     model.activation_checkpointing = True
@@ -154,7 +155,8 @@ def test_activation_checkpointing_and_bf16(yeast_chromosome):
 
 def _ddp_worker(rank: int, world: int, port: int, seq: str, out: str, micro: int | None) -> None:
     if world > 1:
-        os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                          MASTER_PORT=str(port))
     torch.set_num_threads(1)
     train, val = _windows(seq)
     tokenizer = build_tokenizer("char")

@@ -54,11 +54,13 @@ class Estimate:
     @property
     def total_gb(self) -> float:
         """Estimated peak in GiB (model states + 1.1 x (activations + transient) + 1 GiB)."""
-        return self.states_gb + FRAGMENTATION * (self.activations_gb + self.transient_gb) + OVERHEAD_BYTES / GIB
+        dynamic = self.activations_gb + self.transient_gb
+        return self.states_gb + FRAGMENTATION * dynamic + OVERHEAD_BYTES / GIB
 
     def __str__(self) -> str:
         return (f"{self.stage} at micro-batch {self.micro_batch}: ~{self.total_gb:.1f} GiB (model states "
-                f"{self.states_gb:.1f}, activations {self.activations_gb:.1f}, transient {self.transient_gb:.1f})")
+                f"{self.states_gb:.1f}, activations {self.activations_gb:.1f}, "
+                f"transient {self.transient_gb:.1f})")
 
 
 def saved_tensor_bytes(model: torch.nn.Module, forward) -> int:
@@ -80,7 +82,8 @@ def saved_tensor_bytes(model: torch.nn.Module, forward) -> int:
 
 def _states(model: torch.nn.Module, precision: str) -> float:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    frozen = sum(b.numel() for b in model.buffers()) + sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    frozen = sum(b.numel() for b in model.buffers())
+    frozen += sum(p.numel() for p in model.parameters() if not p.requires_grad)
     return trainable * (16 + (2 if precision == "bf16" else 0)) + frozen * 4
 
 
@@ -119,23 +122,24 @@ def estimate_vqvae(spec: dict, micro_batch: int, length: int, precision: str = "
     code_dim = config.code_dim or config.dim
     block = c["block"] * k * tokens * config.dim
     blocks = 2 * config.depth * (4 * k * tokens * config.dim if checkpointing else block)
-    rest = c["stem"] * k * length * config.stem_dim + c["bp"] * k * length + c["level"] * config.levels * k * tokens * code_dim
+    rest = (c["stem"] * k * length * config.stem_dim + c["bp"] * k * length
+            + c["level"] * config.levels * k * tokens * code_dim)
     distances = 2 * k * tokens * max(config.level_sizes) * 4
     return Estimate("VQ-VAE", micro_batch, states / GIB, (blocks + rest) / GIB,
                     max(block, distances) / GIB)
 
 
 def estimate_mlm(encoder: dict, target_sizes: list[int], micro_batch: int, tokens: int, mask_ratio: float,
-                 precision: str = "bf16", checkpointing: bool = False, codebook_sizes: list[int] | None = None,
-                 code_dim: int = 0, vocab_size: int = 0) -> Estimate:
+                 precision: str = "bf16", checkpointing: bool = False,
+                 codebook_sizes: list[int] | None = None, code_dim: int = 0, vocab_size: int = 0) -> Estimate:
     """Peak memory of a ``pretrain_mlm`` step for the encoder section ``encoder``, one head per
     entry of ``target_sizes``; the embedding is learned (``vocab_size``) or frozen codebooks
     (``codebook_sizes`` x ``code_dim``)."""
     from vqdna.encoder import EncoderConfig
 
     cfg = EncoderConfig(**encoder)
-    states = _mlm_states(json.dumps(encoder, sort_keys=True), tuple(target_sizes), tuple(codebook_sizes or ()),
-                         code_dim, vocab_size, precision)
+    states = _mlm_states(json.dumps(encoder, sort_keys=True), tuple(target_sizes),
+                         tuple(codebook_sizes or ()), code_dim, vocab_size, precision)
     c, k = MLM_BYTES[precision], micro_batch
     layer = c["layer"] * k * tokens * cfg.dim
     layers = cfg.layers * (4 * k * tokens * cfg.dim if checkpointing else layer)

@@ -77,7 +77,8 @@ class DataParallel:
 
     def check_batch(self, batch_size: int) -> None:
         if batch_size % self.world:
-            raise ValueError(f"batch_size {batch_size} is not divisible by the {self.world} data-parallel ranks")
+            raise ValueError(f"batch_size {batch_size} is not divisible by the {self.world} "
+                             "data-parallel ranks")
 
     def shard(self, n_rows: int) -> slice:
         """This rank's contiguous share of a batch of ``n_rows`` (ranks in order = the batch)."""

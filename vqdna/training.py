@@ -229,7 +229,8 @@ def pretrain_mlm(model, tokenizer, sequences: list[str], steps: int = 300, batch
         optimizer.load_state_dict(resumed["optimizer"])
         scheduler.load_state_dict(resumed["scheduler"])
         scale.set_rng_states(resumed["rng"][ranks.rank], generator)
-        start, history, losses, order = resumed["step"], resumed["history"], resumed["losses"], resumed["order"]
+        start, history = resumed["step"], resumed["history"]
+        losses, order = resumed["losses"], resumed["order"]
     train_model = ranks.wrap(model, device)
 
     def checkpoint(step):

@@ -351,7 +351,8 @@ def fit_vqvae(model: VQVAE, train_windows: list[str], val_windows: list[str], st
         optimizer.load_state_dict(resumed["optimizer"])
         scheduler.load_state_dict(resumed["scheduler"])
         scale.set_rng_states(resumed["rng"][ranks.rank], generator)
-        start, history, sums, n_summed = resumed["step"], resumed["history"], resumed["sums"], resumed["n_summed"]
+        start, history = resumed["step"], resumed["history"]
+        sums, n_summed = resumed["sums"], resumed["n_summed"]
     train_model = ranks.wrap(model, device)
 
     def save(step):
@@ -361,7 +362,8 @@ def fit_vqvae(model: VQVAE, train_windows: list[str], val_windows: list[str], st
                               optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), rng=rng,
                               history=history, sums=sums, n_summed=n_summed)
 
-    bar = tqdm(range(start + 1, steps + 1), desc="fit_vqvae", disable=not progress, initial=start, total=steps)
+    bar = tqdm(range(start + 1, steps + 1), desc="fit_vqvae", disable=not progress, initial=start,
+               total=steps)
     with scale.PreemptionFlag(enabled=resume_path is not None) as preemption:
         for step in bar:
             model.train()
