@@ -1,6 +1,7 @@
 """The memory planner (vqdna/memory.py) against measurements on CPU, and its plan-time check."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -53,7 +54,7 @@ def test_activation_estimates_match_saved_tensors_within_10_percent(precision):
 
 
 PEAK = """
-import resource, sys, torch
+import sys, torch
 from vqdna import memory, training
 from vqdna.encoder import EncoderConfig, MaskedLM, TransformerEncoder
 from vqdna.vqvae import VQVAE, VQVAEConfig
@@ -75,26 +76,34 @@ else:  # half BERT-base width, 2 layers, 8 x 514 tokens
     run = lambda rows=8: model(ids[:rows], None, labels[:rows])[1]
 optimizer, _ = training.make_optimizer(model, 1e-4, 10)
 weights = sum(p.numel() for p in model.parameters()) * 4
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def status(field):  # kB -> bytes, this process only (ru_maxrss would start at the parent's RSS)
+    line = next(l for l in open("/proc/self/status") if l.startswith(field + ":"))
+    return int(line.split()[1]) * 1024
+open("/proc/self/clear_refs", "w").write("5")  # resets the peak (VmHWM) to the current RSS
+before = status("VmRSS")
 for rows in (1, None):  # a 1-row step creates AdamW's moments; later steps hold them during forward
     optimizer.zero_grad(set_to_none=True)
     (run(rows) if rows else run()).backward()
     optimizer.step()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before + weights
+peak = status("VmHWM") - before + weights
 print(peak, estimate.total_gb * memory.GIB - memory.OVERHEAD_BYTES)
 """
 
 
-def test_estimated_peak_matches_the_measured_peak_rss_of_a_training_step():
-    """Whole masked-LM training step (weights, gradients, AdamW moments, activations, transients)
-    in a fresh process: peak RSS growth + the weights vs the plan without its CUDA overhead
-    (measured at writing: plan/measured 0.99; tolerance 25% for allocator slack). The same
-    script with "vqvae" gives 0.74 at these half widths and 0.91 at the paper's (6 windows), so
-    the VQ-VAE plan can run ~10-25% low on CPU; it is not in CI (20 s more on 2 cores)."""
-    result = subprocess.run([sys.executable, "-c", PEAK, "mlm"], capture_output=True, text=True, cwd=REPO,
-                            check=True)
+@pytest.mark.parametrize("stage", ["vqvae", "mlm"])
+def test_estimated_peak_matches_the_measured_peak_rss_of_a_training_step(stage):
+    """Whole training step (weights, gradients, AdamW moments, activations, transients) in a
+    fresh process: peak RSS growth + the weights vs the plan without its CUDA overhead. A fixed
+    mmap threshold makes glibc return every freed tensor at once, so RSS follows live memory and
+    the measurement repeats to 0.1 MiB (with the default dynamic threshold it wandered by 30%).
+    Measured at writing: plan/measured 0.97 (VQ-VAE) and 1.22 (masked LM); tolerance 30%."""
+    if not Path("/proc/self/clear_refs").exists():
+        pytest.skip("needs Linux /proc to read a process's peak memory")
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    result = subprocess.run([sys.executable, "-c", PEAK, stage], capture_output=True, text=True, cwd=REPO,
+                            check=True, env=env)
     measured, planned = map(float, result.stdout.split())
-    assert planned == pytest.approx(measured, rel=0.25), (planned, measured)
+    assert planned == pytest.approx(measured, rel=0.30), (planned, measured)
 
 
 def _paper() -> dict:
