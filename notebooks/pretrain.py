@@ -32,6 +32,7 @@ seed = 0
 threads = 1
 device = "auto"
 profile = "cpu-default"
+scale = {}  # precision, activation_checkpointing, checkpoint_every, resume_path (stages.scale_options)
 
 # %%
 import json
@@ -53,7 +54,8 @@ print(f"{name}: vocabulary {tokenizer.vocab_size}, targets {tokenizer.mlm_target
       f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} trainable parameters")
 
 # %%
-history = stages.pretrain(model, tokenizer, train_windows, val_windows, pretrain, seed=seed, device=device)
+history = stages.pretrain(model, tokenizer, train_windows, val_windows, pretrain, seed=seed, device=device,
+                          scale=scale)
 deviations = stages.corpus_deviations(Path(train_path).parent, profile)  # paper profile without its corpus
 stages.save_pretrained(model_path, model, encoder, tokenizer_path, deviations)
 curves = pd.DataFrame(history)

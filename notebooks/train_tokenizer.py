@@ -30,6 +30,7 @@ seed = 0
 threads = 1
 device = "auto"
 profile = "cpu-default"
+scale = {}  # precision, activation_checkpointing, checkpoint_every, resume_path (stages.scale_options)
 
 # %%
 import json
@@ -47,7 +48,8 @@ print(f"{len(train_windows)} training and {len(val_windows)} held-out windows of
       f"{len(train_windows[0])} bp")
 
 # %%
-tokenizer, history = stages.train_tokenizer(spec, train_windows, val_windows, seed=seed, device=device)
+tokenizer, history = stages.train_tokenizer(spec, train_windows, val_windows, seed=seed, device=device,
+                                          scale=scale)
 tokenizer.save(out_dir)
 counts = stages.usage_counts(tokenizer, val_windows)
 stats = stages.tokenizer_statistics(tokenizer, val_windows, counts)

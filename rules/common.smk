@@ -9,6 +9,7 @@ W = config["workdir"]
 TASKS = suites.enabled_tasks(config)  # [(suite, task)], tasks whose data is absent are dropped
 MODELS = study.compared_models(config)
 ABLATION_RUNS = study.ablation_runs(config)
+study.check_memory(config)  # a stage that cannot fit in gpu_memory_gb fails here, at plan time
 REPLICATES = study.replicates(config)  # full-pipeline replicates (tokenizer, pre-training, fine-tuning)
 SEEDS = config["seeds"]  # fine-tuning seeds within each replicate
 
@@ -34,6 +35,13 @@ def nb_params(**params):
 # Execute a jupytext notebook with papermill and render it to HTML (vqdna/notebook.py). Rules
 # declare input.notebook (the .py source), output.notebook (.ipynb), output.html, params.nb, log.
 RUN_NOTEBOOK = "python -m vqdna.notebook {input.notebook} {output.notebook} --params {params.nb} > {log} 2>&1"
+
+
+def scale_params(resume_path):
+    """Training-at-scale settings for a training notebook; resume_path is not an output: it
+    survives a failed (preempted) job, and the rerun resumes from it."""
+    keys = ("precision", "activation_checkpointing", "checkpoint_every")
+    return {"resume_path": resume_path, **{k: config[k] for k in keys if k in config}}
 
 
 # Stages whose networks train or run on the configured device: on `device: cuda` they ask for a GPU.

@@ -28,6 +28,7 @@ rule pretrain:
             threads=threads,
             device=config["device"],
             profile=config["profile"],
+            scale=scale_params(f"{W}/models/{wc.model}/rep{wc.rep}/resume.pt"),
         ),
     conda:
         "../environment.yml"

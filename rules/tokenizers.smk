@@ -25,6 +25,7 @@ rule train_tokenizer:
             threads=threads,
             device=config["device"],
             profile=config["profile"],
+            scale=scale_params(f"{W}/tokenizers/{wc.tokenizer}/seed{wc.tseed}/resume.pt"),
         ),
     conda:
         "../environment.yml"

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 N_SPECIAL = 5  # [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4; regular tokens start at 5
 PAD_ID = 0
@@ -157,6 +158,7 @@ class TransformerEncoder(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.ln_f = nn.LayerNorm(cfg.dim, eps=cfg.norm_eps)
+        self.activation_checkpointing = False  # True: recompute each block's activations in backward
 
     @classmethod
     def from_tokenizer(cls, tokenizer, config: EncoderConfig | None = None) -> "TransformerEncoder":
@@ -176,8 +178,9 @@ class TransformerEncoder(nn.Module):
         attn_mask = None  # None (no padding) keeps the fastest attention kernel
         if attention_mask is not None and not bool(attention_mask.all()):
             attn_mask = attention_mask.bool()[:, None, None, :]
+        recompute = self.activation_checkpointing and self.training and torch.is_grad_enabled()
         for block in self.blocks:
-            x = block(x, attn_mask)
+            x = checkpoint(block, x, attn_mask, use_reentrant=False) if recompute else block(x, attn_mask)
         return self.ln_f(x)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 from pathlib import Path
 
 
@@ -40,6 +41,11 @@ def main(argv=None) -> None:
     parser.add_argument("--params", default="{}", help="JSON object of notebook parameters")
     parser.add_argument("--kernel", default="python3")
     args = parser.parse_args(argv)
+    # Slurm's warning signal (USR1) and SIGTERM reach every process of the job: this runner must
+    # outlive them so that the kernel's training loop can write its resume checkpoint and fail
+    # (vqdna.scale.PreemptionFlag); a Python handler, unlike SIG_IGN, is not inherited by the kernel.
+    for sig in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(sig, lambda signum, frame: print(f"notebook runner: got signal {signum}", flush=True))
     run_notebook(args.source, args.output, json.loads(args.params), args.kernel)
 
 

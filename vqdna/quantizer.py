@@ -19,6 +19,12 @@ threshold 1 in config/config.yaml and config/paper.yaml because without it 30% o
 stayed unused, README "Choices"): after each update, codes whose EMA usage count fell below
 ``dead_code_threshold`` are replaced by random vectors of the current batch.
 
+Micro-batches and data-parallel ranks (``defer_updates = True``, set by ``fit_vqvae``): the
+EMA statistics of every forward pass are summed (over micro-batches, and over ranks by an
+all-reduce) and applied once per optimiser step by :meth:`apply_updates`, so the codebook moves
+as with the whole batch in one forward. Data init then uses the step's first micro-batch (of
+rank 0), and dead-code restart draws from its last micro-batch (of the last rank).
+
 Why not ``vector_quantize_pytorch`` (pinned 1.32.0, which has EMA, k-means init and dead-code
 expiry)? Its random draws (k-means seeds, replaced codes) use the global torch RNG with no way
 to pass a generator; its k-means init also runs on the first forward in eval mode, so tokenizing
@@ -32,6 +38,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -67,6 +74,8 @@ class VectorQuantizer(nn.Module):
         self.register_buffer("cluster_size", torch.ones(codebook_size))
         self.register_buffer("embed_sum", codebook.clone())
         self.register_buffer("initialised", torch.tensor(not data_init))
+        self.defer_updates = False  # True: accumulate EMA statistics until apply_updates()
+        self._pending: dict | None = None
 
     def nearest(self, x: torch.Tensor) -> torch.Tensor:
         """Index of the nearest code (squared Euclidean distance) for each row of ``x (n, dim)``."""
@@ -77,8 +86,13 @@ class VectorQuantizer(nn.Module):
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> Quantized:
         """Quantize ``x (..., dim)``; in training mode also initialise / update the codebook.
 
-        ``generator`` (CPU) drives the random draws of data init and dead-code restart.
+        ``generator`` (CPU) drives the random draws of data init and dead-code restart. Runs in
+        fp32 even under bf16 autocast: nearest-code search needs the precision.
         """
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self._forward(x.float(), generator)
+
+    def _forward(self, x: torch.Tensor, generator: torch.Generator | None) -> Quantized:
         flat = x.reshape(-1, self.dim)
         if self.training and not self.initialised:
             self._init_from(flat.detach().float(), generator)
@@ -88,7 +102,9 @@ class VectorQuantizer(nn.Module):
         loss = self.commitment_weight * commitment
         if not self.ema:
             loss = loss + F.mse_loss(codes, x.detach())
-        if self.training:
+        if self.training and self.defer_updates:
+            self._accumulate(flat.detach().float(), indices)
+        elif self.training:
             self._update(flat.detach().float(), indices, generator)
         quantized = x + (codes - x).detach()
         return Quantized(quantized, indices.view(x.shape[:-1]), loss, commitment)
@@ -102,18 +118,47 @@ class VectorQuantizer(nn.Module):
             counts = torch.bincount(assign, minlength=self.codebook_size).to(data.dtype)
             sums = torch.zeros_like(codes).index_add_(0, assign, data)
             codes = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], codes)
+        if _world() > 1:  # every rank starts from rank 0's codebook
+            dist.broadcast(codes, 0)
         self.codebook.data.copy_(codes)
         self.embed_sum.copy_(codes)
         self.cluster_size.fill_(1.0)
         self.initialised.fill_(True)
 
     @torch.no_grad()
-    def _update(self, flat: torch.Tensor, indices: torch.Tensor, generator: torch.Generator | None) -> None:
-        """EMA usage counts (both modes), EMA codes (``ema=True``), then dead-code restart."""
+    def _accumulate(self, flat: torch.Tensor, indices: torch.Tensor) -> None:
         counts = torch.bincount(indices, minlength=self.codebook_size).to(flat.dtype)
+        sums = torch.zeros_like(self.embed_sum).index_add_(0, indices, flat)
+        if self._pending is None:
+            self._pending = {"counts": counts, "sums": sums}
+        else:
+            self._pending["counts"] += counts
+            self._pending["sums"] += sums
+        self._pending["flat"] = flat  # dead-code restart draws from the last micro-batch
+
+    @torch.no_grad()
+    def apply_updates(self, generator: torch.Generator | None = None) -> None:
+        """Apply the EMA statistics accumulated since the last call (summed over ranks)."""
+        if self._pending is None:
+            return
+        pending, self._pending = self._pending, None
+        flat = pending["flat"]
+        if _world() > 1:
+            dist.all_reduce(pending["counts"])
+            dist.all_reduce(pending["sums"])
+        self._update(flat, None, generator, counts=pending["counts"], sums=pending["sums"])
+
+    @torch.no_grad()
+    def _update(self, flat: torch.Tensor, indices: torch.Tensor | None, generator: torch.Generator | None,
+                counts: torch.Tensor | None = None, sums: torch.Tensor | None = None) -> None:
+        """EMA usage counts (both modes), EMA codes (``ema=True``), then dead-code restart.
+        ``counts``/``sums``: accumulated statistics instead of those of ``flat``/``indices``."""
+        if counts is None:
+            counts = torch.bincount(indices, minlength=self.codebook_size).to(flat.dtype)
         self.cluster_size.lerp_(counts, 1 - self.decay)
         if self.ema:
-            sums = torch.zeros_like(self.embed_sum).index_add_(0, indices, flat)
+            if sums is None:
+                sums = torch.zeros_like(self.embed_sum).index_add_(0, indices, flat)
             self.embed_sum.lerp_(sums, 1 - self.decay)
             total = self.cluster_size.sum()
             smoothed = (self.cluster_size + self.eps) / (total + self.codebook_size * self.eps) * total
@@ -122,6 +167,8 @@ class VectorQuantizer(nn.Module):
             dead = (self.cluster_size < self.dead_code_threshold).nonzero().squeeze(1)
             if len(dead):
                 fresh = flat[_sample_rows(len(flat), len(dead), generator, flat.device)]
+                if _world() > 1:  # the batch's last rows live on the last rank
+                    dist.broadcast(fresh, _world() - 1)
                 self.codebook.data[dead] = fresh
                 self.cluster_size[dead] = self.dead_code_threshold
                 self.embed_sum[dead] = fresh * self.dead_code_threshold
@@ -134,3 +181,7 @@ def _sample_rows(n: int, k: int, generator: torch.Generator | None, device) -> t
     else:
         rows = torch.randint(n, (k,), generator=generator)
     return rows.to(device)
+
+
+def _world() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1

@@ -84,9 +84,11 @@ def corpus_deviations(corpus_dir, profile: str) -> list[str]:
 # ------------------------------------------------------------------------------- stage 1
 
 def train_tokenizer(spec: dict, train_windows: list[str], val_windows: list[str], seed: int = 0,
-                    device: str | None = "auto", progress: bool = False) -> tuple[Tokenizer, list[dict]]:
+                    device: str | None = "auto", progress: bool = False,
+                    scale: dict | None = None) -> tuple[Tokenizer, list[dict]]:
     """Build (char, k-mer) or train (BPE, VQ, HRQ) the tokenizer a config entry describes.
-    -> (tokenizer, training history; empty for tokenizers without training)."""
+    -> (tokenizer, training history; empty for tokenizers without training). ``scale``: see
+    :func:`scale_options`."""
     kind = spec["type"]
     if kind == "char":
         return build_tokenizer("char"), []
@@ -96,21 +98,20 @@ def train_tokenizer(spec: dict, train_windows: list[str], val_windows: list[str]
         return build_tokenizer("bpe", vocab_size=spec["vocab_size"]).train(train_windows), []
     training.seed_everything(seed)
     model = VQVAE(VQVAEConfig.from_spec(spec))
+    options = scale_options(scale)
+    model.activation_checkpointing = options.pop("activation_checkpointing")
     history = fit_vqvae(model, train_windows, _spread(val_windows), steps=spec["steps"], batch_size=spec["batch_size"],
                         lr=spec["lr"], seed=seed, warmup_steps=spec.get("warmup_steps", 0),
-                        eval_every=max(1, spec["steps"] // 10), device=_device(device), progress=progress)
+                        eval_every=max(1, spec["steps"] // 10), device=_device(device), progress=progress,
+                        micro_batch_size=spec.get("micro_batch_size"), **options)
     return build_tokenizer(kind, model=model.cpu().eval()), history
 
 
 def usage_counts(tokenizer: Tokenizer, windows: list[str]) -> dict[str, np.ndarray]:
     """How often each regular token (or each code, per codebook level) occurs in ``windows``."""
-    counts = tokenizer.token_counts(windows)
-    if isinstance(tokenizer, CodebookTokenizer):
-        ids = torch.arange(N_SPECIAL, tokenizer.vocab_size)
-        levels = tokenizer.ids_to_levels(ids).numpy()
-        return {f"level {n + 1}": np.bincount(levels[:, n], weights=counts[N_SPECIAL:], minlength=size).astype(int)
-                for n, size in enumerate(tokenizer.level_sizes)}
-    return {"vocabulary": counts[N_SPECIAL:]}
+    if isinstance(tokenizer, CodebookTokenizer):  # per level: never the product vocabulary
+        return {f"level {n + 1}": c for n, c in enumerate(tokenizer.level_counts(windows))}
+    return {"vocabulary": tokenizer.token_counts(windows)[N_SPECIAL:]}
 
 
 def tokenizer_statistics(tokenizer: Tokenizer, windows: list[str], counts: dict[str, np.ndarray] | None = None) -> dict:
@@ -171,22 +172,36 @@ def build_masked_lm(tokenizer: Tokenizer, encoder: dict, seed: int = 0) -> Maske
                     tokenizer.mlm_target_sizes)
 
 
+def scale_options(scale: dict | None) -> dict:
+    """The training-at-scale settings a rule passes (config keys ``precision``,
+    ``activation_checkpointing``, ``checkpoint_every``, and the job's ``resume_path``), with
+    the defaults that reproduce the plain fp32 loop."""
+    scale = scale or {}
+    return {"precision": scale.get("precision", "fp32"),
+            "activation_checkpointing": bool(scale.get("activation_checkpointing", False)),
+            "resume_path": scale.get("resume_path"), "checkpoint_every": scale.get("checkpoint_every") or 0}
+
+
 def pretrain(model: MaskedLM, tokenizer: Tokenizer, train_windows: list[str], val_windows: list[str],
-             settings: dict, seed: int = 0, device: str | None = "auto", progress: bool = False) -> list[dict]:
-    """Masked-modeling pre-training with the config's ``pretrain`` section. No tokenizer makes more
-    tokens than bases, so ``max_tokens`` >= the longest window + 2 ([CLS]/[SEP]) cuts no window;
-    a smaller cap is an error rather than a silent cut."""
+             settings: dict, seed: int = 0, device: str | None = "auto", progress: bool = False,
+             scale: dict | None = None) -> list[dict]:
+    """Masked-modeling pre-training with the config's ``pretrain`` section (``scale``: see
+    :func:`scale_options`). No tokenizer makes more tokens than bases, so ``max_tokens`` >= the
+    longest window + 2 ([CLS]/[SEP]) cuts no window; a smaller cap is an error rather than a
+    silent cut."""
     longest = max(map(len, train_windows + val_windows))
     if settings["max_tokens"] < longest + 2:
         cap = settings["max_tokens"]
         raise ValueError(f"pretrain.max_tokens {cap} would cut the {longest} bp corpus windows: set it to "
                          f"at least {longest + 2} (or corpus.window to at most {cap - 2})")
+    options = scale_options(scale)
+    model.encoder.activation_checkpointing = options.pop("activation_checkpointing")
     return training.pretrain_mlm(
         model, tokenizer, train_windows, steps=settings["steps"], batch_size=settings["batch_size"],
         lr=settings["lr"], mask_ratio=settings["mask_ratio"], max_length=settings["max_tokens"], seed=seed,
         warmup_steps=settings.get("warmup_steps", 0), val_sequences=_spread(val_windows),
         eval_every=max(1, settings["steps"] // 10), device=_device(device), progress=progress,
-        masking=settings.get("masking", "tokenizer"))
+        masking=settings.get("masking", "tokenizer"), micro_batch_size=settings.get("micro_batch_size"), **options)
 
 
 def save_pretrained(path, model: MaskedLM, encoder: dict, tokenizer_path, deviations: list[str] = ()) -> None:

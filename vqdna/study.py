@@ -16,6 +16,7 @@ A *replicate* ``r`` is one run of the whole pipeline: the learned tokenizer trai
 from __future__ import annotations
 
 import copy
+import json
 
 import yaml
 
@@ -178,3 +179,69 @@ def finetune_seed(replicate: int, seed: int) -> int:
     """The torch seed of fine-tuning run ``seed`` of ``replicate``: distinct for every pair, so
     that no two runs share a batch order or head initialisation."""
     return 1000 * int(replicate) + int(seed)
+
+
+def mlm_shape(spec: dict) -> dict:
+    """What sizes a masked LM over tokenizer ``spec`` without training it: its targets, and its
+    embedding (learned over ``vocab_size``, or frozen ``codebook_sizes`` x ``code_dim``)."""
+    kind = spec["type"]
+    if kind in CODEBOOK_TYPES:
+        from vqdna.vqvae import VQVAEConfig
+
+        config = VQVAEConfig.from_spec(spec)
+        return {"target_sizes": config.level_sizes, "codebook_sizes": config.level_sizes,
+                "code_dim": config.code_dim or config.dim}
+    vocab = {"char": 10, "kmer": 10 + 4 ** spec.get("k", 6), "bpe": spec.get("vocab_size", 0)}[kind]
+    return {"target_sizes": [vocab], "vocab_size": vocab}
+
+
+def memory_plan(config: dict) -> list[tuple]:
+    """(estimate at the configured micro-batch, largest micro-batch that fits) for every VQ-VAE
+    and masked LM the study trains, given ``config["gpu_memory_gb"]`` (vqdna.memory)."""
+    from vqdna import memory
+
+    budget = config["gpu_memory_gb"]
+    precision = config.get("precision", "auto")
+    precision = "bf16" if precision == "auto" else precision  # a GPU plan: auto is bf16 there
+    checkpointing = bool(config.get("activation_checkpointing", False))
+    plans, seen = [], set()
+    for name in all_tokenizers(config):
+        spec = tokenizer_spec(config, name)
+        if spec["type"] not in CODEBOOK_TYPES:
+            continue
+        micro = spec.get("micro_batch_size") or spec["batch_size"]
+
+        def vqvae(k, spec=spec):
+            return memory.estimate_vqvae(spec, k, config["corpus"]["window"], precision, checkpointing)
+        plans.append((name, vqvae(micro), memory.largest_micro_batch(vqvae, budget, micro)))
+    for name in all_models(config):
+        model = model_spec(config, name)
+        settings = model["pretrain"]
+        shape = mlm_shape(tokenizer_spec(config, model["tokenizer"]))
+        key = (json.dumps(shape, sort_keys=True), json.dumps(settings, sort_keys=True))
+        if key in seen:
+            continue
+        seen.add(key)
+        micro = settings.get("micro_batch_size") or settings["batch_size"]
+
+        def mlm(k, shape=shape, settings=settings):
+            return memory.estimate_mlm(config["encoder"], micro_batch=k, tokens=settings["max_tokens"],
+                                       mask_ratio=settings["mask_ratio"], precision=precision,
+                                       checkpointing=checkpointing, **shape)
+        plans.append((name, mlm(micro), memory.largest_micro_batch(mlm, budget, micro)))
+    return plans
+
+
+def check_memory(config: dict) -> None:
+    """Fail at plan time (``snakemake -n``) when a training stage cannot fit in the declared
+    ``gpu_memory_gb``, naming the estimate and the largest micro-batch that fits. No-op when
+    the config declares no GPU memory."""
+    if not config.get("gpu_memory_gb"):
+        return
+    budget = config["gpu_memory_gb"]
+    problems = [f"  {name}: {estimate}; largest micro-batch that fits: {fits or 'none (a smaller model)'}"
+                for name, estimate, fits in memory_plan(config) if estimate.total_gb > budget]
+    if problems:
+        raise ValueError(f"estimated peak GPU memory exceeds gpu_memory_gb={budget} (vqdna/memory.py); set "
+                         "vqvae.micro_batch_size / pretrain.micro_batch_size (gradients accumulate to the "
+                         "batch size) or activation_checkpointing:\n" + "\n".join(problems))

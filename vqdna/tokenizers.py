@@ -422,6 +422,17 @@ class CodebookTokenizer(Tokenizer):
                     rows[i] = row
         return rows
 
+    def level_counts(self, seqs: Iterable[str]) -> list[np.ndarray]:
+        """How often each code of each level occurs when encoding ``seqs``: one array of length
+        ``level_sizes[l]`` per level. Memory ~ the sum of the codebooks, never their product
+        (``token_counts`` would allocate the joint vocabulary: 1e9 ids for a 512/1024/2048 HRQ)."""
+        counts = [np.zeros(size, dtype=np.int64) for size in self.level_sizes]
+        for row in self._encode_many([normalize(s) for s in seqs]):
+            levels = self.ids_to_levels(row).numpy()
+            for n, size in enumerate(self.level_sizes):
+                counts[n] += np.bincount(levels[:, n], minlength=size)
+        return counts
+
     def ids_to_levels(self, ids) -> torch.Tensor:
         """ids (...) -> per-level codes (..., L), -1 at special tokens."""
         import torch

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from vqdna import scale
 from vqdna.encoder import apply_lora, mean_pool
 from vqdna.metrics import classification_metrics, confusion
 from vqdna.tokenizers import N_SPECIAL
@@ -119,7 +120,9 @@ def _tokenize(tokenizer, sequences, max_length: int) -> tuple[torch.Tensor, torc
     """Tokenise once, up front: (input_ids int32, attention_mask bool) on the CPU, compact so that
     a large corpus fits in memory; ``_trim`` makes each batch long again."""
     batch = tokenizer.encode_batch(list(sequences), max_length=max_length, truncation=True)
-    return torch.as_tensor(batch["input_ids"]).int(), torch.as_tensor(batch["attention_mask"]).bool()
+    ids = torch.as_tensor(batch["input_ids"])
+    ids = ids.int() if tokenizer.vocab_size <= torch.iinfo(torch.int32).max else ids.long()  # 4-level HRQ
+    return ids, torch.as_tensor(batch["attention_mask"]).bool()
 
 
 def _trim(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -201,7 +204,9 @@ def pretrain_mlm(model, tokenizer, sequences: list[str], steps: int = 300, batch
                  lr: float = 5e-4, mask_ratio: float = 0.25, max_length: int = 128, seed: int = 0,
                  warmup_steps: int = 30, val_sequences: list[str] | None = None, eval_every: int = 50,
                  weight_decay: float = 0.01, grad_clip: float = 1.0, device: str | None = None,
-                 progress: bool = True, masking: str = "tokenizer") -> list[dict]:
+                 progress: bool = True, masking: str = "tokenizer", micro_batch_size: int | None = None,
+                 precision: str = "fp32", resume_path: str | Path | None = None, checkpoint_every: int = 0,
+                 on_step=None) -> list[dict]:
     """Masked-modeling pre-training of a ``MaskedLM`` (paper stage 2: 25% masking, AdamW, cosine).
 
     Sequences are tokenised once; batches are drawn epoch-wise without replacement from a seeded
@@ -212,9 +217,24 @@ def pretrain_mlm(model, tokenizer, sequences: list[str], steps: int = 300, batch
     ``eval_every`` steps (and the last step) with step, train_loss (mean since the previous
     entry), lr, steps_per_s (training only) and, given ``val_sequences``, val_loss /
     val_accuracy and unigram_loss (the frequency-only baseline on the same masked targets).
+
+    Scale (``vqdna.scale``): ``micro_batch_size`` rows per forward pass, gradients accumulated to
+    the full ``batch_size`` (each micro-batch's loss weighted by its share of the batch's masked
+    tokens, so the step's gradient is the full batch's); ``precision`` auto|fp32|bf16 (bf16
+    autocast, fp32 master weights); under ``torchrun`` (WORLD_SIZE > 1) each rank trains on its
+    shard of every batch (DDP). ``resume_path``: a resume checkpoint is written there every
+    ``checkpoint_every`` steps (0: never) and when SIGTERM/SIGUSR1 arrives (then
+    :class:`~vqdna.scale.Preempted` is raised), and a later call with the same path resumes from
+    it, giving the same weights and history as an uninterrupted run; it is deleted on success.
+    ``on_step(step)``: called after every optimiser step (tests use it to interrupt).
     """
     generator = seed_everything(seed)
     device = pick_device(device)
+    ranks = scale.DataParallel(device)
+    ranks.check_batch(batch_size)
+    if ranks.world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    precision = scale.resolve_precision(precision, device)
     model.to(device).train()
     ids, mask = _tokenize(tokenizer, sequences, max_length)
     span = getattr(tokenizer, "mlm_span", 1) if masking == "tokenizer" else 1
@@ -227,31 +247,79 @@ def pretrain_mlm(model, tokenizer, sequences: list[str], steps: int = 300, batch
         baseline = unigram_loss(tokenizer, ids, v_ids, v_positions)
     optimizer, scheduler = make_optimizer(model, lr, steps, warmup_steps, weight_decay)
     history, losses, order, eval_time = [], [], torch.empty(0, dtype=torch.long), 0.0
+    fingerprint = {"stage": "pretrain_mlm", "steps": steps, "batch_size": batch_size, "lr": lr,
+                   "mask_ratio": mask_ratio, "max_length": max_length, "seed": seed,
+                   "warmup_steps": warmup_steps, "eval_every": eval_every, "n_sequences": len(ids),
+                   "world": ranks.world, "span": span}
+    start = 0
+    resumed = scale.load_resume(resume_path, fingerprint)
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.load_state_dict(resumed["scheduler"])
+        scale.set_rng_states(resumed["rng"][ranks.rank], generator)
+        start, history = resumed["step"], resumed["history"]
+        losses, order = resumed["losses"], resumed["order"]
+    train_model = ranks.wrap(model, device)
+
+    def checkpoint(step):
+        rng = ranks.gather(scale.rng_states(generator))
+        if ranks.is_main:
+            scale.save_resume(resume_path, fingerprint=fingerprint, step=step, model=model.state_dict(),
+                              optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), rng=rng,
+                              history=history, losses=losses, order=order)
+
     tic = time.perf_counter()
-    for step in tqdm(range(1, steps + 1), desc="pretrain", disable=not progress):
-        if len(order) < batch_size:
-            order = torch.cat([order, torch.randperm(len(ids), generator=generator)])
-        index, order = order[:batch_size], order[batch_size:]
-        b_ids, b_mask = _trim(ids[index], mask[index])
-        masked, positions = mask_tokens(b_ids, mask_ratio, generator, span=span)
-        labels = _mlm_labels(tokenizer, b_ids, positions)
-        _, loss = model(masked.to(device), b_mask.to(device), labels.to(device))
-        check_finite(loss, f"pretrain step {step} (sequence indices {index.tolist()})")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
-        scheduler.step()
-        losses.append(loss.item())
-        if step % eval_every == 0 or step == steps:
-            entry = {"step": step, "train_loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[0],
-                     "steps_per_s": step / (time.perf_counter() - tic - eval_time)}
-            if val is not None:
-                eval_tic = time.perf_counter()
-                entry.update(_mlm_evaluate(model, *val, batch_size, device), unigram_loss=baseline)
-                eval_time += time.perf_counter() - eval_tic
-            history.append(entry)
-            losses = []
+    with scale.PreemptionFlag(enabled=resume_path is not None) as preemption:
+        for step in tqdm(range(start + 1, steps + 1), desc="pretrain", disable=not progress,
+                         initial=start, total=steps):
+            if len(order) < batch_size:
+                order = torch.cat([order, torch.randperm(len(ids), generator=generator)])
+            index, order = order[:batch_size], order[batch_size:]
+            b_ids, b_mask = _trim(ids[index], mask[index])
+            masked, positions = mask_tokens(b_ids, mask_ratio, generator, span=span)
+            labels = _mlm_labels(tokenizer, b_ids, positions)
+            n_masked = int(positions.sum())  # the batch's loss is a mean over its masked tokens
+            shard = ranks.shard(len(index))
+            chunks = scale.micro_batches(shard.stop - shard.start, micro_batch_size)
+            optimizer.zero_grad(set_to_none=True)
+            step_loss = 0.0
+            for k, chunk in enumerate(chunks):
+                rows = slice(shard.start + chunk.start, shard.start + chunk.stop)
+                m_ids, m_mask = _trim(masked[rows], b_mask[rows])
+                m_labels = labels[rows, : m_ids.shape[1]]
+                weight = int(positions[rows].sum()) / n_masked
+                with scale.no_sync(train_model, last=k == len(chunks) - 1):
+                    with scale.autocast(device, precision):
+                        _, loss = train_model(m_ids.to(device), m_mask.to(device), m_labels.to(device))
+                    check_finite(loss, f"pretrain step {step} (sequence indices {index[rows].tolist()})")
+                    (loss * (weight * ranks.world)).backward()
+                step_loss += loss.item() * weight
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+            scheduler.step()
+            losses.append(ranks.sum(step_loss))
+            if step % eval_every == 0 or step == steps:
+                entry = {"step": step, "train_loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[0],
+                         "steps_per_s": (step - start) / (time.perf_counter() - tic - eval_time)}
+                if val is not None:
+                    eval_tic = time.perf_counter()
+                    with scale.autocast(device, precision):
+                        entry.update(_mlm_evaluate(model, *val, batch_size, device), unigram_loss=baseline)
+                    eval_time += time.perf_counter() - eval_tic
+                history.append(entry)
+                losses = []
+            if on_step is not None:
+                on_step(step)
+            if resume_path is not None and step < steps:
+                if ranks.any(preemption.raised is not None):
+                    checkpoint(step)
+                    raise scale.Preempted(f"pretrain_mlm stopped by {preemption.raised or 'a peer rank'} "
+                                          f"after step {step}; resume checkpoint {resume_path}")
+                if checkpoint_every and step % checkpoint_every == 0:
+                    checkpoint(step)
+    if resume_path is not None and ranks.is_main:
+        Path(resume_path).unlink(missing_ok=True)
     return history
 
 

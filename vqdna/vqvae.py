@@ -33,6 +33,7 @@ Loss = nucleotide cross-entropy over non-N positions + mean over levels of the q
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -40,7 +41,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
+
+from vqdna import scale
 
 from vqdna.quantizer import Quantized, VectorQuantizer
 from vqdna.sequence import N_INDEX, to_indices
@@ -95,9 +99,11 @@ class VQVAEOutput:
     logits: torch.Tensor       # (B, L, 4)
     indices: torch.Tensor      # (B, T, levels) long
     quantized: torch.Tensor    # (B, T, code_dim), mean of the levels' straight-through codes
-    loss: torch.Tensor         # recon_loss + quantizer loss
+    loss: torch.Tensor         # recon_loss + quant_loss
     recon_loss: torch.Tensor   # cross-entropy over non-N positions
     commit_loss: torch.Tensor  # unweighted commitment ||H - sg(e)||^2, mean over levels
+    quant_loss: torch.Tensor   # quantizer loss, mean over levels
+    n_scored: torch.Tensor     # non-N positions recon_loss averages over
 
 
 class Block(nn.Module):
@@ -144,6 +150,12 @@ class VQVAE(nn.Module):
                    if c.stride > 1 or c.stem_dim != c.dim else nn.Identity())
         self.head_norm = nn.LayerNorm(c.stem_dim)
         self.head = nn.ConvTranspose1d(c.stem_dim, 4, c.stem_kernel, padding=c.stem_kernel // 2)
+        self.activation_checkpointing = False  # True: recompute block activations in backward
+
+    def _block(self, block: Block, h: torch.Tensor) -> torch.Tensor:
+        if self.activation_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(block, h, use_reentrant=False)
+        return block(h)
 
     @property
     def level_sizes(self) -> list[int]:
@@ -157,7 +169,7 @@ class VQVAE(nn.Module):
         h = _channels_first(self.down, h)
         levels, previous = [], None
         for depth, block in enumerate(self.encoder, start=1):
-            h = block(h)
+            h = self._block(block, h)
             if depth in self.taps:
                 n = len(levels)
                 z = self.pre_quant[n](h)
@@ -169,7 +181,7 @@ class VQVAE(nn.Module):
         """Token embeddings ``(B, T, code_dim)`` -> nucleotide logits ``(B, length, 4)``."""
         h = self.post_quant(quantized)
         for block in self.decoder:
-            h = block(h)
+            h = self._block(block, h)
         h = F.gelu(self.head_norm(_channels_first(self.up, h)))
         return _channels_first(self.head, h)[:, :length]
 
@@ -190,6 +202,8 @@ class VQVAE(nn.Module):
             loss=recon + quant_loss,
             recon_loss=recon,
             commit_loss=torch.stack([q.commitment for q in levels]).mean(),
+            quant_loss=quant_loss,
+            n_scored=n_scored,
         )
 
     @torch.no_grad()
@@ -296,7 +310,8 @@ def tokenizer_stats(model: VQVAE, windows: list[str], batch_size: int = 256) -> 
 def fit_vqvae(model: VQVAE, train_windows: list[str], val_windows: list[str], steps: int, batch_size: int,
               lr: float, seed: int, warmup_steps: int = 0, eval_every: int = 100, weight_decay: float = 0.01,
               grad_clip: float = 1.0, eval_batch_size: int = 256, device: str | None = None,
-              progress: bool = True) -> list[dict]:
+              progress: bool = True, micro_batch_size: int | None = None, precision: str = "fp32",
+              resume_path: str | Path | None = None, checkpoint_every: int = 0, on_step=None) -> list[dict]:
     """Train ``model`` in place on normalised windows (AdamW, warm-up + cosine, gradient clipping).
 
     One seeded ``torch.Generator`` (from ``seed_everything(seed)``) draws every batch and every
@@ -306,34 +321,103 @@ def fit_vqvae(model: VQVAE, train_windows: list[str], val_windows: list[str], st
     ``step, lr, loss, recon_loss, commit_loss`` (means over the steps since the last record) and
     ``val_recon_accuracy, val_code_usage, val_perplexity`` (from :func:`tokenizer_stats`, in %).
     The model is left in eval mode.
+
+    Scale, as in ``training.pretrain_mlm``: ``micro_batch_size`` with gradient accumulation (the
+    reconstruction loss weighted by each micro-batch's share of scored bases, the quantizer loss
+    by its share of rows; the EMA codebook update is deferred to the end of the step, see
+    ``VectorQuantizer``), ``precision``, DDP ranks under ``torchrun``, and resume checkpoints
+    (``resume_path``, ``checkpoint_every``, SIGTERM/SIGUSR1 -> :class:`~vqdna.scale.Preempted`).
     """
     generator = seed_everything(seed)
     device = pick_device(device)
+    ranks = scale.DataParallel(device)
+    ranks.check_batch(batch_size)
+    if ranks.world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    precision = scale.resolve_precision(precision, device)
     model.to(device)
     groups = windows_by_length(train_windows)
     optimizer, scheduler = make_optimizer(model, lr, steps, warmup_steps, weight_decay=weight_decay)
     history, sums, n_summed = [], {"loss": 0.0, "recon_loss": 0.0, "commit_loss": 0.0}, 0
-    bar = tqdm(range(1, steps + 1), desc="fit_vqvae", disable=not progress)
-    for step in bar:
-        model.train()
-        out = model(_sample_batch(groups, batch_size, generator).to(device), generator=generator)
-        check_finite(out.loss, f"fit_vqvae step {step}")
-        optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
-        scheduler.step()
-        for key in sums:
-            sums[key] += getattr(out, key).item()
-        n_summed += 1
-        if step % eval_every == 0 or step == steps:
-            stats = tokenizer_stats(model, val_windows, eval_batch_size)
-            history.append({"step": step, "lr": scheduler.get_last_lr()[0],
-                            **{key: value / n_summed for key, value in sums.items()},
-                            "val_recon_accuracy": stats["recon_accuracy"], "val_code_usage": stats["code_usage"],
-                            "val_perplexity": stats["perplexity"]})
-            sums, n_summed = dict.fromkeys(sums, 0.0), 0
-            bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", acc=f"{stats['recon_accuracy']:.1f}",
-                            usage="/".join(f"{u:.0f}" for u in stats["code_usage"]))
+    n_chunks = len(scale.micro_batches(batch_size // ranks.world, micro_batch_size)) * ranks.world
+    for quantizer in model.quantizers:  # one forward per step: update at once, as always
+        quantizer.defer_updates = n_chunks > 1
+    fingerprint = {"stage": "fit_vqvae", "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+                   "warmup_steps": warmup_steps, "eval_every": eval_every, "n_windows": len(train_windows),
+                   "world": ranks.world, "config": asdict(model.config)}
+    start = 0
+    resumed = scale.load_resume(resume_path, fingerprint)
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.load_state_dict(resumed["scheduler"])
+        scale.set_rng_states(resumed["rng"][ranks.rank], generator)
+        start, history = resumed["step"], resumed["history"]
+        sums, n_summed = resumed["sums"], resumed["n_summed"]
+    train_model = ranks.wrap(model, device)
+
+    def save(step):
+        rng = ranks.gather(scale.rng_states(generator))
+        if ranks.is_main:
+            scale.save_resume(resume_path, fingerprint=fingerprint, step=step, model=model.state_dict(),
+                              optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), rng=rng,
+                              history=history, sums=sums, n_summed=n_summed)
+
+    bar = tqdm(range(start + 1, steps + 1), desc="fit_vqvae", disable=not progress, initial=start,
+               total=steps)
+    with scale.PreemptionFlag(enabled=resume_path is not None) as preemption:
+        for step in bar:
+            model.train()
+            batch = _sample_batch(groups, batch_size, generator)
+            n_scored = int((batch != N_INDEX).sum().clamp(min=1))
+            shard = ranks.shard(batch_size)
+            chunks = scale.micro_batches(batch_size // ranks.world, micro_batch_size)
+            optimizer.zero_grad(set_to_none=True)
+            step_sums = dict.fromkeys(sums, 0.0)
+            for k, chunk in enumerate(chunks):
+                rows = batch[shard][chunk]
+                accumulating = len(chunks) * ranks.world > 1
+                w_recon = int((rows != N_INDEX).sum().clamp(min=1)) / n_scored if accumulating else 1.0
+                w_rows = len(rows) / batch_size
+                with scale.no_sync(train_model, last=k == len(chunks) - 1):
+                    with scale.autocast(device, precision):
+                        out = train_model(rows.to(device), generator=generator)
+                    check_finite(out.loss, f"fit_vqvae step {step}")
+                    loss = out.recon_loss * w_recon + out.quant_loss * w_rows
+                    (loss * ranks.world if ranks.world > 1 else loss).backward()
+                step_sums["loss"] += loss.item()
+                step_sums["recon_loss"] += out.recon_loss.item() * w_recon
+                step_sums["commit_loss"] += out.commit_loss.item() * w_rows
+            for quantizer in model.quantizers:
+                quantizer.apply_updates(generator)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+            scheduler.step()
+            for key in sums:
+                sums[key] += ranks.sum(step_sums[key])
+            n_summed += 1
+            if step % eval_every == 0 or step == steps:
+                with scale.autocast(device, precision):
+                    stats = tokenizer_stats(model, val_windows, eval_batch_size)
+                history.append({"step": step, "lr": scheduler.get_last_lr()[0],
+                                **{key: value / n_summed for key, value in sums.items()},
+                                "val_recon_accuracy": stats["recon_accuracy"],
+                                "val_code_usage": stats["code_usage"], "val_perplexity": stats["perplexity"]})
+                sums, n_summed = dict.fromkeys(sums, 0.0), 0
+                bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", acc=f"{stats['recon_accuracy']:.1f}",
+                                usage="/".join(f"{u:.0f}" for u in stats["code_usage"]))
+            if on_step is not None:
+                on_step(step)
+            if resume_path is not None and step < steps:
+                if ranks.any(preemption.raised is not None):
+                    save(step)
+                    raise scale.Preempted(f"fit_vqvae stopped by {preemption.raised or 'a peer rank'} "
+                                          f"after step {step}; resume checkpoint {resume_path}")
+                if checkpoint_every and step % checkpoint_every == 0:
+                    save(step)
+    for quantizer in model.quantizers:
+        quantizer.defer_updates = False
+    if resume_path is not None and ranks.is_main:
+        Path(resume_path).unlink(missing_ok=True)
     model.eval()
     return history
