@@ -140,7 +140,9 @@ def plan_part(command: str) -> Check:
         return Check(command, f"{shlex.join(words[:2])} --help", expect=flags,
                      how="benchmark: --help must list the README's flags (a measurement takes minutes)")
     if words[0] == "snakemake" and "--report" in words:
-        return Check(command, command, files=(words[words.index("--report") + 1],))
+        return Check(command, command, files=(words[words.index("--report") + 1],),
+                     skip="the report gathers a finished run's outputs, and a fresh clone has none (every "
+                          "output is untracked, so that `snakemake --cores all` runs the study)")
     return Check(command, command)
 
 
