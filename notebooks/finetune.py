@@ -57,7 +57,6 @@ for seed, metrics_path in zip(seeds, metrics_paths):
                                     seed=study.finetune_seed(replicate, seed))
     records[seed] = stages.evaluation_record("finetune", task, model_name, seed, results[seed], profile, finetune,
                                              replicate=replicate)
-pd.DataFrame({seed: {k: r[k] for k in ("mcc", "macro_f1", "accuracy")} for seed, r in records.items()}).T
 pd.DataFrame({seed: {k: r[k] for k in ("mcc", "macro_f1", "accuracy", "coverage", "bp_seen", "n_cut", "max_tokens",
                                        "select_by")} for seed, r in records.items()}).T
 

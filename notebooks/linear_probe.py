@@ -49,11 +49,10 @@ label_names = meta.get("label_names") or list(range(meta["num_classes"]))
 pd.DataFrame({name: frame["label"].value_counts().sort_index() for name, frame in splits.items()})
 
 # %%
-model_path = "results/models/hrq/rep0/model.pt"
-tokenizer_path = "results/tokenizers/hrq/seed0/tokenizer"
-coverage = {"max_bp": 512, "window": "centre", "pooling": "fixed"}  # config linear_probe
-metrics_path = "results/linear_probe/embedded/species/hrq/rep0/metrics.json"
-replicate = 0
+result = stages.linear_probe(model_path, tokenizer, task, coverage, device=device)
+record = stages.evaluation_record("linear_probe", task, model_name, 0, result, profile, replicate=replicate)
+pd.Series({k: record[k] for k in ("mcc", "macro_f1", "accuracy", "coverage", "bp_seen", "n_cut",
+                                   "max_tokens", "task_recon_accuracy")})
 
 # %%
 fig, ax = plt.subplots(figsize=(4.5, 3.5))
