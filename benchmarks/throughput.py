@@ -14,7 +14,6 @@ import argparse
 import datetime
 import importlib.util
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 
 from vqdna.data import read_fasta
+from vqdna.reference import cpu_model
 from vqdna.encoder import EncoderConfig, MaskedLM, TransformerEncoder
 from vqdna.sequence import normalize
 from vqdna.tokenizers import build_tokenizer
@@ -39,17 +39,6 @@ def load_genome(package: str, filename: str) -> str:
     spec = importlib.util.find_spec(package)
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / filename
     return normalize("".join(read_fasta(path).values()))
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo; elsewhere what ``platform`` knows)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine_line(device: torch.device) -> str:
