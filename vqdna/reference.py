@@ -141,7 +141,8 @@ def compare(workdir: str | Path, reference: str | Path) -> list[dict]:
     values) or ``missing``; files only the fresh run has are ``extra``."""
     workdir, reference = Path(workdir), Path(reference)
     ref_files = {p.relative_to(reference) for p in reference.glob("**/metrics.json")}
-    new_files = {p.relative_to(workdir) for p in workdir.glob("**/metrics.json") if "reference" not in p.parts}
+    new_files = {p.relative_to(workdir) for p in workdir.glob("**/metrics.json")}
+    new_files = {p for p in new_files if "reference" not in p.parts}  # results/reference/ is not the run
     rows = []
     for rel in sorted(ref_files | new_files):
         if rel not in new_files:
