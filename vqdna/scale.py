@@ -160,6 +160,15 @@ def rng_states(generator: torch.Generator) -> dict:
             "numpy": np.random.get_state(), "python": random.getstate()}
 
 
+def restore_training(resumed: dict, model, optimizer, scheduler, generator, rank: int) -> None:
+    """Put a resume checkpoint's model, optimiser, scheduler and this rank's RNG states back
+    (the loop restores its own step, history and data position)."""
+    model.load_state_dict(resumed["model"])
+    optimizer.load_state_dict(resumed["optimizer"])
+    scheduler.load_state_dict(resumed["scheduler"])
+    set_rng_states(resumed["rng"][rank], generator)
+
+
 def set_rng_states(states: dict, generator: torch.Generator) -> None:
     generator.set_state(states["generator"])
     torch.set_rng_state(states["torch"])

@@ -254,10 +254,7 @@ def pretrain_mlm(model, tokenizer, sequences: list[str], steps: int = 300, batch
     start = 0
     resumed = scale.load_resume(resume_path, fingerprint)
     if resumed is not None:
-        model.load_state_dict(resumed["model"])
-        optimizer.load_state_dict(resumed["optimizer"])
-        scheduler.load_state_dict(resumed["scheduler"])
-        scale.set_rng_states(resumed["rng"][ranks.rank], generator)
+        scale.restore_training(resumed, model, optimizer, scheduler, generator, ranks.rank)
         start, history = resumed["step"], resumed["history"]
         losses, order = resumed["losses"], resumed["order"]
     train_model = ranks.wrap(model, device)

@@ -348,10 +348,7 @@ def fit_vqvae(model: VQVAE, train_windows: list[str], val_windows: list[str], st
     start = 0
     resumed = scale.load_resume(resume_path, fingerprint)
     if resumed is not None:
-        model.load_state_dict(resumed["model"])
-        optimizer.load_state_dict(resumed["optimizer"])
-        scheduler.load_state_dict(resumed["scheduler"])
-        scale.set_rng_states(resumed["rng"][ranks.rank], generator)
+        scale.restore_training(resumed, model, optimizer, scheduler, generator, ranks.rank)
         start, history = resumed["step"], resumed["history"]
         sums, n_summed = resumed["sums"], resumed["n_summed"]
     train_model = ranks.wrap(model, device)
