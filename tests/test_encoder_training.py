@@ -221,3 +221,36 @@ def test_codebook_standardisation_ignores_a_common_offset():
             assert table.norm(dim=1).mean().item() == pytest.approx(1.0)
     raw = CodebookEmbedding(shifted, 12, standardize=False)
     assert torch.equal(raw.codebook(0), shifted[0])
+
+
+@pytest.mark.parametrize("num_classes", [2, 3])
+def test_lp_ft_head_starts_as_the_linear_probe(char, tata, num_classes):
+    """LP-FT: the linear head loaded from the probe predicts what the probe predicts, and the
+    probe (step 0) stays a checkpoint candidate, so dev loss never ends above it."""
+    from vqdna.training import fit_logistic, init_head_from_probe
+
+    train, dev, test = tata
+    if num_classes == 3:  # a third class, so the multinomial path is exercised too
+        train = train.assign(label=[i % 3 for i in range(len(train))])
+        dev, test = (f.assign(label=[i % 3 for i in range(len(f))]) for f in (dev, test))
+    seed_everything(0)
+    model = SequenceClassifier(TransformerEncoder.from_tokenizer(char, TINY), num_classes, head="linear")
+    init_head_from_probe(model, char, train["sequence"].tolist(), train["label"].to_numpy(), max_length=80)
+    features = embed_sequences(model.encoder, char, test["sequence"].tolist(), max_length=80)
+    probe = fit_logistic(embed_sequences(model.encoder, char, train["sequence"].tolist(), max_length=80),
+                         train["label"].to_numpy())
+    ids = char.encode_batch(test["sequence"].tolist(), max_length=80)
+    with torch.no_grad():
+        logits = model.eval()(ids["input_ids"], ids["attention_mask"])
+    assert (logits.argmax(-1).numpy() == probe.predict(features)).mean() > 0.99
+    np.testing.assert_allclose(torch.softmax(logits, -1).numpy(), probe.predict_proba(features), atol=1e-4)
+
+    seed_everything(0)
+    model = SequenceClassifier(TransformerEncoder.from_tokenizer(char, TINY), num_classes, head="linear")
+    result = finetune(model, char, train, dev, test, epochs=2, lr=3e-3, batch_size=32, max_length=80,
+                      warmup_steps=4, select_metric="loss", head_init="probe", progress=False)
+    start = result["history"][0]
+    assert start["step"] == 0 and result["dev"]["loss"] <= start["dev_loss"]
+    assert result["dev"]["loss"] == min(h["dev_loss"] for h in result["history"])
+    with pytest.raises(ValueError, match="head='linear'"):
+        finetune(classifier(char), char, train, dev, test, epochs=1, head_init="probe", progress=False)

@@ -282,6 +282,12 @@ def summary_table(df: pd.DataFrame, stage: str, paper_names: Mapping[str, str] =
              sd=("score", "std"), notes=("notes", lambda ns: "; ".join(sorted({n for note in ns for n in note}))))
         .reset_index()
     )
+    # LP-FT (finetune.head_init: probe): how many runs kept their linear-probe start (step 0)
+    lpft = rows.assign(lpft=[isinstance(st, dict) and st.get("head_init") == "probe"
+                             for st in rows.get("settings", pd.Series([None] * len(rows), index=rows.index))],
+                       kept=rows.get("best_step", pd.Series([None] * len(rows), index=rows.index)) == 0)
+    table["probe start kept"] = [f"{int(g['kept'][g['lpft']].sum())}/{int(g['lpft'].sum())}" if g["lpft"].any()
+                                 else "–" for _, g in lpft.groupby(keys, sort=True)]
     intervals = {key: _cell_interval(group) for key, group in rows.groupby(keys, sort=True)}
     table["ci_low"] = [intervals[tuple(k)][0] for k in table[keys].itertuples(index=False)]
     table["ci_high"] = [intervals[tuple(k)][1] for k in table[keys].itertuples(index=False)]
@@ -419,7 +425,8 @@ def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
         "runs": summary["n_runs"], "ours (x100) mean ± sd": ours, "95% CI": interval,
         "paper": [_fmt(v) for v in summary["paper"]],
         "rank": [_fmt(v, 1) for v in summary["rank"]], "avg rank": [_fmt(v, 2) for v in summary["avg_rank"]],
-        "pretext learned": summary["pretext learned"], "notes": summary["notes"],
+        "pretext learned": summary["pretext learned"], "probe start kept": summary["probe start kept"],
+        "notes": summary["notes"],
     })
 
 

@@ -213,16 +213,20 @@ class MaskedLM(nn.Module):
 
 
 class SequenceClassifier(nn.Module):
-    """Encoder + pooling ("mean" over non-pad tokens, or the "cls" token) + MLP head."""
+    """Encoder + pooling ("mean" over non-pad tokens, or the "cls" token) + head: "mlp" (hidden
+    layer, GELU, dropout) or "linear" (one Linear, what a linear probe fits; LP-FT starts from it)."""
 
     def __init__(self, encoder: TransformerEncoder, num_classes: int, pooling: str = "mean",
-                 head_dropout: float = 0.1):
+                 head_dropout: float = 0.1, head: str = "mlp"):
         super().__init__()
         if pooling not in ("mean", "cls"):
             raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
+        if head not in ("mlp", "linear"):
+            raise ValueError(f"head must be 'mlp' or 'linear', got {head!r}")
         dim = encoder.cfg.dim
         self.encoder, self.pooling, self.num_classes = encoder, pooling, num_classes
-        self.head = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Dropout(head_dropout), nn.Linear(dim, num_classes))
+        self.head = (nn.Linear(dim, num_classes) if head == "linear" else
+                     nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Dropout(head_dropout), nn.Linear(dim, num_classes)))
 
     def forward(self, input_ids, attention_mask=None):
         """-> logits (B, num_classes)."""

@@ -356,7 +356,9 @@ def finetune(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], settings
         raise ValueError(f"finetune.select_by must be one of {sorted(SELECT_BY)}, got {select_by!r}")
     splits, seen = coverage(splits, meta, {**settings, "pooling": "fixed"})
     training.seed_everything(seed)
-    model = SequenceClassifier(load_encoder(model_path, tokenizer), meta["num_classes"])
+    head_init = settings.get("head_init", "random")
+    model = SequenceClassifier(load_encoder(model_path, tokenizer), meta["num_classes"],
+                               head="linear" if head_init == "probe" else "mlp")
     max_length = tokens_needed(tokenizer, splits)
     result = training.finetune(
         model, tokenizer, _xy(splits["train"]), _xy(splits["dev"]), _xy(splits["test"]),
@@ -364,7 +366,7 @@ def finetune(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], settings
         max_length=max_length, seed=seed, lora_rank=settings.get("lora_rank"),
         patience=settings.get("patience"),
         warmup_steps=settings.get("warmup_steps", 50), select_metric=SELECT_BY[select_by] or meta["metric"],
-        device=_device(device), progress=progress)
+        head_init=head_init, device=_device(device), progress=progress)
     return {**result, **seen, "max_tokens": max_length, "truncated_fraction": 0.0, "select_by": select_by,
             "settings": settings, "pretrain_deviations": pretrain_deviations(model_path)}
 
@@ -416,17 +418,12 @@ def _pooled_probe(encoder, tokenizer: Tokenizer, splits: dict, num_classes: int,
                   seed: int, device) -> dict:
     """``training.linear_probe`` on window-pooled embeddings (the same standardised logistic
     regression, so fixed and sliding probes differ only in what they embed)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     from vqdna.metrics import classification_metrics, confusion
 
     (x_train, y_train), (x_test, y_test) = _xy(splits["train"]), _xy(splits["test"])
     e_train, e_test = (_pooled_embeddings(encoder, tokenizer, x, max_bp, max_length, device)
                        for x in (x_train, x_test))
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
-    predictions = probe.fit(e_train, y_train).predict(e_test)
+    predictions = training.fit_logistic(e_train, y_train, seed).predict(e_test)
     return {"test": classification_metrics(y_test, predictions), "confusion_matrix":
             confusion(y_test, predictions, num_classes), "n_train": len(y_train), "n_test": len(y_test)}
 
@@ -487,7 +484,8 @@ def evaluation_record(stage: str, task: tuple[dict, dict], name: str, seed: int,
         "profile": profile, "settings": result.get("settings", settings), "max_tokens": result["max_tokens"],
         "truncated_fraction": result["truncated_fraction"], "confusion_matrix": result["confusion_matrix"],
         "vocab_usage": result.get("vocab_usage"), "task_recon_accuracy": result.get("task_recon_accuracy"),
-        "select_by": result.get("select_by"), **{k: result.get(k) for k in COVERAGE_FIELDS},
+        "select_by": result.get("select_by"), "best_step": result.get("best_step"),
+        **{k: result.get(k) for k in COVERAGE_FIELDS},
     }
 
 

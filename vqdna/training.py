@@ -345,8 +345,8 @@ def finetune(model, tokenizer, train, dev, test, epochs: int = 3, lr: float = 1e
              batch_size: int = 32, max_length: int = 128, seed: int = 0, lora_rank: int | None = None,
              lora_alpha: float = 16.0, lora_dropout: float = 0.05, patience: int | None = None,
              eval_every: int | None = None, select_metric: str = "mcc", warmup_steps: int = 50,
-             weight_decay: float = 0.01, grad_clip: float = 1.0, device: str | None = None,
-             progress: bool = True) -> dict:
+             weight_decay: float = 0.01, grad_clip: float = 1.0, head_init: str = "random",
+             device: str | None = None, progress: bool = True) -> dict:
     """Fine-tune a ``SequenceClassifier`` (paper stage 3) and report test metrics at the best dev
     checkpoint.
 
@@ -355,17 +355,23 @@ def finetune(model, tokenizer, train, dev, test, epochs: int = 3, lr: float = 1e
     frozen, adapters + head train). Dev is evaluated every ``eval_every`` steps (None = once per
     epoch); the trainable weights at the best dev ``select_metric`` ("mcc", "macro_f1",
     "accuracy" or "loss") are kept in memory and restored before testing; ``patience`` evaluations
-    without improvement stop training early (None = never). ``train_time_s`` is the loop's wall
-    time, dev evaluations included.
+    without improvement stop training early (None = never). ``head_init="probe"``: LP-FT, the
+    linear head starts as the linear probe (:func:`init_head_from_probe`) and the probe itself
+    (step 0) is a checkpoint candidate, so selection can never keep worse than it on dev.
+    ``train_time_s`` is the loop's wall time, dev evaluations included.
     """
     if select_metric not in ("mcc", "macro_f1", "accuracy", "loss"):
         raise ValueError(f"select_metric must be mcc, macro_f1, accuracy or loss, got {select_metric!r}")
+    if head_init not in ("random", "probe"):
+        raise ValueError(f"head_init must be 'random' or 'probe', got {head_init!r}")
     generator = seed_everything(seed)
     device = pick_device(device)
+    (x_train, y_train), (x_dev, y_dev), (x_test, y_test) = _as_xy(train), _as_xy(dev), _as_xy(test)
+    if head_init == "probe":
+        init_head_from_probe(model, tokenizer, x_train, y_train, max_length, seed, device=device)
     if lora_rank:
         apply_lora(model, lora_rank, lora_alpha, lora_dropout)
     model.to(device).train()
-    (x_train, y_train), (x_dev, y_dev), (x_test, y_test) = _as_xy(train), _as_xy(dev), _as_xy(test)
     ids, mask = _tokenize(tokenizer, x_train, max_length)
     dev_ids, dev_mask = _tokenize(tokenizer, x_dev, max_length)
     test_ids, test_mask = _tokenize(tokenizer, x_test, max_length)
@@ -380,6 +386,12 @@ def finetune(model, tokenizer, train, dev, test, epochs: int = 3, lr: float = 1e
                             mode="min" if select_metric == "loss" else "max")
     best, history, losses, step, stop = None, [], [], 0, False
     tic = time.perf_counter()
+    if head_init == "probe":
+        dev_metrics, _ = _evaluate(model, dev_ids, dev_mask, y_dev, batch_size, device)
+        history.append({"step": 0, "epoch": 0, **{f"dev_{k}": v for k, v in dev_metrics.items()}})
+        stopper.step(dev_metrics[select_metric])
+        best = {"step": 0, "epoch": 0, "dev": dev_metrics,
+                "weights": {name: p.detach().clone() for name, p in trainable}}
     bar = tqdm(total=total_steps, desc="finetune", disable=not progress)
     for epoch in range(1, epochs + 1):
         for index in torch.randperm(len(ids), generator=generator).split(batch_size):
@@ -441,20 +453,50 @@ def embed_sequences(encoder, tokenizer, sequences: list[str], batch_size: int = 
     return torch.cat(out).numpy()
 
 
-def linear_probe(encoder, tokenizer, train, test, seed: int = 0, max_length: int = 512,
-                 batch_size: int = 64, C: float = 1.0, max_iter: int = 2000,
-                 device: str | None = None) -> dict:
-    """Frozen-encoder evaluation: mean-pooled embeddings -> standardised logistic regression.
-    ``train``/``test`` as in ``finetune``. -> test metrics + confusion matrix + sizes."""
+def fit_logistic(features: np.ndarray, labels: np.ndarray, seed: int = 0, C: float = 1.0, max_iter: int = 2000):
+    """The probe every frozen-encoder evaluation uses: standardised features -> logistic
+    regression (lbfgs, so deterministic). Returns the fitted sklearn pipeline."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter, random_state=seed)).fit(
+        features, labels)
+
+
+def linear_probe(encoder, tokenizer, train, test, seed: int = 0, max_length: int = 512,
+                 batch_size: int = 64, C: float = 1.0, max_iter: int = 2000,
+                 device: str | None = None) -> dict:
+    """Frozen-encoder evaluation: mean-pooled embeddings -> :func:`fit_logistic`.
+    ``train``/``test`` as in ``finetune``. -> test metrics + confusion matrix + sizes."""
     (x_train, y_train), (x_test, y_test) = _as_xy(train), _as_xy(test)
     e_train = embed_sequences(encoder, tokenizer, x_train, batch_size, max_length, device)
     e_test = embed_sequences(encoder, tokenizer, x_test, batch_size, max_length, device)
-    probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter, random_state=seed))
-    predictions = probe.fit(e_train, y_train).predict(e_test)
+    predictions = fit_logistic(e_train, y_train, seed, C, max_iter).predict(e_test)
     return {"test": classification_metrics(y_test, predictions),
             "confusion_matrix": confusion(y_test, predictions, int(max(y_train.max(), y_test.max())) + 1),
             "n_train": len(y_train), "n_test": len(y_test)}
+
+
+@torch.no_grad()
+def init_head_from_probe(model, tokenizer, sequences: list[str], labels: np.ndarray, max_length: int,
+                         seed: int = 0, batch_size: int = 64, device: str | None = None) -> None:
+    """LP-FT (Kumar et al., ICLR 2022): fit :func:`fit_logistic` on the frozen encoder's mean-pooled
+    train embeddings and load it into the classifier's linear head, scaler folded in, so
+    fine-tuning starts from the linear probe instead of a random head that first distorts the
+    pre-trained features."""
+    if not isinstance(model.head, torch.nn.Linear) or model.pooling != "mean":
+        raise ValueError("init_head_from_probe needs SequenceClassifier(head='linear', pooling='mean')")
+    features = embed_sequences(model.encoder, tokenizer, sequences, batch_size, max_length, device)
+    probe = fit_logistic(features, labels, seed)
+    scaler, logistic = probe[0], probe[-1]
+    coef = torch.as_tensor(logistic.coef_ / scaler.scale_, dtype=torch.float32)
+    bias = torch.as_tensor(logistic.intercept_ - logistic.coef_ @ (scaler.mean_ / scaler.scale_), dtype=torch.float32)
+    weight = torch.zeros_like(model.head.weight)
+    full_bias = torch.zeros_like(model.head.bias)
+    rows = torch.as_tensor(logistic.classes_, dtype=torch.long)
+    if len(logistic.classes_) == 2:  # sklearn's binary model: one logit for the second class
+        rows = rows[1:]
+    weight[rows], full_bias[rows] = coef.to(weight.dtype), bias.to(weight.dtype)
+    model.head.weight.copy_(weight)
+    model.head.bias.copy_(full_bias)
