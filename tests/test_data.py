@@ -207,8 +207,8 @@ def test_max_train_is_stratified_seeded_and_reported():
     splits = frames(labels, [0, 1], [0, 1])
     splits["train"]["sequence"] = [f"ACGT{'A' * (i % 7)}" for i in range(400)]
     again = {k: v.copy() for k, v in splits.items()}
-    notes = data.subsample_train(splits, 40, seed=3)
-    data.subsample_train(again, 40, seed=3)
+    notes = data.subsample_split(splits, 40, seed=3)
+    data.subsample_split(again, 40, seed=3)
     assert notes == ["train subsampled to 40 of 400 (stratified, seed 3)"]
     assert splits["train"]["label"].value_counts().to_dict() == {0: 30, 1: 10}
     assert splits["train"].equals(again["train"])

@@ -82,3 +82,19 @@ def test_replicate_means_average_seeds_and_keep_the_baseline():
     assert means.to_dict("records") == [
         {"task": "gue/a", "tokenizer": "kmer-spectrum LR", "replicate": 0, "score": 50.0},
         {"task": "gue/a", "tokenizer": "vq", "replicate": 0, "score": pytest.approx(30.0)}]
+
+
+def test_study_effects_never_pools_protocol_labels():
+    rows = []
+    for protocol, shift in (("full", 5.0), ("reduced-train", -5.0)):
+        means = _means({"hrq": shift, "vq": 0.0, "bpe": -1.0}, seed=1 if protocol == "full" else 2)
+        rows += [{"stage": "finetune", "suite": "gue", "task": r.task.split("/")[1], "tokenizer": r.tokenizer,
+                  "replicate": r.replicate, "score": r.score / 100, "protocol": protocol, "ablation_name": None}
+                 for r in means.itertuples()]
+    table, per_task = effects.study_effects(pd.DataFrame(rows), ordering=("hrq", "vq", "bpe"))
+    full = table[(table["protocol"] == "full")].set_index("comparison")
+    reduced = table[(table["protocol"] == "reduced-train")].set_index("comparison")
+    assert full.loc["hrq - vq", "verdict"] == effects.HOLDS and reduced.loc["hrq - vq", "verdict"] == effects.FAILS
+    assert full.loc["hrq - vq", "n_tasks"] == 13 and set(per_task["protocol"]) == {"full", "reduced-train"}
+    fig = effects.plot_task_differences(per_task[per_task["protocol"] == "full"], table[table["protocol"] == "full"])
+    assert len(fig.axes) == 3  # hrq - vq, vq - bpe, hrq - best baseline

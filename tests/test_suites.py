@@ -96,6 +96,15 @@ def test_prepare_gue_full_and_reduced_train(shared_data, tmp_path):
     assert reduced["deviations"][1] == "train subsampled to 1000 of 1348 (stratified, seed 0)"
 
 
+def test_max_dev_subsamples_dev_as_a_note_and_keeps_test_whole(shared_data, tmp_path):
+    cfg = config(shared_data, gue={"max_train": 200, "max_dev": 100})
+    splits, meta = data.read_task(suites.prepare_task("gue", "prom_core_tata", cfg, tmp_path / "t"))
+    assert meta["counts"] == {"train": 200, "dev": 100, "test": 613}
+    assert meta["notes"] == ["dev subsampled to 100 of 613 (stratified, seed 0)"]
+    assert not any("dev" in d for d in meta["deviations"])  # a note, not a protocol group
+    assert abs(splits["dev"]["label"].mean() - 0.5) < 0.05  # stratified
+
+
 def test_covid_mini_has_five_classes_and_splits_by_genome(shared_data, tmp_path):
     out = suites.prepare_task("covid_mini", "who_variant", config(shared_data), tmp_path / "covid")
     splits, meta = data.read_task(out)

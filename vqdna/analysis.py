@@ -553,43 +553,6 @@ def species_length_table(df: pd.DataFrame, tasks: Mapping[str, tuple] = SPECIES_
     return wide
 
 
-def paired_tests(df: pd.DataFrame, reference: str = "hrq", stage: str = "finetune") -> pd.DataFrame:
-    """``reference`` against every other tokenizer (and the reference row) over the tasks both
-    ran, per protocol label, on task means over seeds: Wilcoxon signed-rank and paired t-test.
-
-    Columns: protocol, tokenizer, n_tasks, mean_diff (reference - other, x100), wilcoxon_stat,
-    wilcoxon_p, t_stat, t_p, note. Undefined tests (n < 2, all differences zero, constant
-    difference for t) give NaN with a note.
-    """
-    summary = summary_table(df, stage)
-    rows = []
-    for protocol, group in summary.groupby("protocol"):
-        wide = group.pivot_table(index=["suite", "task", "coverage"], columns="tokenizer", values="mean")
-        if reference not in wide:
-            continue
-        for other in [c for c in wide.columns if c != reference]:
-            pair = wide[[reference, other]].dropna()
-            diff = pair[reference] - pair[other]
-            row = dict(protocol=protocol, tokenizer=other, n_tasks=len(pair),
-                       mean_diff=diff.mean() if len(pair) else math.nan,
-                       wilcoxon_stat=math.nan, wilcoxon_p=math.nan, t_stat=math.nan, t_p=math.nan, note="")
-            if len(pair) < 2:
-                row["note"] = "fewer than 2 common tasks"
-            elif np.allclose(diff, 0):
-                row["note"] = "all differences zero"
-            else:
-                w = stats.wilcoxon(pair[reference], pair[other])
-                row.update(wilcoxon_stat=float(w.statistic), wilcoxon_p=float(w.pvalue))
-                if np.allclose(diff, diff.iloc[0]):
-                    row["note"] = "constant difference: t-test undefined"
-                else:
-                    t = stats.ttest_rel(pair[reference], pair[other])
-                    row.update(t_stat=float(t.statistic), t_p=float(t.pvalue))
-            rows.append(row)
-    return pd.DataFrame(rows, columns=["protocol", "tokenizer", "n_tasks", "mean_diff", "wilcoxon_stat",
-                                       "wilcoxon_p", "t_stat", "t_p", "note"])
-
-
 # ---------------------------------------------------------------------------------------------
 # Ablations (paper Tables 7, 8, 9)
 # ---------------------------------------------------------------------------------------------
@@ -680,28 +643,23 @@ def _noise(sds: Iterable[float], fallback: float, factor: float) -> float:
     return factor * (float(np.mean(sds)) if sds else fallback)
 
 
-def _ordering_claim(summary, ordering, fallback_noise, noise_factor):
-    present = summary[summary["tokenizer"].isin(ordering)]
-    missing = [t for t in ordering if t not in set(present["tokenizer"])]
+def ordering_claim(df: pd.DataFrame, ordering: Sequence[str], stage: str = "finetune",
+                   protocol: str | None = None) -> tuple[str, str]:
+    """(ours, verdict) for "ordering[0] > ordering[1] > ...": each adjacent pair's mean
+    difference over tasks with its 95% interval over tasks x replicates, and the verdict of
+    :func:`vqdna.effects.ordering_effects` (holds only if every pair holds across tasks)."""
+    from vqdna import effects
+
+    means = effects.replicate_means(df, stage, protocol)
+    missing = [t for t in ordering if t not in set(means["tokenizer"])]
     if missing:
         return "–", _inconclusive(f"not run: {', '.join(missing)}")
-    wide = present.pivot_table(index=["suite", "task"], columns="tokenizer", values=["mean", "sd"], dropna=False).dropna(
-        subset=[("mean", t) for t in ordering])
-    if wide.empty:
-        return "–", _inconclusive("no task run by all")
-    means = {t: wide[("mean", t)].mean() for t in ordering}
-    ranks = present.groupby("tokenizer")["rank"].mean()
-    ours = " > ".join(f"{t} {means[t]:.2f} (avg rank {ranks[t]:.2f})" for t in ordering) + f"; {len(wide)} tasks"
-    results = []
-    for a, b in zip(ordering, ordering[1:]):
-        noise = math.hypot(_noise(wide[("sd", a)], fallback_noise, noise_factor),
-                           _noise(wide[("sd", b)], fallback_noise, noise_factor))
-        results.append((a, b, _compare(means[a], means[b], noise)))
-    if all(r == 1 for *_, r in results):
-        return ours, HOLDS
-    if any(r == -1 for *_, r in results):
-        return ours, FAILS
-    return ours, _inconclusive("within seed noise: " + ", ".join(f"{a} vs {b}" for a, b, r in results if r == 0))
+    table = effects.ordering_effects(means, ordering)
+    pairs = table.iloc[:-1]
+    ours = "; ".join(f"{r.comparison} {r.mean_diff:+.2f} [{r.ci_low:.1f}, {r.ci_high:.1f}]"
+                     for r in pairs.itertuples()) + f" (x100; {int(table['n_tasks'].iloc[-1])} tasks)"
+    verdict = table["verdict"].iloc[-1]
+    return ours, verdict if verdict in (HOLDS, FAILS) else f"inconclusive ({verdict.removeprefix('inconclusive ')})"
 
 
 def _usage_claim(usage, codebooks, kmer, full_usage, kmer_max_usage):
@@ -728,7 +686,8 @@ def _per_value(runs: pd.DataFrame, quantity_prefix: str) -> pd.DataFrame:
 
 #: what would make each claim "does not hold" (shown beside every verdict)
 FAILS_IF = {
-    "ordering": "some adjacent pair is reversed by more than the noise (hypot of the two replicate sds)",
+    "ordering": "some adjacent pair is reversed across tasks: 95% interval (tasks x replicates) below 0, "
+                "Wilcoxon and replicate sign-flip p < 0.05 (vqdna.effects)",
     "usage": "a codebook uses < {full:.0f}% of its codes without dead-code restart, or 6-mers use > {kmer:.0f}%",
     "recon": "any lossy setting (stride > 1, or 4^stride > codebook size) reconstructs < {recon:.0f}%",
     "peak": "the largest codebook, or the smallest (no rise), is best by more than the noise",
@@ -850,9 +809,7 @@ def claim_verdicts(df: pd.DataFrame, usage: Mapping[str, float] | None = None, s
         add(f"tokenizer ordering {' > '.join(ordering)} ({protocol})", "all",
             "avg rank HRQ 1, VQ 2; CVC fine-tune F1 HRQ 74.32 > VQ 73.16 > BPE 71.02 > 6-mer 55.50 "
             "> one-hot 54.10 (Tables 1-2)",
-            _with_pretext_caveat(_ordering_claim(summary[summary["protocol"] == protocol], ordering, fallback_noise,
-                                                 noise_factor), unlearned),
-            "ordering")
+            _with_pretext_caveat(ordering_claim(df, ordering, stage, protocol), unlearned), "ordering")
 
     all_tok = df[df["stage"] == "tokenizer"] if "stage" in df else df.iloc[:0]
     tok = plain[plain["stage"] == "tokenizer"]

@@ -342,20 +342,22 @@ def stratified_assign(labels, fractions: dict[str, float], seed: int) -> np.ndar
     return out
 
 
-def subsample_train(splits: dict[str, pd.DataFrame], max_train: int | None, seed: int) -> list[str]:
-    """Stratified seeded subsample of train to ``max_train`` rows (in place); deviation notes."""
-    train = splits["train"]
-    if max_train is None or len(train) <= max_train:
+def subsample_split(splits: dict[str, pd.DataFrame], max_rows: int | None, seed: int,
+                    split: str = "train") -> list[str]:
+    """Stratified seeded subsample of ``split`` (default train) to ``max_rows`` rows (in place);
+    -> notes ("<split> subsampled to n of N ...")."""
+    rows = splits[split]
+    if max_rows is None or len(rows) <= max_rows:
         return []
-    groups = [group.index.to_numpy() for _, group in train.groupby("label")]
-    quota = np.array([len(g) for g in groups]) * max_train / len(train)
+    groups = [group.index.to_numpy() for _, group in rows.groupby("label")]
+    quota = np.array([len(g) for g in groups]) * max_rows / len(rows)
     take = np.maximum(np.floor(quota).astype(int), 1)
-    for i in np.argsort(np.floor(quota) - quota)[: max(0, max_train - take.sum())]:
-        take[i] += 1  # largest remainders first, so exactly max_train rows are kept
+    for i in np.argsort(np.floor(quota) - quota)[: max(0, max_rows - take.sum())]:
+        take[i] += 1  # largest remainders first, so exactly max_rows rows are kept
     rng = np.random.default_rng(seed)
     keep = np.concatenate([rng.choice(g, size=n, replace=False) for g, n in zip(groups, take)])
-    splits["train"] = train.loc[sorted(keep)].reset_index(drop=True)
-    return [f"train subsampled to {len(splits['train'])} of {len(train)} (stratified, seed {seed})"]
+    splits[split] = rows.loc[sorted(keep)].reset_index(drop=True)
+    return [f"{split} subsampled to {len(splits[split])} of {len(rows)} (stratified, seed {seed})"]
 
 
 # ---------------------------------------------------------------- builders

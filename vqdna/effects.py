@@ -185,18 +185,56 @@ def ordering_effects(means: pd.DataFrame, ordering: Sequence[str], baselines: Se
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+ORDERING = ("hrq", "vq", "bpe", "kmer6", "char")  # the paper's Table 1 ordering
+
+
+def study_effects(df: pd.DataFrame, ordering: Sequence[str] = ORDERING, reference: str | None = None,
+                  codebooks: Sequence[str] = ("hrq", "vq"), stages: Sequence[str] = ("finetune", "linear_probe"),
+                  n_boot: int = 2000) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every comparison of a run, per stage and protocol label (never pooled across labels):
+    :func:`ordering_effects` over the tokenizers of ``ordering`` that ran (baselines: every
+    tokenizer not in ``codebooks``; ``reference``: the deterministic reference row's name), then
+    ordering[0] against each other tokenizer not in ``ordering``. -> (effects, per-task
+    differences of the plotted comparisons), both with ``stage`` and ``protocol`` columns."""
+    plain = df[df["ablation_name"].isna()] if "ablation_name" in df else df
+    blocks, differences = [], []
+    for stage in stages:
+        for protocol in sorted(plain.loc[plain["stage"] == stage, "protocol"].unique()):
+            means = replicate_means(df, stage, protocol)
+            names = set(means["tokenizer"])
+            present = [t for t in ordering if t in names]
+            if len(present) < 2:
+                continue
+            baselines = sorted(t for t in names if t not in codebooks)
+            extra = [effect(means, present[0], t, n_boot=n_boot) for t in sorted(names - set(ordering) - {reference})]
+            table = pd.concat([ordering_effects(means, present, baselines, reference if reference in names else None,
+                                                n_boot=n_boot), pd.DataFrame(extra, columns=COLUMNS)])
+            blocks.append(table.assign(stage=stage, protocol=protocol))
+            plotted = [*zip(present, present[1:]), (present[0], BEST_BASELINE)] + (
+                [(present[0], reference)] if reference in names else [])
+            differences += [task_differences(means, a, b, baselines, n_boot=n_boot // 4).assign(stage=stage, protocol=protocol)
+                            for a, b in plotted]
+    effects = pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame(columns=[*COLUMNS, "stage", "protocol"])
+    per_task = pd.concat(differences, ignore_index=True) if differences else pd.DataFrame(
+        columns=["comparison", "task", "b", "diff", "ci_low", "ci_high", "stage", "protocol"])
+    return effects, per_task
+
+
 def plot_task_differences(per_task: pd.DataFrame, effects: pd.DataFrame):
     """The figure to read first: one panel per comparison, each task's difference (x100) with
     its replicate interval, and the mean over tasks with its interval at the bottom."""
     import matplotlib.pyplot as plt
 
-    comparisons = list(dict.fromkeys(per_task["comparison"]))
-    fig, axes = plt.subplots(1, max(len(comparisons), 1), figsize=(3.2 * max(len(comparisons), 1),
-                                                                     1.0 + 0.32 * per_task["task"].nunique()),
+    comparisons = list(dict.fromkeys(per_task["comparison"])) or ["(none)"]
+    ncols = min(3, len(comparisons))
+    nrows = math.ceil(len(comparisons) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, nrows * (1.4 + 0.3 * per_task["task"].nunique())),
                              sharey=True, squeeze=False)
+    for ax in axes.flat[len(comparisons):]:
+        ax.set_visible(False)
     tasks = sorted(per_task["task"].unique())
     positions = {t: i + 2 for i, t in enumerate(tasks)}
-    for ax, comparison in zip(axes[0], comparisons):
+    for ax, comparison in zip(axes.flat, comparisons):
         rows = per_task[per_task["comparison"] == comparison]
         y = [positions[t] for t in rows["task"]]
         ax.errorbar(rows["diff"], y, xerr=[rows["diff"] - rows["ci_low"], rows["ci_high"] - rows["diff"]],
@@ -209,6 +247,6 @@ def plot_task_differences(per_task: pd.DataFrame, effects: pd.DataFrame):
         ax.set_title(comparison, fontsize=9)
         ax.set_xlabel("difference (x100)")
     axes[0][0].set_yticks([0] + [positions[t] for t in tasks], ["mean over tasks"] + tasks, fontsize=8)
-    axes[0][0].invert_yaxis()
+    axes[0][0].set_ylim(max(positions.values(), default=1) + 0.8, -0.8)
     fig.tight_layout()
     return fig

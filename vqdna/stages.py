@@ -468,7 +468,7 @@ def evaluation_record(stage: str, task: tuple[dict, dict], name: str, seed: int,
                   + list(result.get("pretrain_deviations", [])))
     if stage == "finetune" and (settings or {}).get("protocol") != "benchmark":
         deviations.append(SHORT_FINETUNE)
-    notes = []  # conditions shown beside the score, not a protocol group
+    notes = list(meta.get("notes", []))  # conditions shown beside the score, not a protocol group
     if result.get("n_cut"):
         how = ("read in pooled windows" if result["coverage_pooling"] == "sliding"
                else f"cut to the {result['coverage']} window")

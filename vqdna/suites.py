@@ -14,6 +14,9 @@ Config keys (all under ``config["data"]``; every one optional):
         enabled: bool           default: the suite file's ``enabled_by_default``
         tasks: all | [names]    default all
         max_train: int | null   seeded stratified train subsample, recorded in ``deviations``
+        max_dev: int | null     seeded stratified dev subsample (checkpoint selection only; test
+                                stays whole), recorded in ``notes``: shown beside every score of the
+                                task, not a protocol group of its own
         truncate: bool          cut sequences above ``max_length`` instead of failing (default false)
         reduced_train: bool     GUE-format tasks without train.csv: train on dev (default false)
         reduced_dev_fraction: float   share of dev kept as internal dev in reduced-train (0.1)
@@ -188,7 +191,8 @@ def prepare_task(suite: str, task: str, config: dict, out_dir) -> Path:
     splits, deviations = built["splits"], list(built.get("deviations", []))
     max_length = spec.get("max_length") or max(int(s["sequence"].str.len().max()) for s in splits.values())
     deviations += data.apply_max_length(splits, max_length, options.get("truncate", False), f"{suite}/{task} ")
-    deviations += data.subsample_train(splits, options.get("max_train"), seed)
+    deviations += data.subsample_split(splits, options.get("max_train"), seed)
+    notes = data.subsample_split(splits, options.get("max_dev"), seed, split="dev")
     num_classes = data.check_labels(splits, spec.get("num_classes"), where=_sources(spec, root, suite, task))
     meta = {
         "suite": suite, "task": task, "num_classes": num_classes,
@@ -196,7 +200,7 @@ def prepare_task(suite: str, task: str, config: dict, out_dir) -> Path:
         "metric": spec["metric"], "max_length": int(max_length), "protocol": spec.get("protocol", {}),
         "coverage_bp": spec.get("coverage_bp"),
         "mode": "reduced-train" if any(d.startswith("reduced-train") for d in deviations) else "full",
-        "deviations": deviations, "paper": spec.get("paper", {}), "paper_units": definition.get("paper_units"),
+        "deviations": deviations, "notes": notes, "paper": spec.get("paper", {}), "paper_units": definition.get("paper_units"),
         "official_rows": spec.get("official_rows"), "label_source": definition.get("label_source"),
         "description": spec.get("description", definition.get("description")),
         "source": {"format": spec["format"], "location": str(root) if root else None,
