@@ -1,9 +1,10 @@
 # Shared helpers: the study plan (from vqdna.study / vqdna.suites) and the notebook runner.
 import json
 import shlex
+import sys
 from pathlib import Path
 
-from vqdna import stages, study, suites
+from vqdna import plan, stages, study, suites
 
 W = config["workdir"]
 TASKS = suites.enabled_tasks(config)  # [(suite, task)], tasks whose data is absent are dropped
@@ -142,3 +143,18 @@ def sarscov2_enabled():
 
 def sarscov2_dir():
     return Path(config["data"].get("shared_dir") or "") / "sars_cov_2"
+
+
+def planned_jobs():
+    """(stage, tokenizer, task) of every benchmarked job the study plans (vqdna.plan)."""
+    paths = (tokenizer_metrics() + pretrain_metrics() + finetune_metrics() + probe_metrics() + baseline_metrics()
+             + ablation_metrics() + ["efficiency.tsv"] + (["sarscov2.tsv"] if sarscov2_enabled() else []))
+    return plan.jobs(paths)
+
+
+if workflow.is_main_process:  # once per run (dry runs too), never in a cluster job
+    try:
+        slots = workflow.cores
+    except Exception:  # --cores not given: Snakemake says so itself
+        slots = 1
+    print(plan.describe(planned_jobs(), slots, config["profile"]), file=sys.stderr)
