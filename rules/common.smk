@@ -35,7 +35,7 @@ def nb_params(**params):
 # Execute a jupytext notebook with papermill and render it to HTML (vqdna/notebook.py). Rules
 # declare input.notebook (the .py source), output.notebook (.ipynb), output.html, params.nb, log.
 NOTEBOOK = "python -m vqdna.notebook {input.notebook} {output.notebook} --params {params.nb}"
-RUN_NOTEBOOK = NOTEBOOK + " > {log} 2>&1"
+RUN_NOTEBOOK = f"{NOTEBOOK} > {{log}} 2>&1"
 
 
 def scale_params(resume_path):
@@ -65,12 +65,8 @@ def job_resources(stage):
     return {**spec, "cpus_per_task": lambda wildcards, threads: threads}
 
 
-# Stages whose training can run data-parallel under torchrun (vqdna/launch.py).
-DDP_STAGES = ("train_tokenizer", "pretrain")
-
-
 def training_processes(stage):
-    """How many data-parallel processes train one job of `stage`: config
+    """How many data-parallel processes train one train_tokenizer or pretrain job: config
     resources.<stage>.processes, else the job's `gpu` when above 1, else 1. On `device: cuda`
     each process needs its own GPU."""
     resources = job_resources(stage)
@@ -83,7 +79,7 @@ def training_processes(stage):
 
 
 def train_command(stage):
-    """The shell of a training rule (DDP_STAGES). One process: the notebook alone (RUN_NOTEBOOK).
+    """The shell command of a train_tokenizer or pretrain job. One process: the notebook alone.
     N > 1: first `torchrun --standalone --nproc_per_node=N -m vqdna.launch` trains on N ranks
     (gloo on CPU, NCCL on GPUs) and keeps the finished resume checkpoint; then the notebook
     resumes at the last step, trains nothing and writes the outputs as usual."""
@@ -95,8 +91,8 @@ def train_command(stage):
 
 
 def training_settings(stage, settings):
-    """A training rule's tracked `settings` param, plus the process count when above 1 (a changed
-    count reruns the job; one-process jobs keep the settings they always had)."""
+    """The tracked `settings` param of a train_tokenizer or pretrain job, plus the process count
+    when above 1 (a changed count reruns the job; one-process jobs keep the settings they had)."""
     processes = training_processes(stage)
     return {**settings, "processes": processes} if processes > 1 else settings
 
