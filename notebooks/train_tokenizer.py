@@ -53,7 +53,7 @@ tokenizer, history = stages.train_tokenizer(spec, train_windows, val_windows, se
 tokenizer.save(out_dir)
 counts = stages.usage_counts(tokenizer, val_windows)
 stats = stages.tokenizer_statistics(tokenizer, val_windows, counts)
-record = stages.tokenizer_record(name, spec, stats, profile, seed=seed)
+record = stages.tokenizer_record(name, spec, stats, profile, seed=seed, world=stages.world_size(history))
 pd.Series({k: v for k, v in record.items() if not isinstance(v, (dict, list))})
 
 # %% [markdown]

@@ -35,7 +35,8 @@ def nb_params(**params):
 
 # Execute a jupytext notebook with papermill and render it to HTML (vqdna/notebook.py). Rules
 # declare input.notebook (the .py source), output.notebook (.ipynb), output.html, params.nb, log.
-RUN_NOTEBOOK = "python -m vqdna.notebook {input.notebook} {output.notebook} --params {params.nb} > {log} 2>&1"
+NOTEBOOK = "python -m vqdna.notebook {input.notebook} {output.notebook} --params {params.nb}"
+RUN_NOTEBOOK = f"{NOTEBOOK} > {{log}} 2>&1"
 
 
 def scale_params(resume_path):
@@ -59,9 +60,42 @@ def job_resources(stage):
     enforces mem_mb and gpu only when limited with --resources (e.g. --resources gpu=1)."""
     table = config.get("resources", {})
     spec = {**FALLBACK_RESOURCES, **table.get("default", {}), **table.get(stage, {})}
+    spec.pop("processes", None)  # not a scheduler request: see training_processes
     if "gpu" not in spec:
         spec["gpu"] = int(config["device"] == "cuda" and stage in GPU_STAGES)
     return {**spec, "cpus_per_task": lambda wildcards, threads: threads}
+
+
+def training_processes(stage):
+    """How many data-parallel processes train one train_tokenizer or pretrain job: config
+    resources.<stage>.processes, else the job's `gpu` when above 1, else 1. On `device: cuda`
+    each process needs its own GPU."""
+    resources = job_resources(stage)
+    processes = config.get("resources", {}).get(stage, {}).get("processes")
+    processes = processes or (resources["gpu"] if resources["gpu"] > 1 else 1)
+    if processes > 1 and config["device"] == "cuda" and processes > resources["gpu"]:
+        raise ValueError(f"resources.{stage}: {processes} processes on device cuda need as many GPUs, "
+                         f"but the job asks for gpu={resources['gpu']}")
+    return processes
+
+
+def train_command(stage):
+    """The shell command of a train_tokenizer or pretrain job. One process: the notebook alone.
+    N > 1: first `torchrun --standalone --nproc_per_node=N -m vqdna.launch` trains on N ranks
+    (gloo on CPU, NCCL on GPUs) and keeps the finished resume checkpoint; then the notebook
+    resumes at the last step, trains nothing and writes the outputs as usual."""
+    processes = training_processes(stage)
+    if processes == 1:
+        return RUN_NOTEBOOK
+    torchrun = f"python -m torch.distributed.run --standalone --nproc_per_node={processes}"
+    return f"({torchrun} -m vqdna.launch {stage} {{params.nb}} && {NOTEBOOK}) > {{log}} 2>&1"
+
+
+def training_settings(stage, settings):
+    """The tracked `settings` param of a train_tokenizer or pretrain job, plus the process count
+    when above 1 (a changed count reruns the job; one-process jobs keep the settings they had)."""
+    processes = training_processes(stage)
+    return {**settings, "processes": processes} if processes > 1 else settings
 
 
 def task_dir(wildcards):

@@ -14,7 +14,7 @@ rule pretrain:
         notebook=f"{W}/models/{{model}}/rep{{rep}}/pretrain.ipynb",
         html=f"{W}/models/{{model}}/rep{{rep}}/pretrain.html",
     params:
-        settings=lambda wc: {**study.model_spec(config, wc.model), "encoder": config["encoder"]},  # tracked: a change reruns the job (nb below is derived from paths)
+        settings=lambda wc: training_settings("pretrain", {**study.model_spec(config, wc.model), "encoder": config["encoder"]}),  # tracked: a change reruns the job (nb below is derived from paths)
         nb=lambda wc, input, output, threads: nb_params(
             name=wc.model,
             tokenizer_path=input.tokenizer,
@@ -40,7 +40,7 @@ rule pretrain:
     resources:
         **job_resources("pretrain"),
     shell:
-        RUN_NOTEBOOK
+        train_command("pretrain")
 
 
 rule finetune:

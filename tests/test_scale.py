@@ -179,6 +179,7 @@ def test_two_ddp_processes_equal_one_process_at_the_same_effective_batch(yeast_c
     mp.start_processes(_ddp_worker, args=(2, 29533, seq, str(two), None), nprocs=2, start_method="spawn")
     a, b = torch.load(one, weights_only=False), torch.load(two, weights_only=False)
     for key in ("h_mlm", "h_vq"):
+        assert all(h.pop("world_size") == 2 for h in b[key]) and all("world_size" not in h for h in a[key])
         _assert_close(a[key], b[key])
     for model in ("mlm", "vq"):
         for key, value in a[model].items():

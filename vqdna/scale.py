@@ -189,10 +189,14 @@ def save_resume(path: str | Path, **state) -> None:
 
 def load_resume(path: str | Path | None, fingerprint: dict) -> dict | None:
     """The resume checkpoint at ``path`` if one exists, checked against this run's settings
-    (``fingerprint``): resuming a different run would silently mix two trainings."""
+    (``fingerprint``): resuming a different run would silently mix two trainings. A finished
+    run's checkpoint (step == steps, kept with ``keep_final``) is taken up by any number of
+    ranks: nothing is left to train (how a ``torchrun`` launch hands its result to the notebook)."""
     if path is None or not Path(path).exists():
         return None
     state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("step") == fingerprint.get("steps") and "world" in fingerprint:
+        fingerprint = {**fingerprint, "world": state["fingerprint"].get("world")}
     if state["fingerprint"] != fingerprint:
         changed = sorted(k for k in {**fingerprint, **state["fingerprint"]}
                          if fingerprint.get(k) != state["fingerprint"].get(k))

@@ -155,11 +155,23 @@ def profile_deviations(profile: str) -> list[str]:
     return [] if profile == PAPER_PROFILE else [SMALL_MODEL]
 
 
-def tokenizer_record(name: str, spec: dict, stats: dict, profile: str, seed: int = 0) -> dict:
-    """The metrics JSON of a tokenizer job (``seed``: its training seed)."""
+def world_size(history: list[dict]) -> int:
+    """How many data-parallel processes trained a run, from its history (1 when not recorded)."""
+    return history[-1].get("world_size", 1) if history else 1
+
+
+def _world_field(world: int) -> dict:
+    """``{"world_size": n}`` for a run trained by n > 1 processes; nothing for one process, so
+    single-process records stay as they always were."""
+    return {"world_size": world} if world > 1 else {}
+
+
+def tokenizer_record(name: str, spec: dict, stats: dict, profile: str, seed: int = 0, world: int = 1) -> dict:
+    """The metrics JSON of a tokenizer job (``seed``: its training seed; ``world``: how many
+    processes trained it, recorded as ``world_size`` when > 1)."""
     return {"stage": "tokenizer", "tokenizer": name, "type": spec["type"], "seed": seed,
             "ablation": ablation_of(name), "deviations": profile_deviations(profile), "profile": profile,
-            "spec": spec, **stats}
+            "spec": spec, **stats, **_world_field(world)}
 
 
 # ------------------------------------------------------------------------------- stage 2
@@ -174,12 +186,14 @@ def build_masked_lm(tokenizer: Tokenizer, encoder: dict, seed: int = 0) -> Maske
 
 def scale_options(scale: dict | None) -> dict:
     """The training-at-scale settings a rule passes (config keys ``precision``,
-    ``activation_checkpointing``, ``checkpoint_every``, and the job's ``resume_path``), with
-    the defaults that reproduce the plain fp32 loop."""
+    ``activation_checkpointing``, ``checkpoint_every``, and the job's ``resume_path``; the
+    ``torchrun`` launch, :mod:`vqdna.launch`, adds ``keep_final``), with the defaults that
+    reproduce the plain fp32 loop."""
     scale = scale or {}
     return {"precision": scale.get("precision", "fp32"),
             "activation_checkpointing": bool(scale.get("activation_checkpointing", False)),
-            "resume_path": scale.get("resume_path"), "checkpoint_every": scale.get("checkpoint_every") or 0}
+            "resume_path": scale.get("resume_path"), "checkpoint_every": scale.get("checkpoint_every") or 0,
+            "keep_final": bool(scale.get("keep_final", False))}
 
 
 def pretrain(model: MaskedLM, tokenizer: Tokenizer, train_windows: list[str], val_windows: list[str],
@@ -227,7 +241,8 @@ def pretrain_record(name: str, tokenizer: Tokenizer, encoder: dict, settings: di
                     profile: str, deviations: list[str] = (), replicate: int = 0) -> dict:
     """The metrics JSON of a pre-training job: final losses and the pretext check, i.e. the
     held-out masked-token loss against the unigram (frequency-only) loss of the same targets
-    (``unigram_margin``: nats below it; ``unigram_margin_fraction``: as a share of it)."""
+    (``unigram_margin``: nats below it; ``unigram_margin_fraction``: as a share of it), and
+    ``world_size`` when more than one process trained it."""
     last = history[-1]
     val, unigram = last.get("val_loss"), last.get("unigram_loss")
     margin = None if val is None or unigram is None else unigram - val
@@ -239,7 +254,8 @@ def pretrain_record(name: str, tokenizer: Tokenizer, encoder: dict, settings: di
             "final_val_accuracy": last.get("val_accuracy"), "unigram_loss": unigram,
             "unigram_margin": margin, "unigram_margin_fraction": None if margin is None else margin / unigram,
             "steps_per_s": last.get("steps_per_s"),
-            "deviations": sorted(set(profile_deviations(profile)) | set(deviations))}
+            "deviations": sorted(set(profile_deviations(profile)) | set(deviations)),
+            **_world_field(world_size(history))}
 
 
 # ------------------------------------------------------------------------------- stage 3

@@ -206,7 +206,7 @@ def pretrain_mlm(model, tokenizer, sequences: list[str], steps: int = 300, batch
                  weight_decay: float = 0.01, grad_clip: float = 1.0, device: str | None = None,
                  progress: bool = True, masking: str = "tokenizer", micro_batch_size: int | None = None,
                  precision: str = "fp32", resume_path: str | Path | None = None, checkpoint_every: int = 0,
-                 on_step=None) -> list[dict]:
+                 keep_final: bool = False, on_step=None) -> list[dict]:
     """Masked-modeling pre-training of a ``MaskedLM`` (paper stage 2: 25% masking, AdamW, cosine).
 
     Sequences are tokenised once; batches are drawn epoch-wise without replacement from a seeded
@@ -225,8 +225,10 @@ def pretrain_mlm(model, tokenizer, sequences: list[str], steps: int = 300, batch
     shard of every batch (DDP). ``resume_path``: a resume checkpoint is written there every
     ``checkpoint_every`` steps (0: never) and when SIGTERM/SIGUSR1 arrives (then
     :class:`~vqdna.scale.Preempted` is raised), and a later call with the same path resumes from
-    it, giving the same weights and history as an uninterrupted run; it is deleted on success.
-    ``on_step(step)``: called after every optimiser step (tests use it to interrupt).
+    it, giving the same weights and history as an uninterrupted run; it is deleted on success,
+    unless ``keep_final``: then the finished state is written there and kept, and a later call
+    (in any number of processes) resumes at the last step. With world > 1 every history entry
+    carries ``world_size``. ``on_step(step)``: called after every optimiser step (tests use it to interrupt).
     """
     generator = seed_everything(seed)
     device = pick_device(device)
@@ -299,6 +301,8 @@ def pretrain_mlm(model, tokenizer, sequences: list[str], steps: int = 300, batch
             if step % eval_every == 0 or step == steps:
                 entry = {"step": step, "train_loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[0],
                          "steps_per_s": (step - start) / (time.perf_counter() - tic - eval_time)}
+                if ranks.world > 1:
+                    entry["world_size"] = ranks.world
                 if val is not None:
                     eval_tic = time.perf_counter()
                     with scale.autocast(device, precision):
@@ -315,7 +319,9 @@ def pretrain_mlm(model, tokenizer, sequences: list[str], steps: int = 300, batch
                                           f"after step {step}; resume checkpoint {resume_path}")
                 if checkpoint_every and step % checkpoint_every == 0:
                     checkpoint(step)
-    if resume_path is not None and ranks.is_main:
+    if resume_path is not None and keep_final:
+        checkpoint(steps)
+    elif resume_path is not None and ranks.is_main:
         Path(resume_path).unlink(missing_ok=True)
     return history
 

@@ -311,7 +311,8 @@ def fit_vqvae(model: VQVAE, train_windows: list[str], val_windows: list[str], st
               lr: float, seed: int, warmup_steps: int = 0, eval_every: int = 100, weight_decay: float = 0.01,
               grad_clip: float = 1.0, eval_batch_size: int = 256, device: str | None = None,
               progress: bool = True, micro_batch_size: int | None = None, precision: str = "fp32",
-              resume_path: str | Path | None = None, checkpoint_every: int = 0, on_step=None) -> list[dict]:
+              resume_path: str | Path | None = None, checkpoint_every: int = 0, keep_final: bool = False,
+              on_step=None) -> list[dict]:
     """Train ``model`` in place on normalised windows (AdamW, warm-up + cosine, gradient clipping).
 
     One seeded ``torch.Generator`` (from ``seed_everything(seed)``) draws every batch and every
@@ -326,7 +327,8 @@ def fit_vqvae(model: VQVAE, train_windows: list[str], val_windows: list[str], st
     reconstruction loss weighted by each micro-batch's share of scored bases, the quantizer loss
     by its share of rows; the EMA codebook update is deferred to the end of the step, see
     ``VectorQuantizer``), ``precision``, DDP ranks under ``torchrun``, and resume checkpoints
-    (``resume_path``, ``checkpoint_every``, SIGTERM/SIGUSR1 -> :class:`~vqdna.scale.Preempted`).
+    (``resume_path``, ``checkpoint_every``, ``keep_final``, SIGTERM/SIGUSR1 ->
+    :class:`~vqdna.scale.Preempted`); with world > 1 every record carries ``world_size``.
     """
     generator = seed_everything(seed)
     device = pick_device(device)
@@ -399,7 +401,8 @@ def fit_vqvae(model: VQVAE, train_windows: list[str], val_windows: list[str], st
                 history.append({"step": step, "lr": scheduler.get_last_lr()[0],
                                 **{key: value / n_summed for key, value in sums.items()},
                                 "val_recon_accuracy": stats["recon_accuracy"],
-                                "val_code_usage": stats["code_usage"], "val_perplexity": stats["perplexity"]})
+                                "val_code_usage": stats["code_usage"], "val_perplexity": stats["perplexity"],
+                                **({"world_size": ranks.world} if ranks.world > 1 else {})})
                 sums, n_summed = dict.fromkeys(sums, 0.0), 0
                 bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", acc=f"{stats['recon_accuracy']:.1f}",
                                 usage="/".join(f"{u:.0f}" for u in stats["code_usage"]))
@@ -414,7 +417,9 @@ def fit_vqvae(model: VQVAE, train_windows: list[str], val_windows: list[str], st
                     save(step)
     for quantizer in model.quantizers:
         quantizer.defer_updates = False
-    if resume_path is not None and ranks.is_main:
+    if resume_path is not None and keep_final:
+        save(steps)
+    elif resume_path is not None and ranks.is_main:
         Path(resume_path).unlink(missing_ok=True)
     model.eval()
     return history
