@@ -1,7 +1,7 @@
 """Malformed input, as a hostile user would write it: every case must fail with a precise error
 (the character as written and its position, or the file and the physical line), never silently.
 Classes (issue 12): characters, loader errors, config typos, tokenizer folders, API misuse, and
-bounded memory on long records (windowed VQ/HRQ ids equal a whole-sequence pass)."""
+bounded memory on long records (windowed VQ/HRQ and BPE ids equal a whole-sequence pass)."""
 import bz2
 import gzip
 import json
@@ -17,7 +17,7 @@ import yaml
 
 from vqdna import data, suites
 from vqdna.sequence import normalize
-from vqdna.tokenizers import CodebookTokenizer, build_tokenizer, load_tokenizer
+from vqdna.tokenizers import BPETokenizer, CodebookTokenizer, build_tokenizer, load_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -306,6 +306,8 @@ def test_windowed_codebook_ids_equal_a_whole_sequence_pass(levels, stride):
     widths, tokenize = [], model.tokenize
     model.tokenize = lambda idx: widths.append(idx.shape[1]) or tokenize(idx)
     assert len(set(whole)) > 5 and windowed.encode(seq) == whole
+    ids = windowed.encode_array(seq)  # the smallest dtype holding the vocabulary: 1-4 bytes per id
+    assert ids.dtype == {1: np.int8, 2: np.int16, 3: np.int32}[levels] and ids.tolist() == whole
     assert max(widths) <= 500 + 2 * windowed.margin * stride  # memory: one window, whatever the length
     del model.tokenize
 
@@ -313,6 +315,81 @@ def test_windowed_codebook_ids_equal_a_whole_sequence_pass(levels, stride):
         margin = 0
 
     assert Short(model, window=500).encode(seq) != whole
+
+
+def test_id_dtype_is_the_smallest_signed_one_holding_the_vocabulary():
+    from vqdna.tokenizers import id_dtype
+
+    assert [id_dtype(n) for n in (10, 128, 129, 32768, 32769, 2**31)] == [
+        np.int8, np.int8, np.int16, np.int16, np.int32, np.int32]
+    assert id_dtype(2**31 + 1) == np.int64
+    for name, params in (("char", {}), ("kmer", {"k": 3}), ("kmer", {"k": 6, "stride": 6})):
+        tokenizer = build_tokenizer(name, **params)
+        ids = tokenizer.encode_array("ACGTNACGTTGCA")
+        assert ids.dtype == id_dtype(tokenizer.vocab_size) and ids.tolist() == tokenizer.encode("ACGTNACGTTGCA")
+
+
+@pytest.fixture(scope="module")
+def yeast_bpe(genome_windows):
+    """A 512-token BPE trained on chromosome I windows (its longest tokens are a few bp)."""
+    return build_tokenizer("bpe", vocab_size=512).train(genome_windows[0])
+
+
+def _windowed_bpe_ids(tokenizer, seq, window, overlap):
+    """``tokenizer``'s ids of ``seq`` read in ``window``-bp windows, plus the lengths HF was given."""
+    widths, whole, sizes = [], tokenizer._encode_whole, (tokenizer.window, tokenizer.overlap)
+    tokenizer.window, tokenizer.overlap = window, overlap
+    tokenizer._encode_whole = lambda piece: widths.append(len(piece)) or whole(piece)
+    try:
+        return tokenizer.encode_array(seq), widths
+    finally:
+        del tokenizer._encode_whole
+        tokenizer.window, tokenizer.overlap = sizes
+
+
+def test_windowed_bpe_ids_equal_a_whole_record_pass_on_real_sequence(yeast_bpe, yeast_chromosome):
+    """Chromosome I (230 kbp, telomeric repeats included) cut at ~250 places: the ids are those of
+    one HF pass, and HF never sees more than a window."""
+    whole = yeast_bpe._encode_whole(yeast_chromosome)
+    windowed, widths = _windowed_bpe_ids(yeast_bpe, yeast_chromosome, window=1000, overlap=100)
+    assert len(widths) > len(yeast_chromosome) / 1000 and max(widths) <= 1000
+    assert windowed.dtype == np.int16 and np.array_equal(windowed, whole)
+
+    class Naive(BPETokenizer):  # windows cut without looking for an agreeing boundary: ids differ
+        def _encode_long(self, seq):
+            return np.concatenate([self._encode_whole(seq[i:i + self.window]) for i in range(0, len(seq), self.window)])
+
+    naive = Naive(window=1000, overlap=100)
+    naive._tokenizer = yeast_bpe._tokenizer
+    assert not np.array_equal(naive.encode_array(yeast_chromosome), yeast_bpe._encode_whole(yeast_chromosome))
+
+
+def test_windowed_bpe_ids_equal_a_whole_record_pass_on_sars_cov_2_genomes(yeast_bpe, shared_data):
+    """Real genomes of another organism than the training one (~30 cuts each)."""
+    for name in ("ncov_reference_seq.fasta", "nextclade_2023-01-09_reference.fasta"):
+        (genome,) = data.read_fasta(shared_data / "sars_cov_2" / name).values()
+        windowed, widths = _windowed_bpe_ids(yeast_bpe, genome, window=1000, overlap=100)
+        assert len(widths) > 30 and np.array_equal(windowed, yeast_bpe._encode_whole(genome))
+
+
+@pytest.mark.parametrize("case", ["homopolymer", "tandem", "n_run", "mixed"])
+def test_windowed_bpe_ids_equal_a_whole_record_pass_on_adversarial_input(yeast_bpe, yeast_chromosome, case):
+    """Runs that two windows tokenize in different phases (poly-A, tandem repeats) make the cut
+    search widen; N runs are all one-base tokens. Small windows: dozens of cuts per input."""
+    rng = np.random.default_rng(len(case))
+    seq = {"homopolymer": "A" * 50000,
+           "tandem": "GGTGTGGGTGTGTG" * 3000 + "AT" * 7001 + "CAG" * 4000,
+           "n_run": yeast_chromosome[:3000] + "N" * 20000 + yeast_chromosome[3000:6000],
+           "mixed": "".join(part for length in rng.integers(1, 4000, 40) for part in (
+               yeast_chromosome[length:length + 300], "ACGTN"[length % 5] * int(length),
+               "ACGTTG"[:1 + length % 6] * int(length // 7)))}[case]
+    whole = yeast_bpe._encode_whole(seq)
+    for window, overlap in ((1000, 100), (777, 4), (5000, 1024)):
+        windowed, widths = _windowed_bpe_ids(yeast_bpe, seq, window, overlap)
+        assert len(widths) > 2 and np.array_equal(windowed, whole), (window, overlap)
+    small = BPETokenizer(window=1000, overlap=100)  # encode_batch: a long row window by window too
+    small._tokenizer = yeast_bpe._tokenizer
+    assert small.encode_batch([seq, seq[:500]])["input_ids"][0, 1:-1].tolist() == whole.tolist()
 
 
 @pytest.mark.parametrize("k, stride", [(6, 1), (6, 6), (5, 3), (3, 2)])

@@ -30,8 +30,12 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where a table is built: reading FASTA does not need its ~30 MB
+    import pandas as pd
 
 from .sequence import WHITESPACE, normalize
 
@@ -264,6 +268,8 @@ def load_csv_split(path, sequence_col: str = "sequence", label_col: str = "label
                    with_lines: bool = False) -> pd.DataFrame:
     """One labelled CSV(.gz) -> DataFrame ``sequence, label`` (normalised, int labels), plus the
     physical ``line`` of each row when ``with_lines``. Every error names the file and line."""
+    import pandas as pd
+
     path = Path(path)
     sequences, labels, lines = [], [], []
     for line_no, row in read_table(path, [sequence_col, label_col]):
@@ -413,6 +419,8 @@ def fasta_classes_task(files: list, fractions: dict[str, float], seed: int,
     """One FASTA file per class (label = position in ``files``) -> stratified seeded splits.
     Identical sequences are removed as :func:`dedupe` does; ``unique_ids`` as in
     :func:`stream_fasta`."""
+    import pandas as pd
+
     frames = [pd.DataFrame({"sequence": list(read_fasta(path, unique_ids).values()), "label": label})
               for label, path in enumerate(files)]
     frame = dedupe(pd.concat(frames, ignore_index=True))
@@ -423,6 +431,8 @@ def fasta_classes_task(files: list, fractions: dict[str, float], seed: int,
 def read_label_table(path, name_col: str, label_col: str) -> pd.DataFrame:
     """A TSV/CSV(.gz) label table -> DataFrame ``name, label_name`` (rows with empty labels dropped).
     ``name`` is cut at the first whitespace, as FASTA ids are (see :func:`stream_fasta`)."""
+    import pandas as pd
+
     sep = "\t" if ".tsv" in Path(path).name else ","
     rows, seen = [], {}
     for line_no, row in read_table(path, [name_col, label_col], sep=sep):
@@ -449,6 +459,8 @@ def genome_fragments_task(fasta, label_table, name_col: str, label_col: str, fra
     ``fragments_per_genome`` are kept. Genomes are assigned to splits stratified by class.
     Returns (splits with a ``genome`` column, label names, per-split genome lists).
     """
+    import pandas as pd
+
     table = read_label_table(label_table, name_col, label_col)
     genomes = read_fasta(fasta)
     unknown = sorted(set(table["name"]) - set(genomes))
@@ -528,6 +540,8 @@ def write_task(out_dir, splits: dict[str, pd.DataFrame], meta: dict) -> Path:
 
 def read_task(task_dir) -> tuple[dict[str, pd.DataFrame], dict]:
     """A prepared-task folder -> (splits, meta)."""
+    import pandas as pd
+
     task_dir = Path(task_dir)
     meta = json.loads((task_dir / "meta.json").read_text())
     splits = {name: pd.read_csv(task_dir / f"{name}.csv", dtype={"sequence": str, "label": np.int64})

@@ -30,6 +30,7 @@ N_INDEX = 4
 
 _ACCEPTED = BASES + "U" + AMBIGUOUS
 _INVALID = re.compile(f"[^{_ACCEPTED}{_ACCEPTED.lower()}{re.escape(WHITESPACE)}]")
+_CHANGED = re.compile("[^ACGTN]")  # once _INVALID passed: a character that translate would change
 _TRANSLATE = str.maketrans({
     **{c: None for c in WHITESPACE},
     **{c.lower(): c for c in BASES},
@@ -52,7 +53,8 @@ def normalize(seq: str, where: str = "", offset: int = 0) -> str:
         char = bad.group()
         raise ValueError(f"{prefix}invalid character {char!r} at position {offset + bad.start() + 1} "
                          f"(U+{ord(char):04X})")
-    seq = seq.translate(_TRANSLATE)
+    if _CHANGED.search(seq):  # an already normalised sequence is returned as is: no second copy of a long record
+        seq = seq.translate(_TRANSLATE)
     if not seq:
         raise ValueError(f"{prefix}empty sequence")
     return seq
