@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import time
 
 import pandas as pd
 import pytest
@@ -254,14 +253,11 @@ def test_real_gue_row_counts(shared_data, task):
     folder = shared_data / "GUE" / spec["params"]["path"]
     if not (folder / "train.csv").exists():
         pytest.skip(f"{folder} incomplete")
-    start = time.perf_counter()
-    splits, notes = data.load_gue_task(folder)
-    seconds = time.perf_counter() - start
+    splits, notes = data.load_gue_task(folder)  # speed is benchmarks/throughput.py's job, not a test's
     assert notes == []
     assert {k: len(v) for k, v in splits.items()} == spec["official_rows"]
     assert data.check_labels(splits, spec["num_classes"]) == 2
     assert max(s["sequence"].str.len().max() for s in splits.values()) <= spec["max_length"]
-    assert seconds < 5, f"loading {task} took {seconds:.1f} s"
 
 
 def test_thirteen_complete_gue_tasks_declared():
