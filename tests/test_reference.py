@@ -44,6 +44,18 @@ def test_publish_then_compare(tmp_path):
     assert "mcc" in reference.compare_markdown(rows, "ref")
 
 
+def test_publish_leaves_the_tracked_reference_inside_the_run_folder_out(tmp_path):
+    """A clone's results/ holds results/reference/<profile>/ (tracked): publishing the run must not
+    copy it into the new reference (it did once: every metrics file twice, nested)."""
+    run = make_run(tmp_path / "results")
+    old = run / "reference" / "cpu-default" / "finetune" / "t" / "vq" / "rep0" / "seed0"
+    old.mkdir(parents=True)
+    (old / "metrics.json").write_text(json.dumps({"stage": "finetune", "mcc": 0.1}))
+    published = reference.publish(run, tmp_path / "ref")
+    assert not any("reference" in p.relative_to(tmp_path / "ref").parts for p in published)
+    assert not (tmp_path / "ref" / "reference").exists()
+
+
 def test_publish_refuses_an_unfinished_run(tmp_path):
     (tmp_path / "run").mkdir()
     with pytest.raises(FileNotFoundError, match="not a finished run"):

@@ -105,7 +105,8 @@ def publish(workdir: str | Path, dest: str | Path, time_log: str | Path | None =
     workdir, dest = Path(workdir), Path(dest)
     if not (workdir / "provenance.json").exists():
         raise FileNotFoundError(f"{workdir}/provenance.json: not a finished run (run `snakemake --cores all` first)")
-    files = sorted({p for pattern in PUBLISHED for p in workdir.glob(pattern) if p.is_file()})
+    files = sorted({p for pattern in PUBLISHED for p in workdir.glob(pattern)
+                    if p.is_file() and "reference" not in p.relative_to(workdir).parts})  # not the tracked one
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     for path in files:
