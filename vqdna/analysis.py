@@ -22,7 +22,7 @@ from typing import Iterable, Mapping, Sequence
 import jsonschema
 import numpy as np
 import pandas as pd
-from scipy import sparse, stats
+from scipy import sparse
 
 from vqdna.sequence import N_INDEX, normalize, to_indices
 from vqdna.study import base_name
@@ -275,19 +275,18 @@ def summary_table(df: pd.DataFrame, stage: str, paper_names: Mapping[str, str] =
     keys = ["suite", "task", "tokenizer", "protocol", "coverage", "metric"]
     if "replicate" not in rows:
         rows = rows.assign(replicate=0)
-    rows = rows.assign(replicate=rows["replicate"].fillna(0).astype(int))
+    # LP-FT (finetune.head_init: probe): which runs kept their linear-probe start (step 0)
+    lpft = [isinstance(st, dict) and st.get("head_init") == "probe" for st in rows.get("settings", [None] * len(rows))]
+    kept = rows["best_step"].eq(0).to_numpy() if "best_step" in rows else False
+    rows = rows.assign(replicate=rows["replicate"].fillna(0).astype(int), lpft=lpft, kept=np.logical_and(lpft, kept))
     table = (
         rows.groupby(keys, sort=True)
         .agg(n_runs=("score", "size"), n_replicates=("replicate", "nunique"), mean=("score", "mean"),
-             sd=("score", "std"), notes=("notes", lambda ns: "; ".join(sorted({n for note in ns for n in note}))))
+             sd=("score", "std"), notes=("notes", lambda ns: "; ".join(sorted({n for note in ns for n in note}))),
+             lpft_runs=("lpft", "sum"), kept_runs=("kept", "sum"))
         .reset_index()
     )
-    # LP-FT (finetune.head_init: probe): how many runs kept their linear-probe start (step 0)
-    lpft = rows.assign(lpft=[isinstance(st, dict) and st.get("head_init") == "probe"
-                             for st in rows.get("settings", pd.Series([None] * len(rows), index=rows.index))],
-                       kept=rows.get("best_step", pd.Series([None] * len(rows), index=rows.index)) == 0)
-    table["probe start kept"] = [f"{int(g['kept'][g['lpft']].sum())}/{int(g['lpft'].sum())}" if g["lpft"].any()
-                                 else "–" for _, g in lpft.groupby(keys, sort=True)]
+    table["probe start kept"] = [f"{k}/{n}" if n else "–" for k, n in zip(table.pop("kept_runs"), table.pop("lpft_runs"))]
     intervals = {key: _cell_interval(group) for key, group in rows.groupby(keys, sort=True)}
     table["ci_low"] = [intervals[tuple(k)][0] for k in table[keys].itertuples(index=False)]
     table["ci_high"] = [intervals[tuple(k)][1] for k in table[keys].itertuples(index=False)]

@@ -117,19 +117,23 @@ def minimal_detectable_difference(task_differences: Sequence[float], alpha: floa
     return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * d.std(ddof=1) / math.sqrt(len(d)))
 
 
+def _task_rows(per_task: dict[str, tuple], comparison: str, n_boot: int, level: float, seed: int) -> pd.DataFrame:
+    """Per task: the difference of replicate means and its bootstrap interval over replicates."""
+    rng = np.random.default_rng(seed)
+    tail = (1 - level) / 2
+    rows = []
+    for task, (x, y, name) in per_task.items():
+        low, high = np.quantile(_bootstrap_diff([(x, y)], n_boot, rng, resample_tasks=False), [tail, 1 - tail])
+        rows.append({"comparison": comparison, "task": task, "b": name, "diff": x.mean() - y.mean(),
+                     "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows, columns=["comparison", "task", "b", "diff", "ci_low", "ci_high"])
+
+
 def task_differences(means: pd.DataFrame, a: str, b: str, baselines: Sequence[str] = (), n_boot: int = 2000,
                      level: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """One row per task both ran: comparison, task, b (the tokenizer B stood for), diff (A - B
     replicate means, x100) and its bootstrap interval over replicates."""
-    rng = np.random.default_rng(seed)
-    tail = (1 - level) / 2
-    rows = []
-    for task, (x, y, name) in _per_task(means, a, b, baselines).items():
-        draws = _bootstrap_diff([(x, y)], n_boot, rng, resample_tasks=False)
-        low, high = np.quantile(draws, [tail, 1 - tail])
-        rows.append({"comparison": f"{a} - {b}", "task": task, "b": name, "diff": x.mean() - y.mean(),
-                     "ci_low": low, "ci_high": high})
-    return pd.DataFrame(rows, columns=["comparison", "task", "b", "diff", "ci_low", "ci_high"])
+    return _task_rows(_per_task(means, a, b, baselines), f"{a} - {b}", n_boot, level, seed)
 
 
 def effect(means: pd.DataFrame, a: str, b: str, baselines: Sequence[str] = (), alpha: float = 0.05,
@@ -144,7 +148,7 @@ def effect(means: pd.DataFrame, a: str, b: str, baselines: Sequence[str] = (), a
     rng = np.random.default_rng(seed)
     draws = _bootstrap_diff([(x, y) for x, y, _ in pairs], n_boot, rng, resample_tasks=len(pairs) > 1)
     low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
-    per_task_ci = task_differences(means, a, b, baselines, n_boot=n_boot // 4, seed=seed)
+    per_task_ci = _task_rows(per_task, row["comparison"], n_boot // 4, 0.95, seed)
     wilcoxon = (float(stats.wilcoxon(diffs).pvalue) if len(diffs) > 1 and not np.allclose(diffs, 0) else math.nan)
     permutation = sign_flip_p([_paired(x, y) for x, y, _ in pairs], seed=seed)
     mdd = minimal_detectable_difference(diffs, alpha)

@@ -11,6 +11,7 @@ assumes ``cores`` one-thread jobs run side by side, so it is a rough guide, not 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
 from collections.abc import Iterable
@@ -112,12 +113,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     profile = args.profile
     if profile is None:
-        import json
         provenance = Path(args.workdir) / "provenance.json"
         profile = json.loads(provenance.read_text()).get("profile", "") if provenance.exists() else ""
     new = measure(args.workdir, args.machine, profile)
     old = pd.read_csv(args.table) if Path(args.table).exists() else pd.DataFrame(columns=COLUMNS)
-    old = old[old["profile"] != profile] if len(old) else old  # a profile's last measured run replaces its earlier one
+    old = old[old["profile"] != profile]  # a profile's last measured run replaces its earlier one
     pd.concat([old, new], ignore_index=True).to_csv(args.table, index=False)
     print(f"{len(new)} jobs of {args.workdir} ({profile}) -> {args.table}")
 

@@ -391,13 +391,21 @@ def finetune(model, tokenizer, train, dev, test, epochs: int = 3, lr: float = 1e
     stopper = EarlyStopping(patience if patience is not None else math.inf,
                             mode="min" if select_metric == "loss" else "max")
     best, history, losses, step, stop = None, [], [], 0, False
-    tic = time.perf_counter()
-    if head_init == "probe":
+
+    def evaluate_dev(step: int, epoch: int, **train) -> bool:
+        """Dev metrics into the history, the trainable weights kept when they improve;
+        -> whether patience has run out."""
+        nonlocal best
         dev_metrics, _ = _evaluate(model, dev_ids, dev_mask, y_dev, batch_size, device)
-        history.append({"step": 0, "epoch": 0, **{f"dev_{k}": v for k, v in dev_metrics.items()}})
-        stopper.step(dev_metrics[select_metric])
-        best = {"step": 0, "epoch": 0, "dev": dev_metrics,
-                "weights": {name: p.detach().clone() for name, p in trainable}}
+        history.append({"step": step, "epoch": epoch, **train, **{f"dev_{k}": v for k, v in dev_metrics.items()}})
+        if stopper.improved(dev_metrics[select_metric]):
+            best = {"step": step, "epoch": epoch, "dev": dev_metrics,
+                    "weights": {name: p.detach().clone() for name, p in trainable}}
+        return stopper.step(dev_metrics[select_metric])
+
+    tic = time.perf_counter()
+    if head_init == "probe":  # the probe itself is the first checkpoint candidate
+        evaluate_dev(0, 0)
     bar = tqdm(total=total_steps, desc="finetune", disable=not progress)
     for epoch in range(1, epochs + 1):
         for index in torch.randperm(len(ids), generator=generator).split(batch_size):
@@ -414,15 +422,9 @@ def finetune(model, tokenizer, train, dev, test, epochs: int = 3, lr: float = 1e
             losses.append(loss.item())
             bar.update()
             if step % eval_every == 0 or step == total_steps:
-                dev_metrics, _ = _evaluate(model, dev_ids, dev_mask, y_dev, batch_size, device)
-                history.append({"step": step, "epoch": epoch, "train_loss": float(np.mean(losses)),
-                                "lr": scheduler.get_last_lr()[0], **{f"dev_{k}": v for k, v in dev_metrics.items()}})
+                stop = evaluate_dev(step, epoch, train_loss=float(np.mean(losses)), lr=scheduler.get_last_lr()[0])
                 losses = []
-                if stopper.improved(dev_metrics[select_metric]):
-                    best = {"step": step, "epoch": epoch, "dev": dev_metrics,
-                            "weights": {name: p.detach().clone() for name, p in trainable}}
-                if stopper.step(dev_metrics[select_metric]):
-                    stop = True
+                if stop:
                     break
         if stop:
             break
