@@ -39,7 +39,7 @@ import seaborn as sns
 import torch
 from IPython.display import Markdown, display
 
-from vqdna import analysis, stages
+from vqdna import stages, tables
 from vqdna.tokenizers import load_tokenizer
 
 torch.set_num_threads(threads)
@@ -53,8 +53,8 @@ print(f"{len(windows)} held-out windows of {len(windows[0])} bp; {torch.get_num_
 rows = [stages.efficiency_row(name, model_path, load_tokenizer(tokenizer_path), windows, seq_len)
         for name, model_path, tokenizer_path in zip(models, model_paths, tokenizer_paths)]
 table = pd.DataFrame(rows).assign(profile=profile)
-analysis.write_table(table, Path(out_dir) / "efficiency")
-display(Markdown(analysis.markdown(table.round(3))))
+tables.write_table(table, Path(out_dir) / "efficiency")
+display(Markdown(tables.markdown(table.round(3))))
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
@@ -82,5 +82,5 @@ fig.savefig(Path(out_dir) / "figures" / "efficiency.png", dpi=120, bbox_inches="
 from vqdna import efficiency
 
 conventions = pd.DataFrame(efficiency.paper_conventions())
-analysis.write_table(conventions, Path(out_dir) / "efficiency_conventions")
-display(Markdown(analysis.markdown(conventions.round(3))))
+tables.write_table(conventions, Path(out_dir) / "efficiency_conventions")
+display(Markdown(tables.markdown(conventions.round(3))))

@@ -31,14 +31,13 @@ device = "auto"
 profile = "cpu-default"
 
 # %%
-import json
-
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import torch
 
 from vqdna import data, stages
+from vqdna.records import write_record
 from vqdna.tokenizers import load_tokenizer
 
 torch.set_num_threads(threads)
@@ -76,6 +75,5 @@ fig.tight_layout()
 
 # %%
 for seed, metrics_path in zip(seeds, metrics_paths):
-    with open(metrics_path, "w") as handle:
-        json.dump(records[seed], handle, indent=2)
+    write_record(records[seed], metrics_path)
 records[seeds[0]]["deviations"]

@@ -31,14 +31,13 @@ device = "auto"
 profile = "cpu-default"
 
 # %%
-import json
-
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import torch
 
 from vqdna import data, stages
+from vqdna.records import write_record
 from vqdna.tokenizers import load_tokenizer
 
 torch.set_num_threads(threads)
@@ -61,5 +60,4 @@ sns.heatmap(pd.DataFrame(result["confusion_matrix"], index=label_names, columns=
 ax.set(xlabel="predicted", ylabel="true")
 
 # %%
-with open(metrics_path, "w") as handle:
-    json.dump(record, handle, indent=2)
+write_record(record, metrics_path)

@@ -35,7 +35,6 @@ profile = "cpu-default"
 scale = {}  # precision, activation_checkpointing, checkpoint_every, resume_path (stages.scale_options)
 
 # %%
-import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -44,6 +43,7 @@ import seaborn as sns
 import torch
 
 from vqdna import stages
+from vqdna.records import write_record
 from vqdna.tokenizers import load_tokenizer
 
 torch.set_num_threads(threads)
@@ -82,6 +82,5 @@ fig.tight_layout()
 # %%
 record = stages.pretrain_record(name, tokenizer, encoder, pretrain, history, profile, deviations,
                                 replicate=seed)
-with open(metrics_path, "w") as handle:
-    json.dump(record, handle, indent=2)
+write_record(record, metrics_path)
 record

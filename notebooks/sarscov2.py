@@ -49,7 +49,7 @@ import seaborn as sns
 import torch
 from IPython.display import Markdown, display
 
-from vqdna import analysis, data, sarscov2, stages
+from vqdna import data, sarscov2, stages, tables
 from vqdna.sequence import normalize
 from vqdna.tokenizers import CodebookTokenizer, load_tokenizer
 
@@ -81,8 +81,8 @@ for name, tokenizer in tokenizers.items():
         points.append(pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "lineage": chosen["lineage"],
                                     "panel": f"{name} {level}"}))
 structure = pd.DataFrame(structure)
-analysis.write_table(structure, out / "lineage_structure")
-display(Markdown(analysis.markdown(structure)))
+tables.write_table(structure, out / "lineage_structure")
+display(Markdown(tables.markdown(structure)))
 
 # %%
 points = pd.concat(points)
@@ -129,8 +129,8 @@ if len(changes):
                       background_changed=("background_changed", "mean"))
                  .reset_index())
     per_level["level"] += 1
-    analysis.write_table(per_level, out / "code_changes")
-    display(Markdown(analysis.markdown(per_level)))
+    tables.write_table(per_level, out / "code_changes")
+    display(Markdown(tables.markdown(per_level)))
     fig, ax = plt.subplots(figsize=(6, 3.5))
     sns.barplot(data=changes.assign(level=changes["level"] + 1), x="tokenizer", y="site_changed", hue="level", ax=ax)
     ax.set(ylabel="share of codes changed at mutation sites")

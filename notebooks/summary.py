@@ -36,11 +36,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from vqdna import analysis, study
+from vqdna import baselines, claims, plots, study, tables
+from vqdna.records import collect_metrics
 
 out = Path(out_dir)
 (out / "figures").mkdir(parents=True, exist_ok=True)
-records = study.with_ablation_defaults(analysis.collect_metrics(metrics_paths), ablation_runs)
+records = study.with_ablation_defaults(collect_metrics(metrics_paths), ablation_runs)
 print(f"{len(records)} records from {len(metrics_paths)} files; profile {profile!r}")
 records.groupby("stage").size()
 
@@ -53,9 +54,9 @@ records.groupby("stage").size()
 # below the unigram loss.
 
 # %%
-pretext = analysis.pretext_table(records)
-analysis.write_table(pretext, out / "pretext")
-display(Markdown(analysis.markdown(pretext)))
+pretext = tables.pretext_table(records)
+tables.write_table(pretext, out / "pretext")
+display(Markdown(tables.markdown(pretext)))
 
 # %% [markdown]
 # ## Fine-tuning (test score at the best dev checkpoint)
@@ -65,10 +66,10 @@ sections = {}
 for stage, title in [("finetune", "Fine-tuning"), ("linear_probe", "Linear probe (frozen encoder)")]:
     if not (records["stage"] == stage).any():
         continue
-    table = analysis.summary_table(records, stage)
-    analysis.write_table(table, out / f"{stage}", analysis.format_summary(table))
-    sections[title] = analysis.format_summary(table)
-    display(Markdown(f"### {title}\n\n" + analysis.markdown(sections[title])))
+    table = tables.summary_table(records, stage)
+    tables.write_table(table, out / f"{stage}", tables.format_summary(table))
+    sections[title] = tables.format_summary(table)
+    display(Markdown(f"### {title}\n\n" + tables.markdown(sections[title])))
 
 # %% [markdown]
 # ## Where the spread comes from
@@ -78,18 +79,18 @@ for stage, title in [("finetune", "Fine-tuning"), ("linear_probe", "Linear probe
 # test set); the 95% intervals above include it.
 
 # %%
-variance = analysis.variance_table(records)
-analysis.write_table(variance, out / "variance")
-display(Markdown(analysis.markdown(variance)))
+variance = tables.variance_table(records)
+tables.write_table(variance, out / "variance")
+display(Markdown(tables.markdown(variance)))
 
 # %% [markdown]
 # ## Average rank per protocol label
 
 # %%
-ranks = pd.concat([analysis.average_ranks(analysis.summary_table(records, stage)).assign(stage=stage)
+ranks = pd.concat([tables.average_ranks(tables.summary_table(records, stage)).assign(stage=stage)
                    for stage in ("finetune", "linear_probe") if (records["stage"] == stage).any()])
-analysis.write_table(ranks, out / "average_ranks")
-display(Markdown(analysis.markdown(ranks)))
+tables.write_table(ranks, out / "average_ranks")
+display(Markdown(tables.markdown(ranks)))
 
 # %% [markdown]
 # ## Per-task scores and ranks
@@ -97,10 +98,10 @@ display(Markdown(analysis.markdown(ranks)))
 # %%
 for stage in ("finetune", "linear_probe"):
     if (records["stage"] == stage).any():
-        fig = analysis.plot_task_scores(records, stage)
+        fig = plots.plot_task_scores(records, stage)
         fig.savefig(out / "figures" / f"{stage}_scores.png", dpi=120, bbox_inches="tight")
         plt.show()
-fig = analysis.plot_rank_heatmap(analysis.summary_table(records, "finetune"))
+fig = plots.plot_rank_heatmap(tables.summary_table(records, "finetune"))
 fig.savefig(out / "figures" / "finetune_ranks.png", dpi=120, bbox_inches="tight")
 
 # %% [markdown]
@@ -117,8 +118,8 @@ usage = pd.DataFrame({
     "bp per token": tokenizers["bp_per_token"].round(2),
     "reconstruction %": (100 * tokenizers["recon_accuracy"]).round(2),
 })
-analysis.write_table(usage, out / "tokenizers")
-display(Markdown(analysis.markdown(usage)))
+tables.write_table(usage, out / "tokenizers")
+display(Markdown(tables.markdown(usage)))
 
 # %% [markdown]
 # ## Tokenizer comparison per task (paper Table 1)
@@ -128,9 +129,9 @@ display(Markdown(analysis.markdown(usage)))
 # 23.54 / 55.50, BPE 36.53 / 71.02, VQ 44.76 / 73.16, HRQ 48.87 / 74.32.
 
 # %%
-comparison = analysis.tokenizer_comparison(records)
-analysis.write_table(comparison, out / "tokenizer_comparison")
-display(Markdown(analysis.markdown(comparison)))
+comparison = tables.tokenizer_comparison(records)
+tables.write_table(comparison, out / "tokenizer_comparison")
+display(Markdown(tables.markdown(comparison)))
 task_usage = comparison.groupby("tokenizer")["usage %"].mean().div(100).dropna().to_dict()
 
 # %% [markdown]
@@ -140,12 +141,12 @@ task_usage = comparison.groupby("tokenizer")["usage %"].mean().div(100).dropna()
 # tokenizer saw at that length (the same for all tokenizers of a task).
 
 # %%
-species = analysis.species_length_table(records)
+species = tables.species_length_table(records)
 if species.empty:
     print("no species task ran (benchmarks/embedded.yaml species_*; config/species.yaml runs them all)")
 else:
-    analysis.write_table(species, out / "species_length")
-    display(Markdown(analysis.markdown(species)))
+    tables.write_table(species, out / "species_length")
+    display(Markdown(tables.markdown(species)))
 
 # %% [markdown]
 # ## Does HRQ > VQ > BPE > 6-mer > one-hot hold across tasks? (read this figure first)
@@ -161,8 +162,8 @@ else:
 # %%
 from vqdna import effects
 
-effect_table, task_diffs = effects.study_effects(records, reference=analysis.BASELINE_NAME)
-analysis.write_table(task_diffs, out / "task_differences")
+effect_table, task_diffs = effects.study_effects(records, reference=baselines.BASELINE_NAME)
+tables.write_table(task_diffs, out / "task_differences")
 figures = {}  # per stage: task_differences_<stage>.png for its first protocol label, then _1, _2, ...
 for (stage, protocol), group in task_diffs.groupby(["stage", "protocol"]):
     index = sum(key[0] == stage for key in figures)
@@ -173,8 +174,8 @@ for (stage, protocol), group in task_diffs.groupby(["stage", "protocol"]):
     fig.savefig(out / figures[(stage, protocol)], dpi=120, bbox_inches="tight")
     plt.show()
 effect_table["figure"] = [figures.get(key, "–") for key in zip(effect_table["stage"], effect_table["protocol"])]
-analysis.write_table(effect_table, out / "effects")
-display(Markdown(analysis.markdown(effect_table)))
+tables.write_table(effect_table, out / "effects")
+display(Markdown(tables.markdown(effect_table)))
 
 # %% [markdown]
 # ## Ablations (paper Tables 7–9 and beyond)
@@ -182,10 +183,10 @@ display(Markdown(analysis.markdown(effect_table)))
 # %%
 ablation_names = sorted(records["ablation_name"].dropna().unique())
 for name in ablation_names:
-    table = analysis.ablation_table(records, name)
-    analysis.write_table(table.reset_index(), out / f"ablation_{name}")
-    display(Markdown(f"### {name}\n\n" + analysis.markdown(table.reset_index())))
-    fig = analysis.plot_ablation(records, name)
+    table = tables.ablation_table(records, name)
+    tables.write_table(table.reset_index(), out / f"ablation_{name}")
+    display(Markdown(f"### {name}\n\n" + tables.markdown(table.reset_index())))
+    fig = plots.plot_ablation(records, name)
     fig.savefig(out / "figures" / f"ablation_{name}.png", dpi=120, bbox_inches="tight")
     plt.show()
 if not ablation_names:
@@ -198,23 +199,23 @@ if not ablation_names:
 # (see the protocol labels above), so a verdict here is about this scale only.
 
 # %%
-verdicts = analysis.claim_verdicts(records, usage=task_usage or None)
-analysis.write_table(verdicts, out / "claims")
-display(Markdown(analysis.markdown(verdicts)))
+verdicts = claims.claim_verdicts(records, usage=task_usage or None)
+tables.write_table(verdicts, out / "claims")
+display(Markdown(tables.markdown(verdicts)))
 
 # %%
 lines = [f"# vqdna results (profile `{profile}`)", "",
          "Scores ×100 (MCC; macro-F1 where the task's metric is F1): mean ± sd over all runs (replicates × "
          "fine-tuning seeds) and the 95% interval over replicates, seeds and test-set resampling.", ""]
 for title, table in sections.items():
-    lines += [f"## {title}", "", analysis.markdown(table)]
-lines += ["## Pretext learned (masked-token loss vs unigram)", "", analysis.markdown(pretext),
-          "## Variance: replicates vs fine-tuning seeds", "", analysis.markdown(variance),
-          "## Average rank", "", analysis.markdown(ranks), "## Tokenizers (held-out corpus)", "",
-          analysis.markdown(usage), "## Tokenizer comparison per task (paper Table 1)", "",
-          analysis.markdown(comparison),
-          "## Effects across tasks (figures/task_differences_*.png)", "", analysis.markdown(effect_table),
-          "## Claims", "", analysis.markdown(verdicts)]
+    lines += [f"## {title}", "", tables.markdown(table)]
+lines += ["## Pretext learned (masked-token loss vs unigram)", "", tables.markdown(pretext),
+          "## Variance: replicates vs fine-tuning seeds", "", tables.markdown(variance),
+          "## Average rank", "", tables.markdown(ranks), "## Tokenizers (held-out corpus)", "",
+          tables.markdown(usage), "## Tokenizer comparison per task (paper Table 1)", "",
+          tables.markdown(comparison),
+          "## Effects across tasks (figures/task_differences_*.png)", "", tables.markdown(effect_table),
+          "## Claims", "", tables.markdown(verdicts)]
 for name in ablation_names:
     lines += [f"## Ablation: {name}", "", (out / f"ablation_{name}.md").read_text()]
 (out / "results.md").write_text("\n".join(lines))

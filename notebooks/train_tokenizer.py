@@ -33,14 +33,13 @@ profile = "cpu-default"
 scale = {}  # precision, activation_checkpointing, checkpoint_every, resume_path (stages.scale_options)
 
 # %%
-import json
-
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import torch
 
 from vqdna import stages
+from vqdna.records import write_record
 
 torch.set_num_threads(threads)
 train_windows, val_windows = stages.read_windows(train_path), stages.read_windows(val_path)
@@ -84,6 +83,5 @@ for ax, (level, level_counts) in zip(axes[0], counts.items()):
 fig.tight_layout()
 
 # %%
-with open(metrics_path, "w") as handle:
-    json.dump(record, handle, indent=2)
+write_record(record, metrics_path)
 record

@@ -6,7 +6,6 @@ import gzip
 import importlib.util
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]

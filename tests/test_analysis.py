@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
-from vqdna import analysis as an
+from vqdna import baselines, claims, plots, tables
+from vqdna.records import collect_metrics, validate_record
 
 SMALL = ["smaller model"]
 FAILS = "does not hold"
@@ -46,7 +46,7 @@ def frame(records, tmp_path):
         path = tmp_path / f"m{i}.json"
         path.write_text(json.dumps(record))
         paths.append(path)
-    return an.collect_metrics(paths)
+    return collect_metrics(paths)
 
 
 @pytest.fixture
@@ -61,28 +61,28 @@ def records():
         # a reduced-train task: must be ranked apart
         out += [clf("covid", "hrq", seed, 0.3, metric="macro_f1", deviations=REDUCED),
                 clf("covid", "bpe", seed, 0.35, metric="macro_f1", deviations=REDUCED)]
-    out += [clf("tf_0", an.BASELINE_NAME, 0, 0.55, stage="baseline"),
-            clf("covid", an.BASELINE_NAME, 0, 0.2, stage="baseline", metric="macro_f1", deviations=REDUCED)]
+    out += [clf("tf_0", baselines.BASELINE_NAME, 0, 0.55, stage="baseline"),
+            clf("covid", baselines.BASELINE_NAME, 0, 0.2, stage="baseline", metric="macro_f1", deviations=REDUCED)]
     return out
 
 
 def test_validate_record_accepts_both_kinds_and_rejects_bad_ones():
-    an.validate_record(clf("t", "hrq", 0, 0.5))
-    an.validate_record(tok("hrq", 0.99, [1.0, 0.9]))
-    an.validate_record({"stage": "pretrain", "tokenizer": "hrq", "ablation": None, "final_val_loss": 2.1})
+    validate_record(clf("t", "hrq", 0, 0.5))
+    validate_record(tok("hrq", 0.99, [1.0, 0.9]))
+    validate_record({"stage": "pretrain", "tokenizer": "hrq", "ablation": None, "final_val_loss": 2.1})
     with pytest.raises(ValueError, match="invalid metrics record"):
-        an.validate_record({k: v for k, v in clf("t", "hrq", 0, 0.5).items() if k != "seed"})
+        validate_record({k: v for k, v in clf("t", "hrq", 0, 0.5).items() if k != "seed"})
     with pytest.raises(ValueError):
-        an.validate_record({**clf("t", "hrq", 0, 0.5), "metric": "auc"})
+        validate_record({**clf("t", "hrq", 0, 0.5), "metric": "auc"})
     with pytest.raises(ValueError):
-        an.validate_record({**tok("hrq", 1.5, [1.0]), "recon_accuracy": 1.5})
+        validate_record({**tok("hrq", 1.5, [1.0]), "recon_accuracy": 1.5})
     with pytest.raises(ValueError):
-        an.validate_record({**clf("t", "hrq", 0, 0.5), "ablation": {"name": "codebook_size"}})
+        validate_record({**clf("t", "hrq", 0, 0.5), "ablation": {"name": "codebook_size"}})
 
 
 def test_summary_means_sd_ranks_and_protocols(records, tmp_path):
     df = frame(records, tmp_path)
-    table = an.summary_table(df, "finetune").set_index(["task", "tokenizer"])
+    table = tables.summary_table(df, "finetune").set_index(["task", "tokenizer"])
     hrq = table.loc[("tf_0", "hrq")]
     assert hrq["n_runs"] == 3
     assert hrq["mean"] == pytest.approx(72.0)
@@ -100,26 +100,26 @@ def test_summary_means_sd_ranks_and_protocols(records, tmp_path):
     assert covid.loc["bpe", "rank"] == 1 and covid.loc["bpe", "avg_rank"] == 1
     assert covid.loc["hrq", "n_ranked_tasks"] == 1
     # the reference row is present, labelled and unranked
-    assert covid.loc[an.BASELINE_NAME, "is_reference"] and math.isnan(covid.loc[an.BASELINE_NAME, "rank"])
-    assert table.loc[("tf_0", an.BASELINE_NAME), "mean"] == pytest.approx(55.0)
+    assert covid.loc[baselines.BASELINE_NAME, "is_reference"] and math.isnan(covid.loc[baselines.BASELINE_NAME, "rank"])
+    assert table.loc[("tf_0", baselines.BASELINE_NAME), "mean"] == pytest.approx(55.0)
     # Table 1 beside GUE covid (CVC) only: covid-mini is built from other genomes, so the main
     # tables show no paper number for it (the ablation tables use it as a stand-in for trends)
-    mini = an.summary_table(frame([clf("who_variant", "hrq", 0, 0.4, stage="linear_probe", metric="macro_f1")],
+    mini = tables.summary_table(frame([clf("who_variant", "hrq", 0, 0.4, stage="linear_probe", metric="macro_f1")],
                                   tmp_path.parent), "linear_probe")
     assert math.isnan(mini["paper"].iloc[0])
-    probe = an.summary_table(frame([clf("covid", "hrq", 0, 0.4, stage="linear_probe", metric="macro_f1",
+    probe = tables.summary_table(frame([clf("covid", "hrq", 0, 0.4, stage="linear_probe", metric="macro_f1",
                                         paper={"VQDNA-HRQ": 74.32})], tmp_path / ".."), "linear_probe")
     assert probe["paper"].tolist() == [48.87]
-    ranks = an.average_ranks(an.summary_table(df, "finetune"))
+    ranks = tables.average_ranks(tables.summary_table(df, "finetune"))
     assert set(ranks["protocol"]) == {"smaller model", "reduced-train; smaller model"}
 
 
 def test_markdown_and_csv_carry_paper_numbers(records, tmp_path):
-    summary = an.summary_table(frame(records, tmp_path), "finetune")
-    an.write_table(summary, tmp_path / "out" / "finetune", display=an.format_summary(summary))
+    summary = tables.summary_table(frame(records, tmp_path), "finetune")
+    tables.write_table(summary, tmp_path / "out" / "finetune", display=tables.format_summary(summary))
     text = (tmp_path / "out" / "finetune.md").read_text()
     assert "72.48" in text and "71.99" in text and "72.00 ± 2.00" in text
-    assert "reduced-train; smaller model" in text and an.BASELINE_NAME in text
+    assert "reduced-train; smaller model" in text and baselines.BASELINE_NAME in text
     assert len(pd.read_csv(tmp_path / "out" / "finetune.csv")) == len(summary)
 
 
@@ -144,16 +144,16 @@ def _verdict(table, claim_start, tokenizer="all"):
 
 
 def test_ordering_verdicts(tmp_path):
-    holds = an.claim_verdicts(frame(_ordering_records(0.05), tmp_path))
+    holds = claims.claim_verdicts(frame(_ordering_records(0.05), tmp_path))
     assert _verdict(holds, "tokenizer ordering") == "holds"
-    noisy = an.claim_verdicts(frame(_ordering_records(0.001), tmp_path / ".."))
+    noisy = claims.claim_verdicts(frame(_ordering_records(0.001), tmp_path / ".."))
     assert _verdict(noisy, "tokenizer ordering").startswith("inconclusive (at this power")
-    few = an.claim_verdicts(frame(_ordering_records(0.05, n_tasks=2), tmp_path / ".."))
+    few = claims.claim_verdicts(frame(_ordering_records(0.05, n_tasks=2), tmp_path / ".."))
     assert _verdict(few, "tokenizer ordering").startswith("inconclusive")  # 2 tasks cannot decide
-    reversed_ = an.claim_verdicts(frame(_ordering_records(-0.05), tmp_path))
+    reversed_ = claims.claim_verdicts(frame(_ordering_records(-0.05), tmp_path))
     assert _verdict(reversed_, "tokenizer ordering") == "does not hold"
     missing = [r for r in _ordering_records(0.05) if r["tokenizer"] != "char"]
-    assert _verdict(an.claim_verdicts(frame(missing, tmp_path)), "tokenizer ordering") == "inconclusive (not run: char)"
+    assert _verdict(claims.claim_verdicts(frame(missing, tmp_path)), "tokenizer ordering") == "inconclusive (not run: char)"
 
 
 def _spec_tok(tokenizer, recon, usage, stride=1, codebook_size=64, restart=1, ablation=None):
@@ -167,51 +167,51 @@ def test_every_claim_verdict_can_fail(tmp_path):
     # usage: judged on runs without dead-code restart; 6-mers must use "far fewer"
     restart_only = [_spec_tok("vq", 1.0, [1.0]), _spec_tok("hrq", 1.0, [1.0, 1.0])]
     usage = {"kmer6": 0.47}
-    assert _verdict(an.claim_verdicts(frame(restart_only, tmp_path), usage=usage),
+    assert _verdict(claims.claim_verdicts(frame(restart_only, tmp_path), usage=usage),
                     "codebooks use all codes").startswith("inconclusive (only runs with dead-code restart")
     no_restart = [_spec_tok("vq", 1.0, [1.0], restart=0), _spec_tok("hrq", 1.0, [1.0, 1.0], restart=0)]
-    assert _verdict(an.claim_verdicts(frame(no_restart, tmp_path), usage=usage), "codebooks use all codes") == "holds"
+    assert _verdict(claims.claim_verdicts(frame(no_restart, tmp_path), usage=usage), "codebooks use all codes") == "holds"
     unused = [_spec_tok("vq", 1.0, [0.67], restart=0), _spec_tok("hrq", 1.0, [1.0, 0.68], restart=0)]
-    assert _verdict(an.claim_verdicts(frame(unused, tmp_path), usage=usage), "codebooks use all codes") == FAILS
-    assert _verdict(an.claim_verdicts(frame(no_restart, tmp_path), usage={"kmer6": 0.97}),
+    assert _verdict(claims.claim_verdicts(frame(unused, tmp_path), usage=usage), "codebooks use all codes") == FAILS
+    assert _verdict(claims.claim_verdicts(frame(no_restart, tmp_path), usage={"kmer6": 0.97}),
                     "codebooks use all codes") == FAILS
 
     # reconstruction: only lossy settings decide
-    trivial = an.claim_verdicts(frame([_spec_tok("vq", 1.0, [1.0])], tmp_path))
+    trivial = claims.claim_verdicts(frame([_spec_tok("vq", 1.0, [1.0])], tmp_path))
     assert _verdict(trivial, "reconstruction", "vq").startswith("inconclusive (only settings where")
     good = [_spec_tok("vq", 1.0, [1.0]), _spec_tok("vq", 0.99, [1.0], stride=2, ablation=("stride", 2))]
-    assert _verdict(an.claim_verdicts(frame(good, tmp_path)), "reconstruction", "vq") == "holds"
+    assert _verdict(claims.claim_verdicts(frame(good, tmp_path)), "reconstruction", "vq") == "holds"
     lossy = good + [_spec_tok("vq", 0.84, [1.0], stride=4, ablation=("stride", 4))]
-    assert _verdict(an.claim_verdicts(frame(lossy, tmp_path)), "reconstruction", "vq") == FAILS
+    assert _verdict(claims.claim_verdicts(frame(lossy, tmp_path)), "reconstruction", "vq") == FAILS
 
     # peak: needs a rise and a fall; a curve that only falls (or only rises) fails
     def sizes(scores):
         return [clf("coding", "hrq", 0, score, stage="linear_probe", ablation=("codebook_size", size))
                 for size, score in zip((32, 64, 128), scores)]
-    assert _verdict(an.claim_verdicts(frame(sizes((0.40, 0.45, 0.43)), tmp_path)), "linear probe rises", "hrq") == "holds"
-    assert _verdict(an.claim_verdicts(frame(sizes((0.301, 0.283, 0.278)), tmp_path)), "linear probe rises",
+    assert _verdict(claims.claim_verdicts(frame(sizes((0.40, 0.45, 0.43)), tmp_path)), "linear probe rises", "hrq") == "holds"
+    assert _verdict(claims.claim_verdicts(frame(sizes((0.301, 0.283, 0.278)), tmp_path)), "linear probe rises",
                     "hrq") == FAILS
-    assert _verdict(an.claim_verdicts(frame(sizes((0.30, 0.32, 0.36)), tmp_path)), "linear probe rises",
+    assert _verdict(claims.claim_verdicts(frame(sizes((0.30, 0.32, 0.36)), tmp_path)), "linear probe rises",
                     "hrq") == FAILS
-    assert _verdict(an.claim_verdicts(frame(sizes((0.30, 0.32, 0.36))[:2], tmp_path)), "linear probe rises",
+    assert _verdict(claims.claim_verdicts(frame(sizes((0.30, 0.32, 0.36))[:2], tmp_path)), "linear probe rises",
                     "hrq").startswith("inconclusive")
 
     # code dimension: < 1 point holds, a large spread fails
     def dims(scores):
         return [clf("coding", "hrq", 0, score, stage="linear_probe", ablation=("code_dim", dim))
                 for dim, score in zip((32, 64, 128), scores)]
-    assert _verdict(an.claim_verdicts(frame(dims((0.450, 0.452, 0.455)), tmp_path)), "code dimension", "hrq") == "holds"
-    assert _verdict(an.claim_verdicts(frame(dims((0.269, 0.324, 0.232)), tmp_path)), "code dimension", "hrq") == FAILS
+    assert _verdict(claims.claim_verdicts(frame(dims((0.450, 0.452, 0.455)), tmp_path)), "code dimension", "hrq") == "holds"
+    assert _verdict(claims.claim_verdicts(frame(dims((0.269, 0.324, 0.232)), tmp_path)), "code dimension", "hrq") == FAILS
 
     # mask ratio: 0.25 must be best
     def masks(scores):
         return [clf("coding", "hrq", s, score + 0.001 * s, ablation=("mask_ratio", ratio))
                 for ratio, score in zip((0.15, 0.25, 0.3), scores) for s in range(3)]
-    assert _verdict(an.claim_verdicts(frame(masks((0.70, 0.74, 0.71)), tmp_path)), "mask ratio", "hrq") == "holds"
-    assert _verdict(an.claim_verdicts(frame(masks((0.74, 0.70, 0.71)), tmp_path)), "mask ratio", "hrq") == FAILS
+    assert _verdict(claims.claim_verdicts(frame(masks((0.70, 0.74, 0.71)), tmp_path)), "mask ratio", "hrq") == "holds"
+    assert _verdict(claims.claim_verdicts(frame(masks((0.74, 0.70, 0.71)), tmp_path)), "mask ratio", "hrq") == FAILS
 
     # every verdict says what would make it fail
-    table = an.claim_verdicts(frame(good + sizes((0.40, 0.45, 0.43)), tmp_path), usage=usage)
+    table = claims.claim_verdicts(frame(good + sizes((0.40, 0.45, 0.43)), tmp_path), usage=usage)
     assert table["fails if"].str.len().gt(20).all()
 
 
@@ -226,15 +226,15 @@ def test_pretext_verdict_fails_for_an_encoder_at_its_unigram_level(tmp_path):
     records += [pretrain("kmer6", "kmer", 2.0 + 0.01 * r, 8.3, r, span=6) for r in range(3)]
     records += [pretrain("vq", "vq", 3.90 + 0.01 * r, 4.16, r) for r in range(3)]   # 6% below: not enough
     records += [pretrain("bpe", "bpe", 6.05 + 0.2 * r, 6.10, r) for r in range(3)]  # within replicate spread
-    table = an.pretext_table(frame(records, tmp_path)).set_index("tokenizer")
+    table = tables.pretext_table(frame(records, tmp_path)).set_index("tokenizer")
     assert table.loc["char", "learned"] == "yes" and table.loc["kmer6", "learned"] == "yes"
     assert table.loc["vq", "learned"] == "no" and table.loc["bpe", "learned"] == "no"
     assert table.loc["vq", "required %"] == 25 and table.loc["char", "required %"] == 0
-    verdicts = an.claim_verdicts(frame(records, tmp_path))
+    verdicts = claims.claim_verdicts(frame(records, tmp_path))
     assert _verdict(verdicts, "the encoder learned", "vq") == FAILS
     assert _verdict(verdicts, "the encoder learned", "kmer6") == "holds"
     ordering = frame(records + _ordering_records(0.05), tmp_path)
-    assert _verdict(an.claim_verdicts(ordering), "tokenizer ordering") == \
+    assert _verdict(claims.claim_verdicts(ordering), "tokenizer ordering") == \
         "holds; rests on encoders that did not learn their pretext: vq, bpe"
 
 
@@ -242,7 +242,7 @@ def test_tokenizer_comparison_puts_task_usage_beside_probe_and_finetune(tmp_path
     records = [clf("tf_0", t, s, score + 0.01 * s) for t, score in (("hrq", 0.7), ("kmer6", 0.6)) for s in range(3)]
     records += [{**clf("tf_0", t, 0, score, stage="linear_probe"), "vocab_usage": usage}
                 for t, score, usage in (("hrq", 0.5, [1.0, 0.9]), ("kmer6", 0.4, [0.47]))]
-    table = an.tokenizer_comparison(frame(records, tmp_path)).set_index("tokenizer")
+    table = tables.tokenizer_comparison(frame(records, tmp_path)).set_index("tokenizer")
     assert table.loc["hrq", "usage %"] == pytest.approx(90.0)  # lowest level
     assert table.loc["kmer6", "usage %"] == pytest.approx(47.0)
     assert table.loc["hrq", "fine-tune"] == pytest.approx(71.0) and table.loc["hrq", "linear probe"] == 50.0
@@ -253,14 +253,14 @@ def test_ablation_table_puts_paper_numbers_beside_ours(tmp_path):
     records = [clf("who_variant", "hrq", s, 0.70 + 0.01 * s, metric="macro_f1", ablation=("mask_ratio", r))
                for r in (0.15, 0.25) for s in range(2)]
     records += [tok("hrq", 0.99, [1.0, 0.5], ablation=("mask_ratio", 0.25))]
-    table = an.ablation_table(frame(records, tmp_path), "mask_ratio")
+    table = tables.ablation_table(frame(records, tmp_path), "mask_ratio")
     finetune = "finetune:who_variant [smaller model]"
     cell = table.loc[0.25, ("hrq", finetune)]
     assert cell["paper"] == 74.3 and cell["ours"] == pytest.approx(70.5) and cell["n"] == 2
     assert table.loc[0.15, ("hrq", finetune, "paper")] == 73.7
     # the tokenizer is the same at every mask ratio (measured at one value): not in this table
     assert {q for _, q, _ in table.columns} == {finetune}
-    assert "74.3" in an.markdown(table.reset_index())
+    assert "74.3" in tables.markdown(table.reset_index())
 
 
 def test_ablation_table_compares_only_what_every_value_measured(tmp_path):
@@ -271,21 +271,21 @@ def test_ablation_table_compares_only_what_every_value_measured(tmp_path):
     records += [tok("vq", 1.0, [1.0], ablation=("codebook_size", k)) for k in (32, 64)]
     records += [clf("prom_core_tata", "vq", s, 0.4, ablation=("codebook_size", 64)) for s in range(3)]
     df = frame(records, tmp_path)
-    twice = an.collect_metrics(list(df["path"]) * 2)
+    twice = collect_metrics(list(df["path"]) * 2)
     assert len(twice) == len(records)
-    table = an.ablation_table(twice, "codebook_size")
+    table = tables.ablation_table(twice, "codebook_size")
     assert {q for _, q, _ in table.columns} == {"linear_probe:coding [smaller model]", "recon", "code_usage"}
     assert (table.xs("n", axis=1, level=2) == 1).all().all()
 
 
 def test_kmer_spectrum_counts_skip_n_and_sequence_ends():
-    features = an.kmer_spectrum(["ACGTA", "NACG", "AC"], ks=(3,)).toarray()
+    features = baselines.kmer_spectrum(["ACGTA", "NACG", "AC"], ks=(3,)).toarray()
     acg, cgt, gta = (int("".join(str("ACGT".index(c)) for c in kmer), 4) for kmer in ("ACG", "CGT", "GTA"))
     assert features[0, [acg, cgt, gta]] == pytest.approx([1 / np.sqrt(3)] * 3)
     assert features[0].sum() == pytest.approx(3 / np.sqrt(3))
     assert features[1, acg] == pytest.approx(1.0) and features[1].sum() == pytest.approx(1.0)
     assert features[2].sum() == 0  # too short, and no k-mer across the boundary
-    assert an.kmer_spectrum(["ACGTACGT"] * 2).shape == (2, 64 + 256 + 1024 + 4096)
+    assert baselines.kmer_spectrum(["ACGTACGT"] * 2).shape == (2, 64 + 256 + 1024 + 4096)
 
 
 def test_kmer_spectrum_baseline_on_gue_core_promoter(shared_data):
@@ -294,7 +294,7 @@ def test_kmer_spectrum_baseline_on_gue_core_promoter(shared_data):
         pytest.skip("GUE prom_core_tata not present")
     train, test = (pd.read_csv(folder / f"{split}.csv") for split in ("train", "test"))
     start = time.perf_counter()
-    metrics = an.kmer_spectrum_baseline(train, test, seed=0)
+    metrics = baselines.kmer_spectrum_baseline(train, test, seed=0)
     assert time.perf_counter() - start < 30
     assert metrics["mcc"] > 0.3 and metrics["n_test"] == len(test)
 
@@ -307,7 +307,7 @@ def test_figures_are_returned(records, tmp_path):
 
     df = frame(records + [clf("who_variant", "hrq", 0, 0.5 + 0.01 * r, metric="macro_f1", ablation=("mask_ratio", r))
                           for r in (0.15, 0.25)], tmp_path)
-    figures = [an.plot_task_scores(df), an.plot_rank_heatmap(an.summary_table(df, "finetune")),
-               an.plot_ablation(df, "mask_ratio")]
+    figures = [plots.plot_task_scores(df), plots.plot_rank_heatmap(tables.summary_table(df, "finetune")),
+               plots.plot_ablation(df, "mask_ratio")]
     assert all(isinstance(f, matplotlib.figure.Figure) and f.axes for f in figures)
     plt.close("all")

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vqdna import analysis, stages
+from vqdna import stages, tables
+from vqdna.records import FULL_PROTOCOL, validate_record
 from vqdna.tokenizers import build_tokenizer
 from vqdna.vqvae import VQVAE, VQVAEConfig
 
@@ -94,7 +95,7 @@ def test_every_tokenizer_of_a_task_records_the_same_bp_coverage(long_task, token
     tuned = stages.finetune(tmp_path / "char.pt", tokenizers["char"], long_task, settings, device="cpu")
     records.append(stages.evaluation_record("finetune", long_task, "char", 0, tuned, "test", settings))
     for record in records:
-        analysis.validate_record(record)
+        validate_record(record)
     fields = {(r["coverage"], r["coverage_bp"], tuple(r["bp_seen"].values()), r["n_cut"]) for r in records}
     assert len(fields) == 1, fields
     assert records[0]["bp_seen"]["max"] == 200 and records[0]["n_cut"] > 0
@@ -120,8 +121,8 @@ def test_summary_never_ranks_rows_of_different_coverage_together():
                 "coverage": coverage, "ablation_name": None, "score": score, "notes": [], "paper": {}}
     df = pd.DataFrame([rec("char", 0.5, "centre 200 bp"), rec("bpe", 0.6, "whole sequences"),
                        rec("vq", 0.4, "centre 200 bp")])
-    df["protocol"] = analysis.FULL_PROTOCOL
-    table = analysis.summary_table(df, "finetune")
+    df["protocol"] = FULL_PROTOCOL
+    table = tables.summary_table(df, "finetune")
     ranks = dict(zip(table["tokenizer"], table["rank"]))
     assert ranks == {"char": 1.0, "vq": 2.0, "bpe": 1.0}
 
@@ -135,11 +136,11 @@ def test_species_table_sets_ours_beside_the_papers_table6():
     df = pd.DataFrame([rec("species_1k", "hrq", 0, 0.5), rec("species_1k", "hrq", 1, 0.7),
                        rec("species_32k", "hrq", 0, 0.9), rec("species_1k", "char", 0, 0.4),
                        rec("coding", "hrq", 0, 1)])
-    table = analysis.species_length_table(df).set_index("tokenizer")
+    table = tables.species_length_table(df).set_index("tokenizer")
     assert table.loc["hrq", "1k bp acc"] == "60.00 ± 14.14" and table.loc["hrq", "32k bp acc"] == "90.00"
     assert table.loc["hrq", "paper 32k"] == "99.46" and table.loc["char", "paper 1k"] == "61.13"
     assert table.loc["char", "32k bp acc"] != table.loc["char", "32k bp acc"]  # NaN: not run
-    assert analysis.species_length_table(df[df["task"] == "coding"]).empty
+    assert tables.species_length_table(df[df["task"] == "coding"]).empty
 
 
 def test_paper_profile_without_the_papers_corpus_is_labelled(tmp_path, genome_windows, long_task):
@@ -179,7 +180,7 @@ def test_a_model_record_without_its_coverage_is_invalid():
     record = {"stage": "linear_probe", "suite": "s", "task": "t", "tokenizer": "char", "seed": 0,
               "metric": "mcc", "mcc": 0.1, "macro_f1": 0.2, "accuracy": 0.5, "deviations": []}
     with pytest.raises(ValueError, match="invalid metrics record"):
-        analysis.validate_record(record)
-    analysis.validate_record({**record, "stage": "baseline"})
-    analysis.validate_record({**record, "coverage": "whole sequences", "n_cut": 0,
+        validate_record(record)
+    validate_record({**record, "stage": "baseline"})
+    validate_record({**record, "coverage": "whole sequences", "n_cut": 0,
                               "bp_seen": {"mean": 70.0, "min": 70, "max": 70}})

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from vqdna import analysis, stages, study
+from vqdna import claims, stages, study, tables
+from vqdna.records import collect_metrics
 from vqdna.reference import TIMING_KEYS, _differences
 from vqdna.tokenizers import build_tokenizer
 
@@ -112,9 +113,9 @@ def test_summary_statistics_repeat(tmp_path):
                 paths[-1].write_text(json.dumps(record))
     outputs = []
     for _ in range(2):
-        df = analysis.collect_metrics(paths)
-        outputs.append((analysis.summary_table(df, "finetune"), analysis.variance_table(df),
-                        analysis.claim_verdicts(df)))
+        df = collect_metrics(paths)
+        outputs.append((tables.summary_table(df, "finetune"), tables.variance_table(df),
+                        claims.claim_verdicts(df)))
     for a, b in zip(*outputs):
         pd.testing.assert_frame_equal(a, b)
     table = outputs[0][0]

@@ -3,7 +3,6 @@ Embedded-suite tests need no ../shared; GUE/covid-mini tests skip where it is ab
 from __future__ import annotations
 
 import hashlib
-import json
 import zipfile
 
 import pytest

@@ -2,7 +2,7 @@
 
 Stage 1 ``train_tokenizer`` / ``tokenizer_statistics``; stage 2 ``build_masked_lm`` /
 ``pretrain`` / ``save_pretrained``; stage 3 ``finetune`` / ``linear_probe``; and the metrics
-records every job writes (schema: :func:`vqdna.analysis.validate_record`).
+records every job writes (schema: :func:`vqdna.records.validate_record`).
 
 Protocol deviations are short, categorical tags so that rows with the same kind of deviation
 share one ``protocol`` label in the tables; details (sizes, epochs) live in other fields.
@@ -17,7 +17,7 @@ import torch
 
 from vqdna import study, training
 from vqdna.encoder import EncoderConfig, MaskedLM, SequenceClassifier, TransformerEncoder
-from vqdna.tokenizers import N_SPECIAL, CodebookTokenizer, Tokenizer, build_tokenizer, load_tokenizer
+from vqdna.tokenizers import N_SPECIAL, CodebookTokenizer, Tokenizer, build_tokenizer
 from vqdna.vqvae import VQVAE, VQVAEConfig, fit_vqvae, tokenizer_stats
 
 #: held-out windows scored during training (the final statistics use all of them)
@@ -447,7 +447,7 @@ def _pooled_probe(encoder, tokenizer: Tokenizer, splits: dict, num_classes: int,
 def kmer_baseline_record(task: tuple[dict, dict], profile: str) -> dict:
     """The classical reference row: k-mer (3-6) spectrum + logistic regression on the task's
     train split, scored on test. Deterministic (lbfgs), so one run stands for every seed."""
-    from vqdna.analysis import BASELINE_NAME, kmer_spectrum_baseline
+    from vqdna.baselines import BASELINE_NAME, kmer_spectrum_baseline
 
     splits, meta = task
     from vqdna.uncertainty import METRICS, bootstrap_interval
@@ -466,9 +466,9 @@ def kmer_baseline_record(task: tuple[dict, dict], profile: str) -> dict:
 def write_kmer_baseline(task_dir, out_path, profile: str) -> None:
     """The baseline job: prepared task folder -> metrics JSON."""
     from vqdna import data
+    from vqdna.records import write_record
 
-    record = kmer_baseline_record(data.read_task(task_dir), profile)
-    Path(out_path).write_text(json.dumps(record, indent=2))
+    write_record(kmer_baseline_record(data.read_task(task_dir), profile), out_path)
 
 
 def evaluation_record(stage: str, task: tuple[dict, dict], name: str, seed: int, result: dict, profile: str,

@@ -146,7 +146,7 @@ def with_ablation_defaults(records, runs: list[dict]):
     """Ablation tables need a row for the default value too, but that run *is* the base model
     (e.g. ``hrq`` at its configured codebook size), whose records carry no ablation label.
     Append a labelled copy of the base records for every such run. ``records``: the DataFrame
-    of :func:`vqdna.analysis.collect_metrics`."""
+    of :func:`vqdna.records.collect_metrics`."""
     import pandas as pd
 
     copies = []

@@ -1,0 +1,355 @@
+"""Tables from the gathered metrics records (:func:`vqdna.records.collect_metrics`): per-task
+scores with every source of randomness in their intervals, ranks, the pretext check, the variance
+split, the Table 1 / 6 analogues and the ablation tables (paper Tables 7-9), and CSV/Markdown writing.
+
+Pure pandas / scipy (no torch). Scores are reported x100, like the paper. Ranks are computed
+within one (suite, task, protocol, coverage) group and average ranks within one protocol label,
+so reduced-train tasks are ranked apart from full-data ones and rows that saw different bases
+are never ranked against each other. The classical reference (:data:`BASELINE_NAME`) appears in
+every table but is not ranked: ranks compare tokenizers.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from vqdna.baselines import BASELINE_NAME
+from vqdna.paper import (ABLATION_TASK_ALIASES, PAPER_ABLATIONS, PAPER_NAMES, PAPER_TABLE1, PAPER_TABLE6,
+                         PAPER_TASKS, SPECIES_TASKS)
+from vqdna.records import WHOLE_SEQUENCES
+
+def _paper_value(papers: pd.Series, tokenizer: str, paper_names: Mapping[str, str]) -> float:
+    """The first published number for ``tokenizer`` in the records' ``paper`` dicts."""
+    for paper in papers:
+        if isinstance(paper, dict):
+            for key in (tokenizer, paper_names.get(tokenizer)):
+                if key in paper:
+                    return float(paper[key])
+    return math.nan
+
+
+def summary_table(df: pd.DataFrame, stage: str, paper_names: Mapping[str, str] = PAPER_NAMES,
+                  paper_tasks: Mapping[str, str] = PAPER_TASKS) -> pd.DataFrame:
+    """Per suite x task x tokenizer x protocol: n_runs (replicates x fine-tuning seeds), n_replicates,
+    mean and sd over runs, the 95% interval over every source of randomness (x100), rank,
+    average rank and the paper's number.
+
+    ``paper``: for fine-tuning, the records' ``paper`` dict (the task's published fine-tuning
+    scores), else Table 1 for a task that ``paper_tasks`` maps to CVC; for the linear probe
+    Table 1 only (the records' dicts hold fine-tuning scores). Names via ``paper_names``.
+
+    Non-ablation records of ``stage`` only, plus the :data:`BASELINE_NAME` rows (stage
+    ``baseline``) of the same tasks as unranked references (``is_reference``). ``rank``: 1 = best
+    within (suite, task, protocol, coverage), ties averaged. ``avg_rank``: the tokenizer's mean rank over
+    the tasks of its protocol label; ``n_ranked_tasks`` how many tasks that is.
+    """
+    plain = df[df["ablation_name"].isna()] if "ablation_name" in df else df
+    runs = plain[plain["stage"] == stage]
+    if runs.empty:
+        raise ValueError(f"no {stage!r} records")
+    base = plain[(plain["stage"] == "baseline")]
+    # the reference row is shown (unranked) in every protocol group of its task
+    base = base.drop(columns=["protocol", "coverage"]).merge(
+        runs[["suite", "task", "protocol", "coverage"]].drop_duplicates(), on=["suite", "task"])
+    base = base.assign(notes=[[] if c == WHOLE_SEQUENCES else ["reference reads the whole sequences"]
+                              for c in base["coverage"]])
+    rows = pd.concat([runs, base])
+    if "notes" not in rows:
+        rows = rows.assign(notes=[[] for _ in range(len(rows))])
+    rows = rows.assign(notes=[n if isinstance(n, list) else [] for n in rows["notes"]])
+    keys = ["suite", "task", "tokenizer", "protocol", "coverage", "metric"]
+    if "replicate" not in rows:
+        rows = rows.assign(replicate=0)
+    # LP-FT (finetune.head_init: probe): which runs kept their linear-probe start (step 0)
+    lpft = [isinstance(st, dict) and st.get("head_init") == "probe" for st in rows.get("settings", [None] * len(rows))]
+    kept = rows["best_step"].eq(0).to_numpy() if "best_step" in rows else False
+    rows = rows.assign(replicate=rows["replicate"].fillna(0).astype(int), lpft=lpft, kept=np.logical_and(lpft, kept))
+    table = (
+        rows.groupby(keys, sort=True)
+        .agg(n_runs=("score", "size"), n_replicates=("replicate", "nunique"), mean=("score", "mean"),
+             sd=("score", "std"), notes=("notes", lambda ns: "; ".join(sorted({n for note in ns for n in note}))),
+             lpft_runs=("lpft", "sum"), kept_runs=("kept", "sum"))
+        .reset_index()
+    )
+    table["probe start kept"] = [f"{k}/{n}" if n else "–" for k, n in zip(table.pop("kept_runs"), table.pop("lpft_runs"))]
+    intervals = {key: _cell_interval(group) for key, group in rows.groupby(keys, sort=True)}
+    table["ci_low"] = [intervals[tuple(k)][0] for k in table[keys].itertuples(index=False)]
+    table["ci_high"] = [intervals[tuple(k)][1] for k in table[keys].itertuples(index=False)]
+    table[["mean", "sd", "ci_low", "ci_high"]] *= 100
+    pretext = pretext_table(df)
+    learned = dict(zip(pretext["tokenizer"], pretext["learned"])) if len(pretext) else {}
+    table["pretext learned"] = [learned.get(t, "–") for t in table["tokenizer"]]
+    papers = runs.groupby(["suite", "task"])["paper"] if "paper" in runs and stage == "finetune" else None
+    table1 = PAPER_TABLE1.get(stage, {})
+
+    def paper(suite, task, tokenizer):
+        found = _paper_value(papers.get_group((suite, task)), tokenizer, paper_names) if papers is not None else math.nan
+        fallback = pd.Series([table1.get(paper_tasks.get(task))])
+        return found if not math.isnan(found) else _paper_value(fallback, tokenizer, paper_names)
+
+    table["paper"] = [paper(s, t, tok) for s, t, tok in zip(table["suite"], table["task"], table["tokenizer"])]
+    table["is_reference"] = table["tokenizer"] == BASELINE_NAME
+    ranked = table[~table["is_reference"]]
+    table["rank"] = ranked.groupby(["suite", "task", "protocol", "coverage"])["mean"].rank(
+        ascending=False, method="average")
+    avg = ranked.assign(rank=table["rank"]).groupby(["protocol", "tokenizer"])["rank"].agg(["mean", "size"])
+    avg.columns = ["avg_rank", "n_ranked_tasks"]
+    table = table.merge(avg.reset_index(), on=["protocol", "tokenizer"], how="left")
+    order = ["suite", "task", "protocol", "coverage", "is_reference", "rank"]
+    return table.sort_values(order).reset_index(drop=True)
+
+
+def _cell_interval(runs: pd.DataFrame) -> tuple[float, float]:
+    """95% interval of a table cell's mean score over every source of randomness (replicates,
+    fine-tuning seeds, test set; :func:`vqdna.uncertainty.hierarchical_interval`), as fractions."""
+    from vqdna.uncertainty import hierarchical_interval
+
+    have = [isinstance(c, list) and len(c) > 0 for c in runs.get("confusion_matrix", pd.Series([None] * len(runs)))]
+    if not all(have) or runs.empty:
+        return math.nan, math.nan
+    metric = runs["metric"].iloc[0]
+    return hierarchical_interval(list(runs["replicate"]), [np.array(c) for c in runs["confusion_matrix"]], metric,
+                                 n_boot=1000)
+
+
+#: how far below its unigram loss an encoder must end when its masked targets are largely fixed
+#: by the unmasked neighbours (VQ/HRQ codes share receptive fields; overlapping k-mers share bases)
+CONTEXT_MARGIN = 0.25
+
+
+def pretext_table(df: pd.DataFrame, context_margin: float = CONTEXT_MARGIN) -> pd.DataFrame:
+    """Did each pre-trained encoder learn its pretext task? Per tokenizer (non-ablation pre-training
+    records, over replicates): held-out masked-token loss, the unigram loss of the same targets,
+    the margin below it (nats and as a share), its sd over replicates, and ``learned``:
+
+    - "yes" when the mean margin exceeds 2 x the sd of the final loss over replicates (or 0.01
+      nats with one replicate) and, for tokenizers whose targets are largely fixed by their
+      neighbours (VQ, HRQ, overlapping k-mers), the margin is at least ``context_margin`` of
+      the unigram loss;
+    - "no" otherwise. A table row whose encoder did not learn says so beside its score."""
+    columns = ["tokenizer", "type", "replicates", "val_loss", "unigram_loss", "margin", "margin_sd", "margin %",
+               "required %", "learned"]
+    plain = df[df["ablation_name"].isna()] if "ablation_name" in df else df
+    runs = plain[(plain["stage"] == "pretrain")] if "stage" in plain else plain.iloc[:0]
+    if runs.empty or "unigram_loss" not in runs:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for tokenizer, group in runs.groupby("tokenizer", sort=False):
+        group = group.dropna(subset=["unigram_loss", "final_val_loss"])
+        if group.empty:
+            continue
+        kind = group["tokenizer_type"].iloc[0] if "tokenizer_type" in group else ""
+        span = int(group["mlm_span"].iloc[0]) if "mlm_span" in group and not pd.isna(group["mlm_span"].iloc[0]) else 1
+        context = kind in ("vq", "hrq") or (kind == "kmer" and span > 1)
+        margin = group["unigram_loss"] - group["final_val_loss"]
+        spread = float(group["final_val_loss"].std()) if len(group) > 1 else 0.005
+        share = float((margin / group["unigram_loss"]).mean())
+        required = context_margin if context else 0.0
+        ok = margin.mean() > 2 * spread and share >= required
+        rows.append({"tokenizer": tokenizer, "type": kind, "replicates": len(group),
+                     "val_loss": group["final_val_loss"].mean(), "unigram_loss": group["unigram_loss"].mean(),
+                     "margin": margin.mean(), "margin_sd": margin.std() if len(group) > 1 else math.nan,
+                     "margin %": 100 * share, "required %": 100 * required, "learned": "yes" if ok else "no"})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def variance_table(df: pd.DataFrame, stage: str = "finetune") -> pd.DataFrame:
+    """Per task x tokenizer (non-ablation ``stage`` runs): the run-to-run variance of the score
+    (x100 squared) split into between replicates (tokenizer + pre-training) and within them
+    (fine-tuning seeds), and the replicate share (:func:`vqdna.uncertainty.variance_components`);
+    a last row per tokenizer pools the tasks (mean of each component)."""
+    from vqdna.uncertainty import variance_components
+
+    plain = df[df["ablation_name"].isna()] if "ablation_name" in df else df
+    runs = plain[plain["stage"] == stage]
+    columns = ["task", "tokenizer", "replicates", "runs per replicate", "between replicates", "within (fine-tuning)",
+               "replicate share %"]
+    if runs.empty or "replicate" not in runs:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for (task, tokenizer), group in runs.groupby(["task", "tokenizer"]):
+        parts = variance_components(group.assign(score=100 * group["score"]))
+        rows.append({"task": task, "tokenizer": tokenizer, "replicates": parts["n_replicates"],
+                     "runs per replicate": parts["runs_per_replicate"], "between replicates": parts["between"],
+                     "within (fine-tuning)": parts["within"], "replicate share %": 100 * parts["share_replicate"]})
+    table = pd.DataFrame(rows, columns=columns)
+    pooled = table.groupby("tokenizer")[["between replicates", "within (fine-tuning)"]].mean().reset_index()
+    pooled["replicate share %"] = 100 * pooled["between replicates"] / (
+        pooled["between replicates"] + pooled["within (fine-tuning)"])
+    pooled["task"] = "all tasks (mean)"
+    return pd.concat([table, pooled], ignore_index=True)[columns]
+
+
+def average_ranks(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per protocol label and tokenizer: average rank, n ranked tasks and mean score (x100)."""
+    ranked = summary[~summary["is_reference"]]
+    return (
+        ranked.groupby(["protocol", "tokenizer"])
+        .agg(avg_rank=("rank", "mean"), n_tasks=("rank", "size"), mean_score=("mean", "mean"))
+        .reset_index()
+        .sort_values(["protocol", "avg_rank"])
+        .reset_index(drop=True)
+    )
+
+
+def _fmt(value: float, digits: int = 2) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """Display strings: ``ours`` as "mean ± sd" beside ``paper``, ranks to one decimal."""
+    ours = [
+        _fmt(m) + ("" if math.isnan(s) else f" ± {s:.2f}") for m, s in zip(summary["mean"], summary["sd"])
+    ]
+    interval = ["–" if math.isnan(lo) else f"[{lo:.1f}, {hi:.1f}]" for lo, hi in zip(summary["ci_low"], summary["ci_high"])]
+    return pd.DataFrame({
+        "suite": summary["suite"], "task": summary["task"], "protocol": summary["protocol"],
+        "coverage": summary["coverage"],
+        "tokenizer": summary["tokenizer"], "metric": summary["metric"], "replicates": summary["n_replicates"],
+        "runs": summary["n_runs"], "ours (x100) mean ± sd": ours, "95% CI": interval,
+        "paper": [_fmt(v) for v in summary["paper"]],
+        "rank": [_fmt(v, 1) for v in summary["rank"]], "avg rank": [_fmt(v, 2) for v in summary["avg_rank"]],
+        "pretext learned": summary["pretext learned"], "probe start kept": summary["probe start kept"],
+        "notes": summary["notes"],
+    })
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """A GitHub markdown table of ``table`` (index dropped; floats to 2 decimals, NaN as –)."""
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return "–" if math.isnan(value) else f"{value:.0f}" if value.is_integer() else f"{value:.2f}"
+        return str(value)
+
+    header = [" ".join(map(str, c)).strip() if isinstance(c, tuple) else str(c) for c in table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in table.itertuples(index=False, name=None)]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(table: pd.DataFrame, stem: str | Path, display: pd.DataFrame | None = None) -> None:
+    """``stem``.csv (``table`` as is) and ``stem``.md (``display``, default ``table``)."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(stem.with_suffix(".csv"), index=False)
+    stem.with_suffix(".md").write_text(markdown(table if display is None else display))
+
+
+def tokenizer_comparison(df: pd.DataFrame) -> pd.DataFrame:
+    """Paper Table 1 per task: vocabulary usage on the task's training data (lowest codebook
+    level for VQ/HRQ, %), linear-probe and fine-tuning scores (mean over seeds, x100), with the
+    paper's CVC numbers for GUE covid only."""
+    plain = df[df["ablation_name"].isna()] if "ablation_name" in df else df
+    rows = []
+    for (suite, task, tokenizer), group in plain[plain["stage"].isin(["linear_probe", "finetune"])].groupby(
+            ["suite", "task", "tokenizer"]):
+        probe, tune = group[group["stage"] == "linear_probe"], group[group["stage"] == "finetune"]
+        usage = [min(u) for u in probe.get("vocab_usage", pd.Series(dtype=object)) if isinstance(u, list) and u]
+        rows.append({"suite": suite, "task": task, "tokenizer": tokenizer,
+                     "usage %": 100 * float(np.mean(usage)) if usage else math.nan,
+                     "linear probe": 100 * probe["score"].mean() if len(probe) else math.nan,
+                     "fine-tune": 100 * tune["score"].mean() if len(tune) else math.nan,
+                     "fine-tune sd": 100 * tune["score"].std() if len(tune) > 1 else math.nan})
+    return pd.DataFrame(rows)
+
+
+def species_length_table(df: pd.DataFrame, tasks: Mapping[str, tuple] = SPECIES_TASKS,
+                         paper_names: Mapping[str, str] = PAPER_NAMES) -> pd.DataFrame:
+    """Paper Table 6 analogue: top-1 accuracy (x100, mean ± sd over seeds) per stage, species set,
+    tokenizer and sequence length, with the bp each tokenizer saw (``coverage``) and the paper's
+    numbers at the lengths it reports (1k, 20k, 32k; its task is 5 mammals, ours the embedded
+    genomes). Empty when no species task ran."""
+    plain = df[df["ablation_name"].isna()] if "ablation_name" in df else df
+    runs = plain[plain["stage"].isin(["finetune", "linear_probe"]) & plain["task"].isin(list(tasks))]
+    if runs.empty:
+        return pd.DataFrame()
+    rows = []
+    for (stage, task, tokenizer, protocol, coverage), group in runs.groupby(
+            ["stage", "task", "tokenizer", "protocol", "coverage"]):
+        species, length = tasks[task]
+        mean, sd = 100 * group["accuracy"].mean(), 100 * group["accuracy"].std()
+        rows.append({"stage": stage, "species": species, "length": length, "tokenizer": tokenizer,
+                     "protocol": protocol, "coverage": coverage,
+                     "ours": _fmt(mean) + ("" if math.isnan(sd) else f" ± {sd:.2f}")})
+    long = pd.DataFrame(rows)
+    long["length"] = long["length"].map(lambda n: f"{n // 1000}k bp")
+    wide = long.pivot_table(index=["stage", "species", "protocol", "tokenizer"], columns="length",
+                            values=["ours", "coverage"], aggfunc="first")
+    wide.columns = [f"{length} {'acc' if what == 'ours' else 'coverage'}" for what, length in wide.columns]
+    wide = wide[sorted(wide.columns, key=lambda c: (int(c.split("k")[0]), c))].reset_index()
+    for length in sorted({n for table in PAPER_TABLE6.values() for n in table}):
+        published = [PAPER_TABLE6.get(paper_names.get(t, t), {}).get(length, math.nan)
+                     for t in wide["tokenizer"]]
+        wide[f"paper {length // 1000}k"] = [_fmt(v) for v in published]
+    return wide
+
+
+
+def ablation_rows(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    """One row per ablation run of knob ``name``: value, tokenizer (the base name), quantity,
+    seed, score (x100). Quantities: ``recon`` and ``code_usage`` (lowest level) from tokenizer
+    records, ``<stage>:<task> [<protocol>]`` from linear-probe / fine-tune records (the protocol
+    label in the name keeps runs of different protocols apart).
+
+    Where the knob has several values, only quantities measured at two or more of them are
+    kept: the default value's row is the base model, whose other tasks and stages (copied in by
+    :func:`vqdna.study.with_ablation_defaults`) have nothing to be compared with."""
+    runs = df[df["ablation_name"] == name] if "ablation_name" in df else df.iloc[:0]
+    rows = []
+    for rec in runs.to_dict("records"):
+        if rec["stage"] == "pretrain":
+            continue
+        common = dict(value=rec["ablation_value"], tokenizer=rec["base_tokenizer"], seed=rec.get("seed"))
+        if rec["stage"] == "tokenizer":
+            rows.append({**common, "quantity": "recon", "score": 100 * rec["recon_accuracy"]})
+            rows.append({**common, "quantity": "code_usage", "score": 100 * min(rec["code_usage"])})
+        else:
+            quantity = f"{rec['stage']}:{rec['task']} [{rec['protocol']}]"
+            rows.append({**common, "quantity": quantity, "score": 100 * rec["score"]})
+    out = pd.DataFrame(rows, columns=["value", "tokenizer", "quantity", "seed", "score"])
+    if out["value"].nunique() > 1:
+        n_values = out.groupby(["tokenizer", "quantity"])["value"].transform("nunique")
+        out = out[n_values > 1].reset_index(drop=True)
+    return out
+
+
+def _paper_ablation(name: str, value, tokenizer: str, quantity: str, task_aliases: Mapping[str, str]) -> float:
+    """The paper's number for one ablation cell, or NaN where the paper has no such value."""
+    stage, _, task = quantity.split(" [")[0].partition(":")
+    key = f"{stage}:{task_aliases.get(task, task)}" if task else stage
+    for paper_value, cells in PAPER_ABLATIONS.get(name, {}).items():
+        if not isinstance(value, (bool, str)) and math.isclose(float(value), paper_value):
+            return cells.get(tokenizer, {}).get(key, math.nan)
+    return math.nan
+
+
+def _sorted_values(values: Iterable) -> list:
+    values = list(dict.fromkeys(values))
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    return sorted(values) if numeric else sorted(values, key=str)
+
+
+def ablation_table(df: pd.DataFrame, name: str, task_aliases: Mapping[str, str] = ABLATION_TASK_ALIASES) -> pd.DataFrame:
+    """Paper Table 7/8/9 layout for knob ``name``: rows = value, columns (tokenizer, quantity,
+    field) (quantities as in :func:`ablation_rows`) with fields ``ours`` (mean over seeds, x100), ``sd``, ``n`` and ``paper``
+    (the published number where the paper ran the same value, else NaN)."""
+    runs = ablation_rows(df, name)
+    if runs.empty:
+        raise ValueError(f"no ablation records for {name!r}")
+    cells = (
+        runs.groupby(["value", "tokenizer", "quantity"])["score"]
+        .agg(ours="mean", sd="std", n="size")
+        .reset_index()
+    )
+    cells["paper"] = [
+        _paper_ablation(name, v, t, q, task_aliases)
+        for v, t, q in zip(cells["value"], cells["tokenizer"], cells["quantity"])
+    ]
+    wide = cells.pivot_table(index="value", columns=["tokenizer", "quantity"],
+                             values=["ours", "sd", "n", "paper"], dropna=False)
+    wide = wide.reorder_levels([1, 2, 0], axis=1).sort_index(axis=1)
+    return wide.reindex(_sorted_values(wide.index))
