@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 import yaml
 
-from vqdna import stages, study
+from vqdna import corpus, stages, study
 from vqdna.tokenizers import build_tokenizer, load_tokenizer
 
 
@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         folder = args.tokenizer_dir or f"results/tokenizers/{args.tokenizer}/seed0/tokenizer"
         tokenizer = load_tokenizer(folder)
-    train = stages.read_windows(Path(args.corpus) / "train.txt")
-    val = stages.read_windows(Path(args.corpus) / "val.txt")
+    train = corpus.read_windows(Path(args.corpus) / "train.txt")
+    val = corpus.read_windows(Path(args.corpus) / "val.txt")
     settings = {**config["pretrain"], "steps": args.steps, "lr": args.lr or config["pretrain"]["lr"]}
     model = stages.build_masked_lm(tokenizer, config["encoder"], seed=args.seed)
     history = stages.pretrain(model, tokenizer, train, val, settings, seed=args.seed, device="cpu")

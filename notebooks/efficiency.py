@@ -39,18 +39,18 @@ import seaborn as sns
 import torch
 from IPython.display import Markdown, display
 
-from vqdna import stages, tables
+from vqdna import corpus, efficiency, tables
 from vqdna.tokenizers import load_tokenizer
 
 torch.set_num_threads(threads)
-windows = stages.read_windows(val_path)
+windows = corpus.read_windows(val_path)
 if len(windows[0]) < seq_len:  # corpus windows shorter than seq_len: join neighbours
     joined = "".join(windows)
     windows = [joined[i:i + seq_len] for i in range(0, len(joined) - seq_len + 1, seq_len)]
 print(f"{len(windows)} held-out windows of {len(windows[0])} bp; {torch.get_num_threads()} threads")
 
 # %%
-rows = [stages.efficiency_row(name, model_path, load_tokenizer(tokenizer_path), windows, seq_len)
+rows = [efficiency.efficiency_row(name, model_path, load_tokenizer(tokenizer_path), windows, seq_len)
         for name, model_path, tokenizer_path in zip(models, model_paths, tokenizer_paths)]
 table = pd.DataFrame(rows).assign(profile=profile)
 tables.write_table(table, Path(out_dir) / "efficiency")

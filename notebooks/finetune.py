@@ -37,7 +37,7 @@ import seaborn as sns
 import torch
 
 from vqdna import data, stages
-from vqdna.records import write_record
+from vqdna.records import evaluation_record, write_record
 from vqdna.tokenizers import load_tokenizer
 
 torch.set_num_threads(threads)
@@ -54,7 +54,7 @@ results, records = {}, {}
 for seed, metrics_path in zip(seeds, metrics_paths):
     results[seed] = stages.finetune(model_path, tokenizer, task, finetune, device=device,
                                     seed=study.finetune_seed(replicate, seed))
-    records[seed] = stages.evaluation_record("finetune", task, model_name, seed, results[seed], profile, finetune,
+    records[seed] = evaluation_record("finetune", task, model_name, seed, results[seed], profile, finetune,
                                              replicate=replicate)
 pd.DataFrame({seed: {k: r[k] for k in ("mcc", "macro_f1", "accuracy", "coverage", "bp_seen", "n_cut", "max_tokens",
                                        "select_by")} for seed, r in records.items()}).T

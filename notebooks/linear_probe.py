@@ -37,7 +37,7 @@ import seaborn as sns
 import torch
 
 from vqdna import data, stages
-from vqdna.records import write_record
+from vqdna.records import evaluation_record, write_record
 from vqdna.tokenizers import load_tokenizer
 
 torch.set_num_threads(threads)
@@ -49,7 +49,7 @@ pd.DataFrame({name: frame["label"].value_counts().sort_index() for name, frame i
 
 # %%
 result = stages.linear_probe(model_path, tokenizer, task, coverage, device=device)
-record = stages.evaluation_record("linear_probe", task, model_name, 0, result, profile, replicate=replicate)
+record = evaluation_record("linear_probe", task, model_name, 0, result, profile, replicate=replicate)
 pd.Series({k: record[k] for k in ("mcc", "macro_f1", "accuracy", "coverage", "bp_seen", "n_cut",
                                    "max_tokens", "task_recon_accuracy")})
 

@@ -32,7 +32,7 @@ seed = 0
 threads = 1
 device = "auto"
 profile = "cpu-default"
-scale = {}  # precision, activation_checkpointing, checkpoint_every, resume_path (stages.scale_options)
+scale = {}  # precision, activation_checkpointing, checkpoint_every, resume_path (vqdna.scale.scale_options)
 
 # %%
 from pathlib import Path
@@ -42,13 +42,13 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-from vqdna import stages
-from vqdna.records import write_record
+from vqdna import corpus, stages
+from vqdna.records import pretrain_record, write_record
 from vqdna.tokenizers import load_tokenizer
 
 torch.set_num_threads(threads)
 tokenizer = load_tokenizer(tokenizer_path)
-train_windows, val_windows = stages.read_windows(train_path), stages.read_windows(val_path)
+train_windows, val_windows = corpus.read_windows(train_path), corpus.read_windows(val_path)
 model = stages.build_masked_lm(tokenizer, encoder, seed=seed)
 print(f"{name}: vocabulary {tokenizer.vocab_size}, targets {tokenizer.mlm_target_sizes}, "
       f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} trainable parameters")
@@ -56,8 +56,8 @@ print(f"{name}: vocabulary {tokenizer.vocab_size}, targets {tokenizer.mlm_target
 # %%
 history = stages.pretrain(model, tokenizer, train_windows, val_windows, pretrain, seed=seed, device=device,
                           scale=scale)
-deviations = stages.corpus_deviations(Path(train_path).parent, profile)  # paper profile without its corpus
-stages.save_pretrained(model_path, model, encoder, tokenizer_path, deviations)
+deviations = corpus.corpus_deviations(Path(train_path).parent, profile)  # paper profile without its corpus
+stages.save_encoder(model_path, model, encoder, tokenizer_path, deviations)
 curves = pd.DataFrame(history)
 curves.tail()
 
@@ -80,7 +80,7 @@ if "unigram_loss" in curves:
 fig.tight_layout()
 
 # %%
-record = stages.pretrain_record(name, tokenizer, encoder, pretrain, history, profile, deviations,
+record = pretrain_record(name, tokenizer, encoder, pretrain, history, profile, deviations,
                                 replicate=seed)
 write_record(record, metrics_path)
 record

@@ -49,7 +49,7 @@ import seaborn as sns
 import torch
 from IPython.display import Markdown, display
 
-from vqdna import data, sarscov2, stages, tables
+from vqdna import data, sarscov2, tables
 from vqdna.sequence import normalize
 from vqdna.tokenizers import CodebookTokenizer, load_tokenizer
 
@@ -74,7 +74,7 @@ chosen["lineage"].value_counts()
 tokenizers = {name: load_tokenizer(path) for name, path in zip(tokenizer_names, tokenizer_paths)}
 structure, points = [], []
 for name, tokenizer in tokenizers.items():
-    for level, profile in stages.token_profiles(tokenizer, genomes).items():
+    for level, profile in sarscov2.token_profiles(tokenizer, genomes).items():
         scores = sarscov2.silhouette_and_knn(profile, chosen["lineage"], k=5, seed=seed)
         structure.append({"tokenizer": name, "level": level, **scores})
         xy = sarscov2.umap_2d(profile, seed=seed)
@@ -106,14 +106,14 @@ changes = []
 for name, tokenizer in tokenizers.items():
     if not isinstance(tokenizer, CodebookTokenizer) or tokenizer.params["stride"] != 1:
         continue
-    ref_codes = stages.genome_codes(tokenizer, reference)
+    ref_codes = sarscov2.genome_codes(tokenizer, reference)
     for genome, (_, row) in zip(genomes, chosen.iterrows()):
         cmap = sarscov2.align_to_reference(genome, reference)
         sites = sarscov2.mutation_sites(genome, reference, clades, cmap)
         carried = np.unique(sites.loc[sites["carries_alt"], "ref_index"].to_numpy())
         if len(carried) == 0:
             continue
-        codes, mutated = stages.genome_codes(tokenizer, genome), sarscov2.differing_positions(genome, reference, cmap)
+        codes, mutated = sarscov2.genome_codes(tokenizer, genome), sarscov2.differing_positions(genome, reference, cmap)
         per_level = sarscov2.code_changes_at_sites(ref_codes, codes, cmap, carried, mutated=mutated,
                                                    n_background=2000, seed=seed)
         # how far a point mutation's effect reaches: the same share over the bases within 16 bp

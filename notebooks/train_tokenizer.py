@@ -30,7 +30,7 @@ seed = 0
 threads = 1
 device = "auto"
 profile = "cpu-default"
-scale = {}  # precision, activation_checkpointing, checkpoint_every, resume_path (stages.scale_options)
+scale = {}  # precision, activation_checkpointing, checkpoint_every, resume_path (vqdna.scale.scale_options)
 
 # %%
 import matplotlib.pyplot as plt
@@ -38,21 +38,22 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-from vqdna import stages
-from vqdna.records import write_record
+from vqdna import corpus, stages
+from vqdna.tokenizers import train_tokenizer
+from vqdna.records import tokenizer_record, world_size, write_record
 
 torch.set_num_threads(threads)
-train_windows, val_windows = stages.read_windows(train_path), stages.read_windows(val_path)
+train_windows, val_windows = corpus.read_windows(train_path), corpus.read_windows(val_path)
 print(f"{len(train_windows)} training and {len(val_windows)} held-out windows of "
       f"{len(train_windows[0])} bp")
 
 # %%
-tokenizer, history = stages.train_tokenizer(spec, train_windows, val_windows, seed=seed, device=device,
+tokenizer, history = train_tokenizer(spec, train_windows, val_windows, seed=seed, device=device,
                                           scale=scale)
-tokenizer.save(out_dir)
+tokenizer.save_pretrained(out_dir)
 counts = stages.usage_counts(tokenizer, val_windows)
 stats = stages.tokenizer_statistics(tokenizer, val_windows, counts)
-record = stages.tokenizer_record(name, spec, stats, profile, seed=seed, world=stages.world_size(history))
+record = tokenizer_record(name, spec, stats, profile, seed=seed, world=world_size(history))
 pd.Series({k: v for k, v in record.items() if not isinstance(v, (dict, list))})
 
 # %% [markdown]

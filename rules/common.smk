@@ -4,7 +4,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from vqdna import plan, stages, study, suites
+from vqdna import baselines, corpus, plan, reference, study, suites
 
 W = config["workdir"]
 TASKS = suites.enabled_tasks(config)  # [(suite, task)], tasks whose data is absent are dropped

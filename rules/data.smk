@@ -30,7 +30,7 @@ rule corpus:
     resources:
         **job_resources("corpus"),
     run:
-        stages.build_corpus(params.corpus, output[0], seed=params.seed)
+        corpus.build_corpus(params.corpus, output[0], seed=params.seed)
 
 
 rule download_gue:

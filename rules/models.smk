@@ -135,4 +135,4 @@ rule kmer_baseline:
     resources:
         **job_resources("kmer_baseline"),
     run:
-        stages.write_kmer_baseline(input.task, output.metrics, config["profile"])
+        baselines.write_kmer_baseline(input.task, output.metrics, config["profile"])

@@ -91,7 +91,7 @@ rule index:
     resources:
         **job_resources("index"),
     run:
-        stages.write_index(W, output[0], config["profile"])
+        reference.write_index(W, output[0], config["profile"])
 
 
 rule provenance:

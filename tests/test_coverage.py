@@ -1,4 +1,4 @@
-"""Equal coverage in bp (vqdna.stages.coverage): every tokenizer of a task sees the same bases,
+"""Equal coverage in bp (vqdna.coverage.coverage): every tokenizer of a task sees the same bases,
 token caps follow from them over all rows, and the records say how many bp were seen and cut."""
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vqdna import stages, tables
-from vqdna.records import FULL_PROTOCOL, validate_record
+from vqdna import corpus, coverage, stages, tables
+from vqdna.records import FULL_PROTOCOL, SMALL_CORPUS, evaluation_record, validate_record
 from vqdna.tokenizers import build_tokenizer
 from vqdna.vqvae import VQVAE, VQVAEConfig
 
@@ -48,24 +48,24 @@ def tokenizers(genome_windows):
 
 def test_window_and_sliding_windows_cover_the_declared_bases():
     seq = "ACGT" * 25 + "TTTT"  # 104 bp
-    assert stages.window_of(seq, 200) == seq
-    assert stages.window_of(seq, 10) == seq[47:57] and stages.window_of(seq, 10, "start") == seq[:10]
-    tiles = stages.sliding_windows(seq, 30)
+    assert coverage.window_of(seq, 200) == seq
+    assert coverage.window_of(seq, 10) == seq[47:57] and coverage.window_of(seq, 10, "start") == seq[:10]
+    tiles = coverage.sliding_windows(seq, 30)
     assert [len(t) for t in tiles] == [30, 30, 30, 30] and tiles[-1] == seq[-30:]
     assert "".join(tiles[:3]) + tiles[3][-(104 - 90):] == seq
     with pytest.raises(ValueError, match="window"):
-        stages.window_of(seq, 10, "middle")
+        coverage.window_of(seq, 10, "middle")
 
 
 def test_coverage_counts_every_row_and_takes_the_smaller_declared_limit(long_task):
     splits, meta = long_task
     lengths = np.concatenate([f["sequence"].str.len() for f in splits.values()])
-    windowed, seen = stages.coverage(splits, {**meta, "coverage_bp": 250}, {"max_bp": 300})
+    windowed, seen = coverage.coverage(splits, {**meta, "coverage_bp": 250}, {"max_bp": 300})
     assert seen["coverage_bp"] == 250 and seen["n_cut"] == int((lengths > 250).sum()) > 0
     assert seen["n_sequences"] == len(lengths) == 88
     assert seen["bp_seen"]["max"] == 250 and seen["bp_seen"]["min"] == lengths.min()
     assert max(windowed["test"]["sequence"].str.len()) == 250 and seen["coverage"] == "centre 250 bp"
-    _, whole = stages.coverage(splits, meta, {"max_bp": 1000})
+    _, whole = coverage.coverage(splits, meta, {"max_bp": 1000})
     assert whole["n_cut"] == 0 and whole["coverage"] == "whole sequences"
 
 
@@ -73,8 +73,8 @@ def test_token_cap_comes_from_all_rows_not_the_first_ones(tokenizers):
     """The old cap looked at 200 rows per split; a long row after them was cut silently."""
     splits = {"train": pd.DataFrame({"sequence": ["ACGTACGTAC"] * 250 + ["ACGT" * 30], "label": 0})}
     char = tokenizers["char"]
-    assert stages.tokens_needed(char, splits) == 122
-    assert stages.tokens_needed(char, splits, max_bp=50) == 52
+    assert coverage.tokens_needed(char, splits) == 122
+    assert coverage.tokens_needed(char, splits, max_bp=50) == 52
 
 
 def test_every_tokenizer_of_a_task_records_the_same_bp_coverage(long_task, tokenizers, tmp_path):
@@ -84,16 +84,16 @@ def test_every_tokenizer_of_a_task_records_the_same_bp_coverage(long_task, token
     for name, tokenizer in tokenizers.items():
         model = stages.build_masked_lm(tokenizer, TINY_ENCODER, seed=0)
         path = tmp_path / f"{name}.pt"
-        stages.save_pretrained(path, model, TINY_ENCODER, tmp_path / name)
+        stages.save_encoder(path, model, TINY_ENCODER, tmp_path / name)
         probe = stages.linear_probe(path, tokenizer, long_task, {"max_bp": 200}, device="cpu")
-        records.append(stages.evaluation_record("linear_probe", long_task, name, 0, probe, "test"))
+        records.append(evaluation_record("linear_probe", long_task, name, 0, probe, "test"))
         for split in long_task[0].values():  # the cap holds every windowed row whole
-            tokenizer.encode_batch([stages.window_of(s, 200) for s in split["sequence"]],
+            tokenizer.encode_batch([coverage.window_of(s, 200) for s in split["sequence"]],
                                    max_length=probe["max_tokens"], truncation=False)
     settings = {"epochs": 1, "lr": 1e-3, "batch_size": 16, "max_bp": 200, "select_by": "dev_loss",
                 "warmup_steps": 1}
     tuned = stages.finetune(tmp_path / "char.pt", tokenizers["char"], long_task, settings, device="cpu")
-    records.append(stages.evaluation_record("finetune", long_task, "char", 0, tuned, "test", settings))
+    records.append(evaluation_record("finetune", long_task, "char", 0, tuned, "test", settings))
     for record in records:
         validate_record(record)
     fields = {(r["coverage"], r["coverage_bp"], tuple(r["bp_seen"].values()), r["n_cut"]) for r in records}
@@ -106,7 +106,7 @@ def test_every_tokenizer_of_a_task_records_the_same_bp_coverage(long_task, token
 def test_sliding_pooling_reads_every_base(long_task, tokenizers, tmp_path):
     char = tokenizers["char"]
     model = stages.build_masked_lm(char, TINY_ENCODER, seed=0)
-    stages.save_pretrained(tmp_path / "m.pt", model, TINY_ENCODER, tmp_path / "char")
+    stages.save_encoder(tmp_path / "m.pt", model, TINY_ENCODER, tmp_path / "char")
     result = stages.linear_probe(tmp_path / "m.pt", char, long_task, {"max_bp": 100, "pooling": "sliding"},
                                  device="cpu")
     lengths = np.concatenate([f["sequence"].str.len() for f in long_task[0].values()])
@@ -151,21 +151,21 @@ def test_paper_profile_without_the_papers_corpus_is_labelled(tmp_path, genome_wi
     fasta.write_text(">c1\n" + genome_windows[0][0] * 40 + "\n")
     settings = {"window": 256, "max_windows": 20, "extra_fasta": [{"fasta": str(fasta), "species": "x"}],
                 "min_paper_bp": 10_000}
-    stages.build_corpus(settings, tmp_path / "enough", seed=0)
+    corpus.build_corpus(settings, tmp_path / "enough", seed=0)
     manifest = json.loads((tmp_path / "enough" / "manifest.json").read_text())
     assert manifest["paper_corpus"] == {"extra_bp": 128 * 40, "min_bp": 10_000.0}
-    assert stages.corpus_deviations(tmp_path / "enough", "paper") == [stages.SMALL_CORPUS]
-    assert stages.corpus_deviations(tmp_path / "enough", "cpu-default") == []
+    assert corpus.corpus_deviations(tmp_path / "enough", "paper") == [SMALL_CORPUS]
+    assert corpus.corpus_deviations(tmp_path / "enough", "cpu-default") == []
     manifest["paper_corpus"]["extra_bp"] = 10_000
     (tmp_path / "enough" / "manifest.json").write_text(json.dumps(manifest))
-    assert stages.corpus_deviations(tmp_path / "enough", "paper") == []
+    assert corpus.corpus_deviations(tmp_path / "enough", "paper") == []
     # the tag travels with the encoder into every record of it
     char = build_tokenizer("char")
     model = stages.build_masked_lm(char, TINY_ENCODER, seed=0)
-    stages.save_pretrained(tmp_path / "m.pt", model, TINY_ENCODER, tmp_path / "char", [stages.SMALL_CORPUS])
+    stages.save_encoder(tmp_path / "m.pt", model, TINY_ENCODER, tmp_path / "char", [SMALL_CORPUS])
     result = stages.linear_probe(tmp_path / "m.pt", char, long_task, {"max_bp": 100}, device="cpu")
-    record = stages.evaluation_record("linear_probe", long_task, "char", 0, result, "paper")
-    assert record["deviations"] == [stages.SMALL_CORPUS]
+    record = evaluation_record("linear_probe", long_task, "char", 0, result, "paper")
+    assert record["deviations"] == [SMALL_CORPUS]
 
 
 def test_pretraining_refuses_a_token_cap_that_would_cut_windows(genome_windows):

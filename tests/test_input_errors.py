@@ -214,7 +214,7 @@ def saved_tokenizer(tmp_path, kind):
         tok = build_tokenizer("bpe", vocab_size=40).train(["ACGTACGGTTAC" * 5, "GGCATTACN" * 4])
     else:
         tok = build_tokenizer("kmer", k=3)
-    return tok.save(tmp_path / kind)
+    return tok.save_pretrained(tmp_path / kind)
 
 
 @pytest.mark.parametrize("damage, words", [
@@ -259,7 +259,7 @@ def tiny_vqvae(**sizes):
 
 
 def test_codebook_folder_damage_is_named(tmp_path):
-    path = build_tokenizer("vq", model=tiny_vqvae()).save(tmp_path / "vq")
+    path = build_tokenizer("vq", model=tiny_vqvae()).save_pretrained(tmp_path / "vq")
     config = json.loads((path / "tokenizer_config.json").read_text())
     (path / "tokenizer_config.json").write_text(json.dumps({**config, "name": "hrq"}))
     with pytest.raises(ValueError, match=re.escape(f"{path / 'vqvae.pt'}: 1 levels, not a hrq tokenizer")):

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
-from vqdna import claims, stages, study, tables
-from vqdna.records import collect_metrics
+from vqdna import baselines, claims, stages, study, tables
+from vqdna.records import collect_metrics, evaluation_record, pretrain_record, tokenizer_record
 from vqdna.reference import TIMING_KEYS, _differences
-from vqdna.tokenizers import build_tokenizer
+from vqdna.tokenizers import build_tokenizer, train_tokenizer
 
 TINY_VQVAE = {"stem_dim": 16, "dim": 16, "depth": 2, "codebook_size": 8, "code_dim": None, "codebook_growth": 2,
               "ema": True, "decay": 0.9, "commitment_weight": 0.5, "dead_code_threshold": 1, "stride": 1,
@@ -54,8 +54,8 @@ def test_tokenizer_training_repeats(kind, windows):
         {"type": "bpe", "vocab_size": 64}
     records, ids = [], []
     for _ in range(2):
-        tokenizer, _ = stages.train_tokenizer(spec, *windows, seed=3)
-        records.append(stages.tokenizer_record(kind, spec, stages.tokenizer_statistics(tokenizer, windows[1]),
+        tokenizer, _ = train_tokenizer(spec, *windows, seed=3)
+        records.append(tokenizer_record(kind, spec, stages.tokenizer_statistics(tokenizer, windows[1]),
                                                "test", seed=3))
         ids.append(tokenizer.encode_batch(windows[1])["input_ids"])
     same(*records)
@@ -66,8 +66,8 @@ def _pretrained(tokenizer, windows, tmp_path, name, seed=1):
     model = stages.build_masked_lm(tokenizer, ENCODER, seed=seed)
     history = stages.pretrain(model, tokenizer, *windows, PRETRAIN, seed=seed, device="cpu")
     path = tmp_path / f"{name}.pt"
-    stages.save_pretrained(path, model, ENCODER, "unused")
-    return path, stages.pretrain_record(tokenizer.name, tokenizer, ENCODER, PRETRAIN, history, "test", replicate=seed)
+    stages.save_encoder(path, model, ENCODER, "unused")
+    return path, pretrain_record(tokenizer.name, tokenizer, ENCODER, PRETRAIN, history, "test", replicate=seed)
 
 
 def test_pretraining_repeats_from_model_construction_on(windows, tmp_path):
@@ -85,14 +85,14 @@ def test_finetune_probe_and_baseline_repeat(windows, task, tmp_path):
     tokenizer = build_tokenizer("char")
     path, _ = _pretrained(tokenizer, windows, tmp_path, "char")
     seed = study.finetune_seed(1, 0)
-    runs = [stages.evaluation_record("finetune", task, "char", 0, stages.finetune(path, tokenizer, task, FINETUNE,
+    runs = [evaluation_record("finetune", task, "char", 0, stages.finetune(path, tokenizer, task, FINETUNE,
                                      seed=seed, device="cpu"), "test", FINETUNE, replicate=1) for _ in range(2)]
     same(*runs)
-    probes = [stages.evaluation_record("linear_probe", task, "char", 0,
+    probes = [evaluation_record("linear_probe", task, "char", 0,
                                        stages.linear_probe(path, tokenizer, task, {"max_bp": 64}, device="cpu"),
                                        "test", replicate=1) for _ in range(2)]
     same(*probes)
-    same(stages.kmer_baseline_record(task, "test"), stages.kmer_baseline_record(task, "test"))
+    same(baselines.kmer_baseline_record(task, "test"), baselines.kmer_baseline_record(task, "test"))
     low, high = runs[0]["test_interval"]["mcc"]
     assert low <= runs[0]["mcc"] <= high and high - low > 0
 

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vqdna import stages, study
+from vqdna import study
+from vqdna.records import ablation_of, deviation_tags
 
 CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())
 
@@ -71,11 +72,11 @@ def test_code_dim_default_null_means_dim():
 
 
 def test_records_name_their_ablation():
-    assert stages.ablation_of("hrq") is None
-    assert stages.ablation_of("hrq~stride=4") == {"name": "stride", "value": 4}
-    assert stages.ablation_of("vq~ema=false") == {"name": "ema", "value": False}
+    assert ablation_of("hrq") is None
+    assert ablation_of("hrq~stride=4") == {"name": "stride", "value": 4}
+    assert ablation_of("vq~ema=false") == {"name": "ema", "value": False}
 
 
 def test_data_notes_become_shared_protocol_categories():
     notes = ["train subsampled to 1500 of 4904 (stratified, seed 0)", "reduced-train: official train.csv absent"]
-    assert stages.deviation_tags(notes) == ["reduced-train", "train subsampled"]
+    assert deviation_tags(notes) == ["reduced-train", "train subsampled"]

@@ -54,19 +54,19 @@ def naive_kmer_ids(seq: str, k: int, stride: int) -> list[int]:
 
 
 def test_kmer_counts_on_acgtacgt():
-    assert build_tokenizer("kmer", k=3, stride=1).encode("ACGTACGT") == [11, 32, 49, 54, 11, 32]
+    assert build_tokenizer("kmer", k=3, stride=1).encode("ACGTACGT", add_special_tokens=False) == [11, 32, 49, 54, 11, 32]
     nonoverlap = build_tokenizer("kmer", k=3, stride=3)
     single = {b: 5 + 64 + i for i, b in enumerate("ACGTN")}
-    assert nonoverlap.encode("ACGTACGT") == [11, 54, single["G"], single["T"]]  # ACG TAC + G T
+    assert nonoverlap.encode("ACGTACGT", add_special_tokens=False) == [11, 54, single["G"], single["T"]]  # ACG TAC + G T
     assert nonoverlap.vocab_size == 5 + 4 ** 3 + 5
-    assert nonoverlap.encode("AN") == [single["A"], single["N"]]  # shorter than k: single bases
+    assert nonoverlap.encode("AN", add_special_tokens=False) == [single["A"], single["N"]]  # shorter than k: single bases
 
 
 @pytest.mark.parametrize("k,stride", [(1, 1), (3, 1), (3, 2), (6, 1), (6, 6), (5, 4)])
 def test_kmer_matches_reference_on_genome(yeast_chromosome, k, stride):
     seq = yeast_chromosome[:5003] + "NN" + yeast_chromosome[5003:6001]  # N-containing k-mers too
     tokenizer = build_tokenizer("kmer", k=k, stride=stride)
-    ids = tokenizer.encode(seq)
+    ids = tokenizer.encode(seq, add_special_tokens=False)
     assert ids == naive_kmer_ids(seq, k, stride)
     pieces = [seq[start:start + n] for start, n in zip(range(4990, 5020, 2), range(1, 16))]  # some < k, some with N
     batch = tokenizer.encode_batch(pieces, add_special_tokens=False)
@@ -77,60 +77,60 @@ def test_kmer_matches_reference_on_genome(yeast_chromosome, k, stride):
 
 
 def test_n_treatment(bpe):
-    assert build_tokenizer("char").encode("ACGTN") == [5, 6, 7, 8, 9]
-    assert build_tokenizer("kmer", k=3).encode("AANAAA") == [UNK_ID, UNK_ID, UNK_ID, 5]
-    assert UNK_ID not in bpe.encode("NNNNACGTNNNN")  # N is an ordinary BPE symbol
+    assert build_tokenizer("char").encode("ACGTN", add_special_tokens=False) == [5, 6, 7, 8, 9]
+    assert build_tokenizer("kmer", k=3).encode("AANAAA", add_special_tokens=False) == [UNK_ID, UNK_ID, UNK_ID, 5]
+    assert UNK_ID not in bpe.encode("NNNNACGTNNNN", add_special_tokens=False)  # N is an ordinary BPE symbol
 
 
 def test_input_policy(tokenizer):
     seq = "ACGTTGCAACGGTAACCTTGGA"
-    ids = tokenizer.encode(seq)
-    assert tokenizer.encode(seq.lower()) == ids
-    assert tokenizer.encode(seq.replace("T", "U")) == ids
-    assert tokenizer.encode(" ACGTTGCAAC\nGGTAACCTTGGA\t") == ids
-    assert tokenizer.encode("ACGTRYKM") == tokenizer.encode("ACGTNNNN")  # IUPAC -> N
+    ids = tokenizer.encode(seq, add_special_tokens=False)
+    assert tokenizer.encode(seq.lower(), add_special_tokens=False) == ids
+    assert tokenizer.encode(seq.replace("T", "U"), add_special_tokens=False) == ids
+    assert tokenizer.encode(" ACGTTGCAAC\nGGTAACCTTGGA\t", add_special_tokens=False) == ids
+    assert tokenizer.encode("ACGTRYKM", add_special_tokens=False) == tokenizer.encode("ACGTNNNN", add_special_tokens=False)  # IUPAC -> N
     with pytest.raises(ValueError, match=r"'X' at position 5"):
-        tokenizer.encode("ACGTXACGT")
+        tokenizer.encode("ACGTXACGT", add_special_tokens=False)
     with pytest.raises(ValueError, match=r"'-' at position 3"):
-        tokenizer.encode("AC-GT")
+        tokenizer.encode("AC-GT", add_special_tokens=False)
     with pytest.raises(ValueError, match="empty"):
-        tokenizer.encode(" \n")
+        tokenizer.encode(" \n", add_special_tokens=False)
     with pytest.raises(ValueError, match=r"sequence 1: invalid character '\*' at position 2"):
         tokenizer.encode_batch(["ACGT", "A*GT"])
 
 
 def test_encode_batch_padding_and_truncation(tokenizer, genome_windows):
     seqs = [w[:n] for w, n in zip(genome_windows[1], (128, 40, 97, 7))]
-    lengths = [len(tokenizer.encode(s)) for s in seqs]
+    lengths = [len(tokenizer.encode(s, add_special_tokens=False)) for s in seqs]
     batch = tokenizer.encode_batch(seqs)
     ids, mask = batch["input_ids"], batch["attention_mask"]
     assert ids.dtype == mask.dtype == torch.long
     assert ids.shape == mask.shape == (4, max(lengths) + 2)
     for row, n, seq in zip(range(4), lengths, seqs):
         assert ids[row, 0] == CLS_ID and ids[row, n + 1] == SEP_ID
-        assert ids[row, 1:n + 1].tolist() == tokenizer.encode(seq)
+        assert ids[row, 1:n + 1].tolist() == tokenizer.encode(seq, add_special_tokens=False)
         assert (ids[row, n + 2:] == PAD_ID).all()
         assert mask[row].tolist() == [1] * (n + 2) + [0] * (ids.shape[1] - n - 2)
 
     cut = tokenizer.encode_batch(seqs, max_length=12)
     assert cut["input_ids"].shape[1] == 12
-    assert cut["input_ids"][0].tolist() == [CLS_ID, *tokenizer.encode(seqs[0])[:10], SEP_ID]
+    assert cut["input_ids"][0].tolist() == [CLS_ID, *tokenizer.encode(seqs[0], add_special_tokens=False)[:10], SEP_ID]
     with pytest.raises(ValueError, match=rf"sequence 0 \(128 bp\) has {lengths[0]} tokens .* max_length 12"):
         tokenizer.encode_batch(seqs, max_length=12, truncation=False)
 
     plain = tokenizer.encode_batch(seqs, add_special_tokens=False)
-    assert plain["input_ids"][0, :lengths[0]].tolist() == tokenizer.encode(seqs[0])
+    assert plain["input_ids"][0, :lengths[0]].tolist() == tokenizer.encode(seqs[0], add_special_tokens=False)
     assert plain["attention_mask"].sum(1).tolist() == lengths
 
 
 def test_save_load_round_trip(tokenizer, genome_windows, tmp_path):
     held_out = genome_windows[1][:40]
-    tokenizer.save(tmp_path / "tok")
+    tokenizer.save_pretrained(tmp_path / "tok")
     config = json.loads((tmp_path / "tok" / "tokenizer_config.json").read_text())
     assert config["name"] == tokenizer.name and config["params"] == tokenizer.params
     loaded = load_tokenizer(tmp_path / "tok")
     assert type(loaded) is type(tokenizer) and loaded.vocab_size == tokenizer.vocab_size
-    assert [loaded.encode(s) for s in held_out[:4]] == [tokenizer.encode(s) for s in held_out[:4]]
+    assert [loaded.encode(s, add_special_tokens=False) for s in held_out[:4]] == [tokenizer.encode(s, add_special_tokens=False) for s in held_out[:4]]
     assert torch.equal(loaded.encode_batch(held_out)["input_ids"], tokenizer.encode_batch(held_out)["input_ids"])
 
 
@@ -161,7 +161,7 @@ def test_codebook_ids_are_mixed_radix_of_level_codes(genome_windows, levels, str
     assert tokenizer.vocab_size == 5 + int(np.prod(model.level_sizes))
     assert tokenizer.params == {"level_sizes": model.level_sizes, "stride": stride, "batch_size": 256}
     seq = genome_windows[1][0][:101]
-    ids = torch.tensor(tokenizer.encode(seq))
+    ids = torch.tensor(tokenizer.encode(seq, add_special_tokens=False))
     assert len(ids) == -(-101 // stride)
     codes = model.tokenize(torch.tensor(to_indices(seq), dtype=torch.long)[None])[0]
     assert torch.equal(tokenizer.ids_to_levels(ids), codes)
@@ -183,20 +183,20 @@ def test_codebook_batch_rows_do_not_depend_on_batch_mates(genome_windows):
     seqs = [w[:n] for w, n in zip(genome_windows[1], (128, 60, 128, 91, 60, 128, 128, 5))]
     ids = tokenizer.encode_batch(seqs, add_special_tokens=False)["input_ids"]
     for row, seq in zip(ids, seqs):
-        assert row[:len(seq)].tolist() == tokenizer.encode(seq)
+        assert row[:len(seq)].tolist() == tokenizer.encode(seq, add_special_tokens=False)
 
 
 def test_bpe_is_deterministic_with_specials_first(bpe, genome_windows, tmp_path):
     again = BPETokenizer(vocab_size=BPE_VOCAB).train(iter(genome_windows[0]))
-    bpe.save(tmp_path / "a")
-    again.save(tmp_path / "b")
+    bpe.save_pretrained(tmp_path / "a")
+    again.save_pretrained(tmp_path / "b")
     assert (tmp_path / "a" / "tokenizer.json").read_text() == (tmp_path / "b" / "tokenizer.json").read_text()
     vocab = bpe._tokenizer.get_vocab()
     assert [vocab[t] for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")] == [0, 1, 2, 3, 4]
     assert bpe.vocab_size == BPE_VOCAB
     assert bpe.tokens_per_bp(genome_windows[1]) < 0.35  # merges compress held-out sequence
     with pytest.raises(RuntimeError, match="not trained"):
-        BPETokenizer().encode("ACGT")
+        BPETokenizer().encode("ACGT", add_special_tokens=False)
 
 
 def test_gue_rows(tokenizer, shared_data):
@@ -204,7 +204,7 @@ def test_gue_rows(tokenizer, shared_data):
         rows = [row["sequence"] for _, row in zip(range(16), csv.DictReader(handle))]
     batch = tokenizer.encode_batch(rows, max_length=512)
     lengths = batch["attention_mask"].sum(1)
-    assert lengths.tolist() == [len(tokenizer.encode(s)) + 2 for s in rows]
+    assert lengths.tolist() == [len(tokenizer.encode(s, add_special_tokens=False)) + 2 for s in rows]
 
 
 def test_build_rejects_bad_params():
@@ -212,3 +212,67 @@ def test_build_rejects_bad_params():
         build_tokenizer("word")
     with pytest.raises(ValueError, match="stride"):
         build_tokenizer("kmer", k=3, stride=4)
+
+
+def test_hugging_face_surface(tokenizer, genome_windows, tmp_path):
+    """What a Hugging Face user reaches for: encode adds [CLS]/[SEP] unless told not to, the
+    call is encode_batch, special ids are attributes, save_pretrained / from_pretrained round-trip."""
+    seq = genome_windows[1][0][:120]
+    plain = tokenizer.encode(seq, add_special_tokens=False)
+    assert tokenizer.encode(seq) == [tokenizer.cls_token_id, *plain, tokenizer.sep_token_id]
+    assert (tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.mask_token_id) == (PAD_ID, UNK_ID, 4)
+    called = tokenizer(seq)
+    assert called["input_ids"][0].tolist() == tokenizer.encode(seq)
+    assert torch.equal(tokenizer([seq, seq[:50]])["input_ids"], tokenizer.encode_batch([seq, seq[:50]])["input_ids"])
+    loaded = type(tokenizer).from_pretrained(tokenizer.save_pretrained(tmp_path / "tok"))
+    assert loaded.encode(seq) == tokenizer.encode(seq)
+    other = CodebookTokenizer if not isinstance(tokenizer, CodebookTokenizer) else BPETokenizer
+    with pytest.raises(ValueError, match=f"not a {other.__name__}"):
+        other.from_pretrained(tmp_path / "tok")
+
+
+@pytest.mark.parametrize("name,params", [*SIMPLE, ("bpe", {})], ids=lambda p: str(p))
+def test_decode_inverts_encode(name, params, bpe, genome_windows):
+    """Rule-based tokenizers and BPE decode back to the very bases, N included where the
+    tokenizer keeps it; [CLS]/[SEP]/[PAD] hold no bases."""
+    tokenizer = bpe if name == "bpe" else build_tokenizer(name, **params)
+    for seq in [w[:97] for w in genome_windows[1][:20]] + ["ACGTA", "A"]:
+        assert tokenizer.decode(tokenizer.encode(seq)) == seq
+        assert tokenizer.decode(tokenizer.encode(seq), skip_special_tokens=False) == f"[CLS]{seq}[SEP]"
+    padded = tokenizer.encode_batch(["ACGTACGTAC", "ACG"])["input_ids"]
+    assert tokenizer.decode(padded[1]) == "ACG"
+    with_n = "ACGTNNACGTTGCA"
+    expected = with_n if name in ("char", "bpe") else None
+    if expected is None:  # k-mers: bases seen only through [UNK] k-mers come back as N
+        decoded = tokenizer.decode(tokenizer.encode(with_n))
+        assert len(decoded) == len(with_n)
+        assert all(d == s or d == "N" for d, s in zip(decoded, with_n))
+        assert decoded[4:6] == "NN"
+    else:
+        assert tokenizer.decode(tokenizer.encode(with_n)) == expected
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        tokenizer.decode([tokenizer.vocab_size])
+
+
+def test_codebook_decode_is_the_vqvae_reconstruction(genome_windows):
+    """VQ/HRQ decode through the model's decoder: the bases its own forward pass reconstructs."""
+    model = untrained_vqvae(levels=2, stride=2)
+    tokenizer = build_tokenizer("hrq", model=model)
+    seq = genome_windows[1][0][:64]
+    with torch.no_grad():
+        expected = model(torch.from_numpy(to_indices(seq)[None].astype(np.int64))).logits.argmax(-1)[0]
+    assert tokenizer.decode(tokenizer.encode(seq)) == "".join("ACGT"[b] for b in expected.tolist())
+
+
+@pytest.mark.parametrize("spec,cls", [({"type": "char"}, "CharTokenizer"),
+                                      ({"type": "kmer", "k": 4, "stride": 4}, "KmerTokenizer"),
+                                      ({"type": "bpe", "vocab_size": 64}, "BPETokenizer")])
+def test_one_registry_builds_and_trains_from_the_config_entry(spec, cls, genome_windows):
+    """A config entry's type picks the class in TOKENIZERS; the class builds and trains itself."""
+    from vqdna.tokenizers import TOKENIZERS, train_tokenizer
+
+    tokenizer, history = train_tokenizer(spec, genome_windows[0][:50], genome_windows[1][:5])
+    assert type(tokenizer).__name__ == cls and TOKENIZERS[spec["type"]] is type(tokenizer)
+    assert history == []
+    with pytest.raises(ValueError, match="unknown tokenizer type 'wordpiece'"):
+        train_tokenizer({"type": "wordpiece"}, [], [])

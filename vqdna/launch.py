@@ -17,8 +17,8 @@ import os
 import torch
 import torch.distributed as dist
 
-from vqdna import stages
-from vqdna.tokenizers import load_tokenizer
+from vqdna import corpus, stages
+from vqdna.tokenizers import load_tokenizer, train_tokenizer
 
 STAGES = ("train_tokenizer", "pretrain")
 
@@ -29,11 +29,11 @@ def train(stage: str, params: dict) -> list[dict]:
     if not params.get("scale", {}).get("resume_path"):
         raise ValueError("a torchrun launch needs scale.resume_path: the notebook takes its result from there")
     scale = {**params["scale"], "keep_final": True}
-    train_windows, val_windows = stages.read_windows(params["train_path"]), stages.read_windows(params["val_path"])
+    train_windows, val_windows = corpus.read_windows(params["train_path"]), corpus.read_windows(params["val_path"])
     if stage == "train_tokenizer":
         if params["spec"]["type"] not in ("vq", "hrq"):
             return []  # char / k-mer / BPE: nothing data-parallel to train; the notebook builds it
-        _, history = stages.train_tokenizer(params["spec"], train_windows, val_windows, seed=params["seed"],
+        _, history = train_tokenizer(params["spec"], train_windows, val_windows, seed=params["seed"],
                                             device=params["device"], scale=scale)
         return history
     tokenizer = load_tokenizer(params["tokenizer_path"])

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 import jsonschema
 import pandas as pd
 
+from vqdna import study
+from vqdna.coverage import COVERAGE_FIELDS
 from vqdna.study import base_name
+
+if TYPE_CHECKING:
+    from vqdna.tokenizers import Tokenizer
 
 #: label of rows without any deviation from the paper's protocol
 FULL_PROTOCOL = "full protocol"
@@ -158,3 +163,110 @@ def write_record(record: Mapping, path: str | Path) -> dict:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(record, indent=2))
     return record
+
+
+# ------------------------------------------------------------------ building records
+
+#: profile name of the paper's own settings (config/paper.yaml); any other profile is a deviation
+PAPER_PROFILE = "paper"
+SMALL_MODEL = "small model and short training"
+SHORT_FINETUNE = "short fine-tuning"
+#: the paper profile pre-trained without the paper's multi-species corpus (corpus.min_paper_bp)
+SMALL_CORPUS = "small pre-training corpus"
+#: the paper's corpus: DNABERT-2's 2.75 Gbp human + 32.49 Gbp multi-species; less than this
+#: much extra_fasta labels a paper-profile run (config corpus.min_paper_bp overrides)
+MIN_PAPER_BP = 1e9
+TRUNCATED = "inputs truncated"
+#: data-preparation notes (vqdna.data / vqdna.suites) -> the category that labels table rows
+DATA_DEVIATIONS = {"train subsampled": "train subsampled", "reduced-train": "reduced-train",
+                   "sequences truncated": TRUNCATED}
+
+
+def deviation_tags(notes: list[str]) -> list[str]:
+    """Detailed data notes ("train subsampled to 3000 of 4904 ...") -> their categories, so
+    that every task subsampled the same way shares one protocol label."""
+    return sorted({next((tag for key, tag in DATA_DEVIATIONS.items() if key in note), note) for note in notes})
+
+
+def profile_deviations(profile: str) -> list[str]:
+    return [] if profile == PAPER_PROFILE else [SMALL_MODEL]
+
+
+def ablation_of(name: str) -> dict | None:
+    """``hrq~codebook_size=128`` -> ``{"name": "codebook_size", "value": 128}``; None for a base name."""
+    _, knob, value = study.parse_variant(name)
+    return None if knob is None else {"name": knob, "value": value}
+
+
+def world_size(history: list[dict]) -> int:
+    """How many data-parallel processes trained a run, from its history (1 when not recorded)."""
+    return history[-1].get("world_size", 1) if history else 1
+
+
+def _world_field(world: int) -> dict:
+    """``{"world_size": n}`` for a run trained by n > 1 processes; nothing for one process, so
+    single-process records stay as they always were."""
+    return {"world_size": world} if world > 1 else {}
+
+
+def tokenizer_record(name: str, spec: dict, stats: dict, profile: str, seed: int = 0, world: int = 1) -> dict:
+    """The metrics JSON of a tokenizer job (``seed``: its training seed; ``world``: how many
+    processes trained it, recorded as ``world_size`` when > 1)."""
+    return {"stage": "tokenizer", "tokenizer": name, "type": spec["type"], "seed": seed,
+            "ablation": ablation_of(name), "deviations": profile_deviations(profile), "profile": profile,
+            "spec": spec, **stats, **_world_field(world)}
+
+
+def pretrain_record(name: str, tokenizer: Tokenizer, encoder: dict, settings: dict, history: list[dict],
+                    profile: str, deviations: list[str] = (), replicate: int = 0) -> dict:
+    """The metrics JSON of a pre-training job: final losses and the pretext check, i.e. the
+    held-out masked-token loss against the unigram (frequency-only) loss of the same targets
+    (``unigram_margin``: nats below it; ``unigram_margin_fraction``: as a share of it), and
+    ``world_size`` when more than one process trained it."""
+    last = history[-1]
+    val, unigram = last.get("val_loss"), last.get("unigram_loss")
+    margin = None if val is None or unigram is None else unigram - val
+    return {"stage": "pretrain", "tokenizer": name, "seed": replicate, "replicate": replicate,
+            "ablation": ablation_of(name), "profile": profile, "tokenizer_type": tokenizer.name,
+            "encoder": encoder, "pretrain": settings, "vocab_size": tokenizer.vocab_size,
+            "mlm_span": getattr(tokenizer, "mlm_span", 1) if settings.get("masking", "tokenizer") == "tokenizer" else 1,
+            "final_train_loss": last["train_loss"], "final_val_loss": val,
+            "final_val_accuracy": last.get("val_accuracy"), "unigram_loss": unigram,
+            "unigram_margin": margin, "unigram_margin_fraction": None if margin is None else margin / unigram,
+            "steps_per_s": last.get("steps_per_s"),
+            "deviations": sorted(set(profile_deviations(profile)) | set(deviations)),
+            **_world_field(world_size(history))}
+
+
+def evaluation_record(stage: str, task: tuple[dict, dict], name: str, seed: int, result: dict, profile: str,
+                      settings: dict | None = None, replicate: int = 0) -> dict:
+    """The metrics JSON of a fine-tuning / linear-probe job: test scores (fractions), each with
+    its 95% test-set bootstrap interval (``test_interval``, from the confusion matrix), the
+    task's primary metric, the paper's published numbers and every protocol deviation.
+    ``replicate``: the full-pipeline replicate; ``seed``: the fine-tuning seed within it."""
+    from vqdna.uncertainty import METRICS, bootstrap_interval
+
+    _, meta = task
+    deviations = (deviation_tags(meta.get("deviations", [])) + profile_deviations(profile)
+                  + list(result.get("pretrain_deviations", [])))
+    if stage == "finetune" and (settings or {}).get("protocol") != "benchmark":
+        deviations.append(SHORT_FINETUNE)
+    notes = list(meta.get("notes", []))  # conditions shown beside the score, not a protocol group
+    if result.get("n_cut"):
+        how = ("read in pooled windows" if result["coverage_pooling"] == "sliding"
+               else f"cut to the {result['coverage']} window")
+        notes.append(f"{result['n_cut']} of {result['n_sequences']} sequences longer than "
+                     f"{result['coverage_bp']} bp, {how}")
+    return {
+        "stage": stage, "suite": meta["suite"], "task": meta["task"], "tokenizer": name, "seed": seed,
+        "replicate": replicate,
+        "test_interval": {m: bootstrap_interval(result["confusion_matrix"], m, seed=seed) for m in METRICS},
+        "metric": meta["metric"], **{k: float(result["test"][k]) for k in ("mcc", "macro_f1", "accuracy")},
+        "deviations": sorted(set(deviations)), "deviation_details": meta.get("deviations", []),
+        "notes": notes, "paper": meta.get("paper", {}), "ablation": ablation_of(name),
+        "profile": profile, "settings": result.get("settings", settings), "max_tokens": result["max_tokens"],
+        "truncated_fraction": result["truncated_fraction"], "confusion_matrix": result["confusion_matrix"],
+        "vocab_usage": result.get("vocab_usage"), "task_recon_accuracy": result.get("task_recon_accuracy"),
+        "select_by": result.get("select_by"), "best_step": result.get("best_step"),
+        **{k: result.get(k) for k in COVERAGE_FIELDS},
+    }

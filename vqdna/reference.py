@@ -174,6 +174,28 @@ def compare_markdown(rows: list[dict], reference: str | Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_index(workdir, out_path, profile: str) -> None:
+    """A Markdown page linking the gathered results and every rendered notebook of the run
+    (per-job notebooks are local files: git tracks only the summary ones)."""
+    workdir, out_path = Path(workdir), Path(out_path)
+    lines = [f"# vqdna results — profile `{profile}`", "",
+             "- [Results tables (Markdown)](summary/results.md) · [CSV](summary/results.csv)",
+             "- [Claim verdicts](summary/claims.md) · [Pretext learned](summary/pretext.md) · "
+             "[Variance: replicates vs fine-tuning](summary/variance.md)",
+             "- [Summary notebook](summary/summary.html) · [Efficiency](summary/efficiency.html)",
+             "- [Provenance of this run](provenance.json) (commit, config hash, libraries, machine)"]
+    if (workdir / "sarscov2" / "sarscov2.html").exists():
+        lines.append("- [SARS-CoV-2 analysis (paper Fig. 5)](sarscov2/sarscov2.html)")
+    lines += ["", "## Rendered job notebooks (present after a local run)", ""]
+    for stage in ("tokenizers", "models", "finetune", "linear_probe"):
+        pages = sorted(workdir.glob(f"{stage}/**/*.html"))
+        if pages:
+            lines.append(f"### {stage} ({len(pages)})\n")
+            lines += [f"- [{page.parent.relative_to(workdir / stage)}]({page.relative_to(workdir)})" for page in pages]
+            lines.append("")
+    out_path.write_text("\n".join(lines) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)

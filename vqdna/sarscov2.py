@@ -17,12 +17,16 @@ import bisect
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from Bio.Align import PairwiseAligner
 
 from vqdna.sequence import to_indices
+
+if TYPE_CHECKING:
+    from vqdna.tokenizers import CodebookTokenizer, Tokenizer
 
 
 # ---------------------------------------------------------------------------------------------
@@ -300,3 +304,23 @@ def umap_2d(embeddings: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_di
     reducer = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, len(embeddings) - 1),
                         min_dist=min_dist, random_state=seed)
     return reducer.fit_transform(np.asarray(embeddings))
+
+
+def genome_codes(tokenizer: CodebookTokenizer, genome: str) -> np.ndarray:
+    """Per-token codes (T, levels) of a whole genome (one token per base at stride 1)."""
+    import torch
+
+    return tokenizer.ids_to_levels(torch.as_tensor(tokenizer.encode(genome, add_special_tokens=False))).numpy()
+
+
+def token_profiles(tokenizer: Tokenizer, genomes: list[str]) -> dict[str, np.ndarray]:
+    """Tokenizer-level per-genome embeddings: square-root token frequencies over the genome,
+    one matrix (genomes x vocabulary) per codebook level ("vocabulary" for char/k-mer/BPE).
+    Needs no encoder, so it shows what each vocabulary level itself separates."""
+    from vqdna.stages import usage_counts
+
+    profiles: dict[str, list[np.ndarray]] = {}
+    for genome in genomes:
+        for level, counts in usage_counts(tokenizer, [genome]).items():
+            profiles.setdefault(level, []).append(np.sqrt(counts / max(1, counts.sum())))
+    return {level: np.stack(rows) for level, rows in profiles.items()}

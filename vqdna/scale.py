@@ -203,3 +203,15 @@ def load_resume(path: str | Path | None, fingerprint: dict) -> dict | None:
         raise ValueError(f"{path}: resume checkpoint of a different run (settings differ: {changed}); "
                          f"delete it to start over")
     return state
+
+
+def scale_options(scale: dict | None) -> dict:
+    """The training-at-scale settings a rule passes (config keys ``precision``,
+    ``activation_checkpointing``, ``checkpoint_every``, and the job's ``resume_path``; the
+    ``torchrun`` launch, :mod:`vqdna.launch`, adds ``keep_final``), with the defaults that
+    reproduce the plain fp32 loop."""
+    scale = scale or {}
+    return {"precision": scale.get("precision", "fp32"),
+            "activation_checkpointing": bool(scale.get("activation_checkpointing", False)),
+            "resume_path": scale.get("resume_path"), "checkpoint_every": scale.get("checkpoint_every") or 0,
+            "keep_final": bool(scale.get("keep_final", False))}

@@ -34,8 +34,8 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def pick_device(device: str | None = None) -> torch.device:
-    """``device`` if given, else CUDA when available, else CPU."""
-    if device:
+    """``device`` if given (``"auto"`` = not given), else CUDA when available, else CPU."""
+    if device and device != "auto":
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 

@@ -1,0 +1,84 @@
+"""Every tokenizer of the study behind one interface: single nucleotide, k-mer, BPE and the learned
+codebook tokenizers (VQ / HRQ) that wrap a trained ``vqdna.vqvae.VQVAE``.
+
+Common contract (docs/design.md, "Token ids"):
+- ids ``[PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4``; regular tokens start at 5;
+- every input goes through ``vqdna.sequence.normalize`` first (upper-case, U->T, IUPAC->N, errors
+  name the character and position);
+- ``encode(seq)`` -> ``[CLS] ids [SEP]`` (``add_special_tokens=False``: the regular ids only);
+  ``encode_batch(seqs, ...)`` (or ``tokenizer(seqs)``) -> ``[CLS] ... [SEP]`` + right padding with
+  ``[PAD]``, as LongTensors ``input_ids`` / ``attention_mask``; ``decode(ids)`` -> bases;
+- ``save_pretrained(dir)`` writes ``tokenizer_config.json`` (name + params) plus artefacts;
+  ``Tokenizer.from_pretrained(dir)`` / ``load_tokenizer(dir)`` rebuild the same ids without the
+  training corpus;
+- ``TOKENIZERS`` maps a config entry's ``type`` to its class; the class builds itself from the
+  entry (``from_spec``) and learns what it learns (``train_from_spec``): :func:`train_tokenizer`;
+- ``mlm_target_sizes`` / ``mlm_targets(ids)``: what masked modeling predicts at each position.
+
+How ``N`` is tokenized: char: its own token; k-mer: a k-mer containing N is ``[UNK]`` (a trailing
+single N is its own single-base token); BPE: an ordinary symbol of its alphabet (merges may
+contain it); VQ/HRQ: an all-zero one-hot column of the VQ-VAE input.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from vqdna.tokenizers.base import (CLS_ID, CONFIG_FILE, MASK_ID, N_SPECIAL, PAD_ID, SEP_ID, SPECIAL_TOKENS, UNK_ID,
+                                   Tokenizer, _read_json, id_dtype)
+from vqdna.tokenizers.bpe import BPETokenizer
+from vqdna.tokenizers.char import CharTokenizer
+from vqdna.tokenizers.codebook import CodebookTokenizer
+from vqdna.tokenizers.kmer import KmerTokenizer
+
+# Layout: base.py (the shared interface), one module per tokenizer family.
+__all__ = ["BPETokenizer", "CLS_ID", "CONFIG_FILE", "CharTokenizer", "CodebookTokenizer", "KmerTokenizer", "MASK_ID",
+           "N_SPECIAL", "PAD_ID", "SEP_ID", "SPECIAL_TOKENS", "TOKENIZERS", "Tokenizer", "UNK_ID", "build_tokenizer",
+           "id_dtype", "load_tokenizer", "train_tokenizer"]
+
+TOKENIZERS = {"char": CharTokenizer, "kmer": KmerTokenizer, "bpe": BPETokenizer,
+              "vq": CodebookTokenizer, "hrq": CodebookTokenizer}
+
+
+def build_tokenizer(name: str, **params) -> Tokenizer:
+    """``build_tokenizer("kmer", k=6, stride=6)``, ``build_tokenizer("bpe", vocab_size=1024)``
+    (then ``.train(seqs)``), ``build_tokenizer("hrq", model=trained_vqvae)``."""
+    if name not in TOKENIZERS:
+        raise ValueError(f"unknown tokenizer {name!r}; choose from {sorted(TOKENIZERS)}")
+    if TOKENIZERS[name] is CodebookTokenizer:
+        return CodebookTokenizer(name=name, **params)
+    return TOKENIZERS[name](**params)
+
+
+def load_tokenizer(path) -> Tokenizer:
+    """Rebuild a tokenizer written by ``Tokenizer.save_pretrained(path)``. What the folder holds is checked
+    against the saved type; every problem is a ``ValueError`` naming the file."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError(f"{path} is not a tokenizer folder (not a directory)")
+    file = path / CONFIG_FILE
+    config = _read_json(file)
+    if not isinstance(config, dict) or not isinstance(config.get("params"), dict):
+        raise ValueError(f"{file}: expected {{'name': ..., 'params': {{...}}}}, got {str(config)[:80]}")
+    name = config.get("name")
+    if name not in TOKENIZERS:
+        raise ValueError(f"{file}: unknown tokenizer {name!r}; choose from {sorted(TOKENIZERS)}")
+    try:
+        return TOKENIZERS[name]._load(path, name, config["params"])
+    except (TypeError, ValueError) as error:  # params the constructor refuses
+        if str(path) in str(error):
+            raise
+        raise ValueError(f"{file}: params {config['params']} do not fit {name} ({error})") from error
+
+
+def train_tokenizer(spec: dict, train_windows: list[str], val_windows: list[str], seed: int = 0,
+                    device: str | None = None, progress: bool = False,
+                    scale: dict | None = None) -> tuple[Tokenizer, list[dict]]:
+    """Build (char, k-mer) or train (BPE, VQ, HRQ) the tokenizer a config entry describes: the
+    class registered under ``spec["type"]`` does it (:meth:`Tokenizer.train_from_spec`).
+    -> (tokenizer, training history; empty for tokenizers without training). ``scale``: the
+    training-at-scale settings (:func:`vqdna.scale.scale_options`)."""
+    kind = spec["type"]
+    if kind not in TOKENIZERS:
+        raise ValueError(f"unknown tokenizer type {kind!r}; choose from {sorted(TOKENIZERS)}")
+    return TOKENIZERS[kind].train_from_spec(spec, train_windows, val_windows, seed=seed, device=device,
+                                            progress=progress, scale=scale)
