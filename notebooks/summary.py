@@ -97,10 +97,9 @@ display(Markdown(tables.markdown(ranks)))
 
 # %%
 for stage in ("finetune", "linear_probe"):
-    if (records["stage"] == stage).any():
-        fig = plots.plot_task_scores(records, stage)
-        fig.savefig(out / "figures" / f"{stage}_scores.png", dpi=120, bbox_inches="tight")
-        plt.show()
+    fig = plots.plot_task_scores(records, stage)
+    fig.savefig(out / "figures" / f"{stage}_scores.png", dpi=120, bbox_inches="tight")
+    plt.show()
 fig = plots.plot_rank_heatmap(tables.summary_table(records, "finetune"))
 fig.savefig(out / "figures" / "finetune_ranks.png", dpi=120, bbox_inches="tight")
 
@@ -142,10 +141,10 @@ task_usage = comparison.groupby("tokenizer")["usage %"].mean().div(100).dropna()
 
 # %%
 species = tables.species_length_table(records)
+tables.write_table(species, out / "species_length")  # empty when no species task ran
 if species.empty:
     print("no species task ran (benchmarks/embedded.yaml species_*; config/species.yaml runs them all)")
 else:
-    tables.write_table(species, out / "species_length")
     display(Markdown(tables.markdown(species)))
 
 # %% [markdown]
@@ -164,16 +163,11 @@ from vqdna import effects
 
 effect_table, task_diffs = effects.study_effects(records, reference=baselines.BASELINE_NAME)
 tables.write_table(task_diffs, out / "task_differences")
-figures = {}  # per stage: task_differences_<stage>.png for its first protocol label, then _1, _2, ...
-for (stage, protocol), group in task_diffs.groupby(["stage", "protocol"]):
-    index = sum(key[0] == stage for key in figures)
-    figures[(stage, protocol)] = f"figures/task_differences_{stage}{f'_{index}' if index else ''}.png"
-    fig = effects.plot_task_differences(group, effect_table[(effect_table["stage"] == stage)
-                                                            & (effect_table["protocol"] == protocol)])
-    fig.suptitle(f"{stage} ({protocol})", fontsize=9, y=1.02)
-    fig.savefig(out / figures[(stage, protocol)], dpi=120, bbox_inches="tight")
+for stage in ("finetune", "linear_probe"):  # one figure per stage, a block per protocol label
+    fig = plots.plot_stage_differences(task_diffs, effect_table, stage)
+    fig.savefig(out / "figures" / f"task_differences_{stage}.png", dpi=120, bbox_inches="tight")
     plt.show()
-effect_table["figure"] = [figures.get(key, "–") for key in zip(effect_table["stage"], effect_table["protocol"])]
+effect_table["figure"] = [f"figures/task_differences_{stage}.png" for stage in effect_table["stage"]]
 tables.write_table(effect_table, out / "effects")
 display(Markdown(tables.markdown(effect_table)))
 
@@ -181,7 +175,7 @@ display(Markdown(tables.markdown(effect_table)))
 # ## Ablations (paper Tables 7–9 and beyond)
 
 # %%
-ablation_names = sorted(records["ablation_name"].dropna().unique())
+ablation_names = sorted({run["ablation"] for run in ablation_runs})  # the plan's: the rule declares their files
 for name in ablation_names:
     table = tables.ablation_table(records, name)
     tables.write_table(table.reset_index(), out / f"ablation_{name}")

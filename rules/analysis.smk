@@ -12,7 +12,7 @@ rule sarscov2:
         notebook=f"{W}/sarscov2/sarscov2.ipynb",
         html=report(f"{W}/sarscov2/sarscov2.html", category="Notebooks"),
     params:
-        settings=config["sarscov2"],  # tracked: a change reruns the job (nb below is derived from paths)
+        settings=config["sarscov2"],
         nb=lambda wc, input, output, threads: nb_params(
             data_dir=str(sarscov2_dir()),
             tokenizer_names=config["sarscov2"]["tokenizers"],

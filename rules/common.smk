@@ -33,8 +33,26 @@ def nb_params(**params):
     return shlex.quote(json.dumps(params, default=str))
 
 
+def logged(log_path, function, *args, **kwargs):
+    """Run a `run:` rule's work with its output, and a failure's traceback, in the rule's log
+    (a `run:` block writes to the Snakemake process's own streams otherwise)."""
+    import contextlib
+    import traceback
+
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as handle, contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
+        try:
+            return function(*args, **kwargs)
+        except Exception:
+            traceback.print_exc()
+            raise
+
+
 # Execute a jupytext notebook with papermill and render it to HTML (vqdna/notebook.py). Rules
-# declare input.notebook (the .py source), output.notebook (.ipynb), output.html, params.nb, log.
+# declare input.notebook (the .py source), output.notebook (.ipynb), output.html, params.nb, log,
+# and params.settings: the config a job depends on. params.nb is a function of the job's paths,
+# which Snakemake does not compare between runs; params.settings is a plain value, so a changed
+# setting reruns the job (--rerun-triggers params).
 NOTEBOOK = "python -m vqdna.notebook {input.notebook} {output.notebook} --params {params.nb}"
 RUN_NOTEBOOK = f"{NOTEBOOK} > {{log}} 2>&1"
 
@@ -192,3 +210,20 @@ if workflow.is_main_process:  # once per run (dry runs too), never in a cluster 
     except Exception:  # --cores not given: Snakemake says so itself
         slots = 1
     print(plan.describe(planned_jobs(), slots, config["profile"]), file=sys.stderr)
+
+
+# Every file the summary notebook writes, declared: tables as .csv (data) + .md (display), and
+# one ablation table and figure per ablation knob of the plan.
+SUMMARY_TABLES = ["finetune", "linear_probe", "pretext", "variance", "average_ranks", "tokenizers",
+                  "tokenizer_comparison", "species_length", "task_differences", "effects", "claims"]
+SUMMARY_FIGURES = ["finetune_scores", "linear_probe_scores", "finetune_ranks", "task_differences_finetune",
+                   "task_differences_linear_probe"]
+
+
+def summary_outputs():
+    knobs = sorted({run["ablation"] for run in ABLATION_RUNS})
+    tables = SUMMARY_TABLES + [f"ablation_{k}" for k in knobs]
+    figures = SUMMARY_FIGURES + [f"ablation_{k}" for k in knobs]
+    out = {f"{t}_{ext}": f"{W}/summary/{t}.{ext}" for t in tables for ext in ("csv", "md")}
+    out.update({f"figure_{f}": f"{W}/summary/figures/{f}.png" for f in figures})
+    return out

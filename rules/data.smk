@@ -5,14 +5,12 @@ rule prepare_task:
     """One labelled task -> train/dev/test.csv + meta.json (written atomically)."""
     output:
         directory(f"{W}/data/{{suite}}/{{task}}"),
-    conda:
-        "../environment.yml"
     log:
         f"{W}/logs/data/{{suite}}/{{task}}.log",
     resources:
         **job_resources("prepare_task"),
     run:
-        suites.prepare_task(wildcards.suite, wildcards.task, config, output[0])
+        logged(log[0], suites.prepare_task, wildcards.suite, wildcards.task, config, output[0])
 
 
 rule corpus:
@@ -20,8 +18,6 @@ rule corpus:
     with a provenance manifest."""
     output:
         directory(f"{W}/corpus"),
-    conda:
-        "../environment.yml"
     log:
         f"{W}/logs/corpus.log",
     params:
@@ -30,7 +26,7 @@ rule corpus:
     resources:
         **job_resources("corpus"),
     run:
-        corpus.build_corpus(params.corpus, output[0], seed=params.seed)
+        logged(log[0], corpus.build_corpus, params.corpus, output[0], seed=params.seed)
 
 
 rule download_gue:
@@ -39,11 +35,9 @@ rule download_gue:
     it fails at once, saying where to put the files (vqdna.suites.download_gue)."""
     output:
         touch(f"{W}/logs/gue_download.done"),
-    conda:
-        "../environment.yml"
     log:
         f"{W}/logs/gue_download.log",
     resources:
         **job_resources("download_gue"),
     run:
-        suites.download_gue(config)
+        logged(log[0], suites.download_gue, config)

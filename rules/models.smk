@@ -14,7 +14,7 @@ rule pretrain:
         notebook=f"{W}/models/{{model}}/rep{{rep}}/pretrain.ipynb",
         html=f"{W}/models/{{model}}/rep{{rep}}/pretrain.html",
     params:
-        settings=lambda wc: training_settings("pretrain", {**study.model_spec(config, wc.model), "encoder": config["encoder"]}),  # tracked: a change reruns the job (nb below is derived from paths)
+        settings=lambda wc: training_settings("pretrain", {**study.model_spec(config, wc.model), "encoder": config["encoder"]}),
         nb=lambda wc, input, output, threads: nb_params(
             name=wc.model,
             tokenizer_path=input.tokenizer,
@@ -56,7 +56,7 @@ rule finetune:
         notebook=f"{W}/finetune/{{suite}}/{{task}}/{{model}}/rep{{rep}}/finetune.ipynb",
         html=f"{W}/finetune/{{suite}}/{{task}}/{{model}}/rep{{rep}}/finetune.html",
     params:
-        settings={**config["finetune"], "seeds": SEEDS},  # tracked: a change reruns the job (nb below is derived from paths)
+        settings={**config["finetune"], "seeds": SEEDS},
         nb=lambda wc, input, output, threads: nb_params(
             model_name=wc.model,
             task_dir=input.task,
@@ -94,7 +94,7 @@ rule linear_probe:
         notebook=f"{W}/linear_probe/{{suite}}/{{task}}/{{model}}/rep{{rep}}/linear_probe.ipynb",
         html=f"{W}/linear_probe/{{suite}}/{{task}}/{{model}}/rep{{rep}}/linear_probe.html",
     params:
-        settings=config["linear_probe"],  # tracked: a change reruns the job (nb below is derived from paths)
+        settings=config["linear_probe"],
         nb=lambda wc, input, output, threads: nb_params(
             model_name=wc.model,
             task_dir=input.task,
@@ -126,8 +126,6 @@ rule kmer_baseline:
         task=task_dir,
     output:
         metrics=f"{W}/baseline/{{suite}}/{{task}}/metrics.json",
-    conda:
-        "../environment.yml"
     log:
         f"{W}/logs/baseline/{{suite}}/{{task}}.log",
     benchmark:
@@ -135,4 +133,4 @@ rule kmer_baseline:
     resources:
         **job_resources("kmer_baseline"),
     run:
-        baselines.write_kmer_baseline(input.task, output.metrics, config["profile"])
+        logged(log[0], baselines.write_kmer_baseline, input.task, output.metrics, config["profile"])

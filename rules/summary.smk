@@ -15,12 +15,12 @@ rule summary:
     output:
         table=report(f"{S}/results.csv", category="Results"),
         markdown=f"{S}/results.md",
-        scores=report(f"{S}/figures/finetune_scores.png", category="Results"),
-        ranks=report(f"{S}/figures/finetune_ranks.png", category="Results"),
         notebook=f"{S}/summary.ipynb",
         html=report(f"{S}/summary.html", category="Notebooks"),
+        **{name: report(path, category="Results") if path.endswith(".png") else path
+           for name, path in summary_outputs().items()},
     params:
-        settings={"ablations": ABLATION_RUNS, "profile": config["profile"]},  # tracked: a change reruns the job (nb below is derived from paths)
+        settings={"ablations": ABLATION_RUNS, "profile": config["profile"]},
         nb=lambda wc, input, output: nb_params(
             metrics_paths=list(input.finetune) + list(input.probe) + list(input.baseline)
             + list(input.tokenizers) + list(input.pretrain) + list(input.ablations),
@@ -47,11 +47,13 @@ rule efficiency:
     output:
         table=report(f"{S}/efficiency.csv", category="Efficiency"),
         markdown=f"{S}/efficiency.md",
+        conventions=f"{S}/efficiency_conventions.csv",
+        conventions_markdown=f"{S}/efficiency_conventions.md",
         figure=report(f"{S}/figures/efficiency.png", category="Efficiency"),
         notebook=f"{S}/efficiency.ipynb",
         html=report(f"{S}/efficiency.html", category="Notebooks"),
     params:
-        settings=config["encoder"],  # tracked: a change reruns the job (nb below is derived from paths)
+        settings=config["encoder"],
         nb=lambda wc, input, output, threads: nb_params(
             models=MODELS,
             model_paths=list(input.models),
@@ -84,14 +86,12 @@ rule index:
         sarscov2=lambda wc: rules.sarscov2.output.html if sarscov2_enabled() else [],
     output:
         f"{W}/index.md",
-    conda:
-        "../environment.yml"
     log:
         f"{W}/logs/index.log",
     resources:
         **job_resources("index"),
     run:
-        reference.write_index(W, output[0], config["profile"])
+        logged(log[0], reference.write_index, W, output[0], config["profile"])
 
 
 rule provenance:

@@ -13,7 +13,7 @@ rule train_tokenizer:
         notebook=f"{W}/tokenizers/{{tokenizer}}/seed{{tseed}}/train_tokenizer.ipynb",
         html=f"{W}/tokenizers/{{tokenizer}}/seed{{tseed}}/train_tokenizer.html",
     params:
-        settings=lambda wc: training_settings("train_tokenizer", study.tokenizer_spec(config, wc.tokenizer)),  # tracked: a change reruns the job (nb below is derived from paths)
+        settings=lambda wc: training_settings("train_tokenizer", study.tokenizer_spec(config, wc.tokenizer)),
         nb=lambda wc, input, output, threads: nb_params(
             name=wc.tokenizer,
             spec=study.tokenizer_spec(config, wc.tokenizer),

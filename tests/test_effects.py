@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vqdna import effects
+from vqdna import effects, plots
 
 
 def _means(shift: dict[str, float], n_tasks: int = 13, n_reps: int = 3, noise: float = 1.0, seed: int = 0):
@@ -96,5 +96,8 @@ def test_study_effects_never_pools_protocol_labels():
     reduced = table[(table["protocol"] == "reduced-train")].set_index("comparison")
     assert full.loc["hrq - vq", "verdict"] == effects.HOLDS and reduced.loc["hrq - vq", "verdict"] == effects.FAILS
     assert full.loc["hrq - vq", "n_tasks"] == 13 and set(per_task["protocol"]) == {"full", "reduced-train"}
-    fig = effects.plot_task_differences(per_task[per_task["protocol"] == "full"], table[table["protocol"] == "full"])
+    fig = plots.plot_task_differences(per_task[per_task["protocol"] == "full"], table[table["protocol"] == "full"])
     assert len(fig.axes) == 3  # hrq - vq, vq - bpe, hrq - best baseline
+    stage = plots.plot_stage_differences(per_task, table, "finetune")  # one block per protocol, never pooled
+    assert len(stage.subfigs) == 2 and len(stage.axes) == 6
+    assert "no linear_probe comparisons" in plots.plot_stage_differences(per_task, table, "linear_probe").texts[0].get_text()

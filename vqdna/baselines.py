@@ -45,18 +45,15 @@ def kmer_spectrum_baseline(train: pd.DataFrame, test: pd.DataFrame, seed: int = 
     features of ``train`` -> ``{mcc, macro_f1, accuracy, n_train, n_test}`` on ``test``
     (DataFrames with ``sequence, label``)."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+    from vqdna.metrics import classification_metrics, confusion
 
     model = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
     model.fit(kmer_spectrum(train["sequence"], ks), train["label"].to_numpy())
     predicted = model.predict(kmer_spectrum(test["sequence"], ks))
     truth = test["label"].to_numpy()
-    from vqdna.metrics import confusion
-
     return {
-        "mcc": float(matthews_corrcoef(truth, predicted)),
-        "macro_f1": float(f1_score(truth, predicted, average="macro")),
-        "accuracy": float(accuracy_score(truth, predicted)),
+        **classification_metrics(truth, predicted),
         "confusion_matrix": confusion(truth, predicted, int(max(truth.max(), predicted.max())) + 1),
         "n_train": len(train),
         "n_test": len(test),

@@ -222,35 +222,3 @@ def study_effects(df: pd.DataFrame, ordering: Sequence[str] = ORDERING, referenc
     per_task = pd.concat(differences, ignore_index=True) if differences else pd.DataFrame(
         columns=["comparison", "task", "b", "diff", "ci_low", "ci_high", "stage", "protocol"])
     return effects, per_task
-
-
-def plot_task_differences(per_task: pd.DataFrame, effects: pd.DataFrame):
-    """The figure to read first: one panel per comparison, each task's difference (x100) with
-    its replicate interval, and the mean over tasks with its interval at the bottom."""
-    import matplotlib.pyplot as plt
-
-    comparisons = list(dict.fromkeys(per_task["comparison"])) or ["(none)"]
-    ncols = min(3, len(comparisons))
-    nrows = math.ceil(len(comparisons) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, nrows * (1.4 + 0.3 * per_task["task"].nunique())),
-                             sharey=True, squeeze=False)
-    for ax in axes.flat[len(comparisons):]:
-        ax.set_visible(False)
-    tasks = sorted(per_task["task"].unique())
-    positions = {t: i + 2 for i, t in enumerate(tasks)}
-    for ax, comparison in zip(axes.flat, comparisons):
-        rows = per_task[per_task["comparison"] == comparison]
-        y = [positions[t] for t in rows["task"]]
-        ax.errorbar(rows["diff"], y, xerr=[rows["diff"] - rows["ci_low"], rows["ci_high"] - rows["diff"]],
-                    fmt="o", color="tab:blue", ms=4, capsize=2)
-        overall = effects[effects["comparison"] == comparison]
-        if len(overall) and not math.isnan(overall["mean_diff"].iloc[0]):
-            m, lo, hi = (float(overall[c].iloc[0]) for c in ("mean_diff", "ci_low", "ci_high"))
-            ax.errorbar([m], [0], xerr=[[m - lo], [hi - m]], fmt="D", color="black", ms=6, capsize=3)
-        ax.axvline(0, color="grey", lw=0.8, ls="--")
-        ax.set_title(comparison, fontsize=9)
-        ax.set_xlabel("difference (x100)")
-    axes[0][0].set_yticks([0] + [positions[t] for t in tasks], ["mean over tasks"] + tasks, fontsize=8)
-    axes[0][0].set_ylim(max(positions.values(), default=1) + 0.8, -0.8)
-    fig.tight_layout()
-    return fig

@@ -219,7 +219,10 @@ def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def markdown(table: pd.DataFrame) -> str:
-    """A GitHub markdown table of ``table`` (index dropped; floats to 2 decimals, NaN as –)."""
+    """A GitHub markdown table of ``table`` (index dropped; floats to 2 decimals, NaN as –);
+    a table without columns is "(none)"."""
+    if len(table.columns) == 0:
+        return "(none)\n"
     def cell(value) -> str:
         if isinstance(value, float):
             return "–" if math.isnan(value) else f"{value:.0f}" if value.is_integer() else f"{value:.2f}"
