@@ -5,7 +5,8 @@ Writes ``<out>.csv`` (step, val_loss, unigram_loss, margin %) and ``<out>.png``;
 step at which the margin reaches ``--target`` percent (the budget the README quotes), or that it
 never did.
 
-    python benchmarks/pretext_budget.py kmer6 --steps 6000 [--corpus results/corpus] [--out results/pretext_budget_kmer6]
+    python benchmarks/pretext_budget.py kmer6 --steps 6000 [--corpus results/corpus] \
+        [--out results/pretext_budget_kmer6]
 
 Needs the default run's corpus windows (``results/corpus/{train,val}.txt``); the encoder,
 masking, batch, lr and warm-up come from config/config.yaml unless given here.

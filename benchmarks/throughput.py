@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vqdna.data import read_fasta
-from vqdna.reference import cpu_model
 from vqdna.encoder import EncoderConfig, MaskedLM, TransformerEncoder
+from vqdna.files import read_fasta
+from vqdna.reference import cpu_model
 from vqdna.sequence import normalize
 from vqdna.tokenizers import build_tokenizer
 from vqdna.training import pick_device, pretrain_mlm
@@ -102,7 +102,8 @@ def encoding_table(tokenizers: dict, genome: str, windows: list[str], chunk: int
     batches = [windows[i:i + batch] for i in range(0, len(windows), batch)]
     print("| tokenizer | vocab | tokens/bp | `encode` Mbp/s | `encode_batch` Mbp/s |\n|---|---:|---:|---:|---:|")
     for name, tokenizer in tokenizers.items():
-        single = bp_per_second([(len(c), lambda c=c: tokenizer.encode(c)) for c in chunks], seconds)
+        single = bp_per_second([(len(c), lambda c=c: tokenizer.encode(c, add_special_tokens=False)) for c in chunks],
+                               seconds)
         batched = bp_per_second([(sum(map(len, b)), lambda b=b: tokenizer.encode_batch(b)) for b in batches], seconds)
         print(f"| {name} | {tokenizer.vocab_size} | {tokenizer.tokens_per_bp(windows[:1000]):.3f} | "
               f"{single / 1e6:.2f} | {batched / 1e6:.2f} |", flush=True)
@@ -157,7 +158,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="time spent per encoding measurement")
     parser.add_argument("--train-steps", type=int, default=30)
     parser.add_argument("--train-batch", type=int, default=32, help="config pretrain.batch_size")
-    parser.add_argument("--max-length", type=int, default=130, help="tokens incl. specials (config pretrain.max_tokens)")
+    parser.add_argument("--max-length", type=int, default=130,
+                        help="tokens incl. specials (config pretrain.max_tokens)")
     parser.add_argument("--mask-ratio", type=float, default=0.25)
     parser.add_argument("--layers", type=int, default=EncoderConfig.layers)
     parser.add_argument("--dim", type=int, default=EncoderConfig.dim)

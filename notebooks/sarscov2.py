@@ -49,7 +49,7 @@ import seaborn as sns
 import torch
 from IPython.display import Markdown, display
 
-from vqdna import data, sarscov2, tables
+from vqdna import files, sarscov2, tables
 from vqdna.sequence import normalize
 from vqdna.tokenizers import CodebookTokenizer, load_tokenizer
 
@@ -61,9 +61,9 @@ labels = pd.read_csv(data_dir / "nextclade_examples_union_labels.tsv", sep="\t",
 labels["lineage"] = labels["who"].replace("", "pre-VOC")
 per_lineage = max(2, n_genomes // labels["lineage"].nunique())  # balanced, seeded sample
 chosen = labels.sample(frac=1, random_state=seed).groupby("lineage").head(per_lineage).reset_index(drop=True)
-genomes_by_name = data.read_fasta(data_dir / "nextclade_examples_union.fasta")
+genomes_by_name = files.read_fasta(data_dir / "nextclade_examples_union.fasta")
 genomes = [normalize(genomes_by_name[name.split()[0]]) for name in chosen["name"]]  # FASTA ids end at a space
-reference = normalize(next(iter(data.read_fasta(data_dir / "ncov_reference_seq.fasta").values())))
+reference = normalize(next(iter(files.read_fasta(data_dir / "ncov_reference_seq.fasta").values())))
 clades = sarscov2.read_clades(data_dir / "ncov_clades.tsv")
 chosen["lineage"].value_counts()
 

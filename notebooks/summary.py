@@ -213,5 +213,5 @@ lines += ["## Pretext learned (masked-token loss vs unigram)", "", tables.markdo
 for name in ablation_names:
     lines += [f"## Ablation: {name}", "", (out / f"ablation_{name}.md").read_text()]
 (out / "results.md").write_text("\n".join(lines))
-records.drop(columns=[c for c in ("confusion_matrix", "settings", "spec", "encoder", "pretrain") if c in records]).to_csv(
-    out / "results.csv", index=False)
+bulky = [c for c in ("confusion_matrix", "settings", "spec", "encoder", "pretrain") if c in records]
+records.drop(columns=bulky).to_csv(out / "results.csv", index=False)

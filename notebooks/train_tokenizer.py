@@ -39,8 +39,8 @@ import seaborn as sns
 import torch
 
 from vqdna import corpus, stages
-from vqdna.tokenizers import train_tokenizer
 from vqdna.records import tokenizer_record, world_size, write_record
+from vqdna.tokenizers import train_tokenizer
 
 torch.set_num_threads(threads)
 train_windows, val_windows = corpus.read_windows(train_path), corpus.read_windows(val_path)

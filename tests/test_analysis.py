@@ -153,7 +153,8 @@ def test_ordering_verdicts(tmp_path):
     reversed_ = claims.claim_verdicts(frame(_ordering_records(-0.05), tmp_path))
     assert _verdict(reversed_, "tokenizer ordering") == "does not hold"
     missing = [r for r in _ordering_records(0.05) if r["tokenizer"] != "char"]
-    assert _verdict(claims.claim_verdicts(frame(missing, tmp_path)), "tokenizer ordering") == "inconclusive (not run: char)"
+    verdict = _verdict(claims.claim_verdicts(frame(missing, tmp_path)), "tokenizer ordering")
+    assert verdict == "inconclusive (not run: char)"
 
 
 def _spec_tok(tokenizer, recon, usage, stride=1, codebook_size=64, restart=1, ablation=None):
@@ -170,7 +171,8 @@ def test_every_claim_verdict_can_fail(tmp_path):
     assert _verdict(claims.claim_verdicts(frame(restart_only, tmp_path), usage=usage),
                     "codebooks use all codes").startswith("inconclusive (only runs with dead-code restart")
     no_restart = [_spec_tok("vq", 1.0, [1.0], restart=0), _spec_tok("hrq", 1.0, [1.0, 1.0], restart=0)]
-    assert _verdict(claims.claim_verdicts(frame(no_restart, tmp_path), usage=usage), "codebooks use all codes") == "holds"
+    verdicts = claims.claim_verdicts(frame(no_restart, tmp_path), usage=usage)
+    assert _verdict(verdicts, "codebooks use all codes") == "holds"
     unused = [_spec_tok("vq", 1.0, [0.67], restart=0), _spec_tok("hrq", 1.0, [1.0, 0.68], restart=0)]
     assert _verdict(claims.claim_verdicts(frame(unused, tmp_path), usage=usage), "codebooks use all codes") == FAILS
     assert _verdict(claims.claim_verdicts(frame(no_restart, tmp_path), usage={"kmer6": 0.97}),
@@ -188,7 +190,8 @@ def test_every_claim_verdict_can_fail(tmp_path):
     def sizes(scores):
         return [clf("coding", "hrq", 0, score, stage="linear_probe", ablation=("codebook_size", size))
                 for size, score in zip((32, 64, 128), scores)]
-    assert _verdict(claims.claim_verdicts(frame(sizes((0.40, 0.45, 0.43)), tmp_path)), "linear probe rises", "hrq") == "holds"
+    verdicts = claims.claim_verdicts(frame(sizes((0.40, 0.45, 0.43)), tmp_path))
+    assert _verdict(verdicts, "linear probe rises", "hrq") == "holds"
     assert _verdict(claims.claim_verdicts(frame(sizes((0.301, 0.283, 0.278)), tmp_path)), "linear probe rises",
                     "hrq") == FAILS
     assert _verdict(claims.claim_verdicts(frame(sizes((0.30, 0.32, 0.36)), tmp_path)), "linear probe rises",
@@ -200,8 +203,10 @@ def test_every_claim_verdict_can_fail(tmp_path):
     def dims(scores):
         return [clf("coding", "hrq", 0, score, stage="linear_probe", ablation=("code_dim", dim))
                 for dim, score in zip((32, 64, 128), scores)]
-    assert _verdict(claims.claim_verdicts(frame(dims((0.450, 0.452, 0.455)), tmp_path)), "code dimension", "hrq") == "holds"
-    assert _verdict(claims.claim_verdicts(frame(dims((0.269, 0.324, 0.232)), tmp_path)), "code dimension", "hrq") == FAILS
+    flat, varied = (claims.claim_verdicts(frame(dims(probe), tmp_path)) for probe in ((0.450, 0.452, 0.455),
+                                                                              (0.269, 0.324, 0.232)))
+    assert _verdict(flat, "code dimension", "hrq") == "holds"
+    assert _verdict(varied, "code dimension", "hrq") == FAILS
 
     # mask ratio: 0.25 must be best
     def masks(scores):

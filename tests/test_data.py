@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from vqdna import data
+from vqdna import data, files
 from vqdna.suites import load_suites
 
 GUE_TASKS = {name: spec for name, spec in load_suites()["gue"]["tasks"].items()}
@@ -114,7 +114,8 @@ def test_truncated_gzip_is_a_clean_error(tmp_path):
 # ---------------------------------------------------------------- labels across splits
 
 def frames(train, dev, test):
-    make = lambda labels: pd.DataFrame({"sequence": ["ACGT"] * len(labels), "label": labels})
+    def make(labels):
+        return pd.DataFrame({"sequence": ["ACGT"] * len(labels), "label": labels})
     return {"train": make(train), "dev": make(dev), "test": make(test)}
 
 
@@ -142,42 +143,42 @@ def test_empty_split():
 
 def test_fasta_duplicate_header(tmp_path):
     with pytest.raises(ValueError, match=r"a.fa line 5: duplicate FASTA header 'x'"):
-        data.read_fasta(write(tmp_path / "a.fa", ">x one\nACGT\n>y\nAC\n>x two\nGG\n"))
+        files.read_fasta(write(tmp_path / "a.fa", ">x one\nACGT\n>y\nAC\n>x two\nGG\n"))
 
 
 def test_fasta_duplicate_header_allowed_when_asked(tmp_path):
-    records = data.read_fasta(write(tmp_path / "a.fa", ">x\nACGT\n>x\nGG\n"), unique_ids=False)
+    records = files.read_fasta(write(tmp_path / "a.fa", ">x\nACGT\n>x\nGG\n"), unique_ids=False)
     assert records == {"x": "ACGT", "x#2": "GG"}
 
 
 def test_fasta_headerless(tmp_path):
     with pytest.raises(ValueError, match=r"a.fa line 1: sequence before the first '>' header"):
-        data.read_fasta(write(tmp_path / "a.fa", "ACGT\nACGT\n"))
+        files.read_fasta(write(tmp_path / "a.fa", "ACGT\nACGT\n"))
 
 
 def test_fasta_sequence_before_first_header(tmp_path):
     with pytest.raises(ValueError, match=r"line 2: sequence before the first"):
-        data.read_fasta(write(tmp_path / "a.fa", "\nAC\n>x\nACGT\n"))
+        files.read_fasta(write(tmp_path / "a.fa", "\nAC\n>x\nACGT\n"))
 
 
 def test_fasta_invalid_character_names_file_and_line(tmp_path):
     with pytest.raises(ValueError, match=r"a.fa line 4: invalid character 'J' at position 2"):
-        data.read_fasta(write(tmp_path / "a.fa", ">x\nACGT\n>y\nAJGT\n"))
+        files.read_fasta(write(tmp_path / "a.fa", ">x\nACGT\n>y\nAJGT\n"))
 
 
 def test_fasta_empty_file_and_empty_record(tmp_path):
     with pytest.raises(ValueError, match="no FASTA records"):
-        data.read_fasta(write(tmp_path / "a.fa", ""))
+        files.read_fasta(write(tmp_path / "a.fa", ""))
     with pytest.raises(ValueError, match="record 'x' has no sequence"):
-        data.read_fasta(write(tmp_path / "b.fa", ">x\n>y\nACGT\n"))
+        files.read_fasta(write(tmp_path / "b.fa", ">x\n>y\nACGT\n"))
     with pytest.raises(ValueError, match="empty FASTA header"):
-        data.read_fasta(write(tmp_path / "c.fa", ">\nACGT\n"))
+        files.read_fasta(write(tmp_path / "c.fa", ">\nACGT\n"))
 
 
 def test_fasta_gzip_crlf_lowercase_rna_multiline(tmp_path):
     text = ">x desc\nacgu\nNNac\n\n>y\nRYAC\n"
-    plain = data.read_fasta(write(tmp_path / "a.fa", text, newline="\r\n"))
-    zipped = data.read_fasta(write(tmp_path / "b.fa", text, compress=True))
+    plain = files.read_fasta(write(tmp_path / "a.fa", text, newline="\r\n"))
+    zipped = files.read_fasta(write(tmp_path / "b.fa", text, compress=True))
     assert plain == zipped == {"x": "ACGTNNAC", "y": "NNAC"}
 
 
@@ -186,7 +187,7 @@ def test_fasta_truncated_gzip(tmp_path):
     path = tmp_path / "a.fa.gz"
     path.write_bytes(blob[: len(blob) // 2])
     with pytest.raises(ValueError, match="truncated gzip"):
-        data.read_fasta(path)
+        files.read_fasta(path)
 
 
 # ---------------------------------------------------------------- length policy, subsampling

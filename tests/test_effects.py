@@ -100,4 +100,5 @@ def test_study_effects_never_pools_protocol_labels():
     assert len(fig.axes) == 3  # hrq - vq, vq - bpe, hrq - best baseline
     stage = plots.plot_stage_differences(per_task, table, "finetune")  # one block per protocol, never pooled
     assert len(stage.subfigs) == 2 and len(stage.axes) == 6
-    assert "no linear_probe comparisons" in plots.plot_stage_differences(per_task, table, "linear_probe").texts[0].get_text()
+    empty = plots.plot_stage_differences(per_task, table, "linear_probe")
+    assert "no linear_probe comparisons" in empty.texts[0].get_text()

@@ -9,12 +9,28 @@ import pandas as pd
 import pytest
 import torch
 
-from vqdna.encoder import (CodebookEmbedding, EncoderConfig, LoRALinear, MaskedLM, SequenceClassifier,
-                           TransformerEncoder, apply_lora, sinusoidal_positions)
+from vqdna.encoder import (
+    CodebookEmbedding,
+    EncoderConfig,
+    LoRALinear,
+    MaskedLM,
+    SequenceClassifier,
+    TransformerEncoder,
+    apply_lora,
+    sinusoidal_positions,
+)
 from vqdna.metrics import classification_metrics, confusion
 from vqdna.tokenizers import build_tokenizer
-from vqdna.training import (embed_sequences, finetune, linear_probe, load_checkpoint, mask_tokens,
-                            pretrain_mlm, save_checkpoint, seed_everything)
+from vqdna.training import (
+    embed_sequences,
+    finetune,
+    linear_probe,
+    load_checkpoint,
+    mask_tokens,
+    pretrain_mlm,
+    save_checkpoint,
+    seed_everything,
+)
 
 TINY = EncoderConfig(layers=1, dim=32, heads=2)
 
@@ -172,7 +188,7 @@ def test_codebook_embedding_stays_frozen(genome_windows, tmp_path):
     ids = tokenizer.encode_batch(genome_windows[1][:2], max_length=40)["input_ids"][:, 1:-1]
     levels = tokenizer.ids_to_levels(ids)
     with torch.no_grad():
-        mean_code = sum(encoder.embed.codebook(l)[levels[..., l]] for l in range(2)) / 2
+        mean_code = sum(encoder.embed.codebook(level)[levels[..., level]] for level in range(2)) / 2
         torch.testing.assert_close(encoder.embed(ids), encoder.embed.norm(encoder.embed.proj(mean_code)))
     # checkpoints are self-contained: another tokenizer's codebooks are overwritten on load
     save_checkpoint(tmp_path / "encoder.pt", encoder)

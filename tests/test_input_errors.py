@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from vqdna import data, suites
+from vqdna import data, files, suites
 from vqdna.sequence import normalize
 from vqdna.tokenizers import BPETokenizer, CodebookTokenizer, build_tokenizer, load_tokenizer
 
@@ -102,7 +102,7 @@ def test_truncated_gzip_csv_names_the_last_line_read(tmp_path):
 def test_byte_order_mark_is_accepted_in_csv_and_fasta(tmp_path):
     frame = data.load_csv_split(write(tmp_path / "a.csv", "\ufeffsequence,label\nACGT,0\n"))
     assert frame["sequence"].tolist() == ["ACGT"]
-    assert data.read_fasta(write(tmp_path / "a.fa", "\ufeff>x\nACGT\n")) == {"x": "ACGT"}
+    assert files.read_fasta(write(tmp_path / "a.fa", "\ufeff>x\nACGT\n")) == {"x": "ACGT"}
 
 
 # ---------------------------------------------------------------- FASTA reader
@@ -118,18 +118,18 @@ def test_byte_order_mark_is_accepted_in_csv_and_fasta(tmp_path):
 def test_fasta_errors_name_the_file_and_line(tmp_path, content, line, words):
     path = write(tmp_path / "x.fa", content)
     with pytest.raises(ValueError) as error:
-        data.read_fasta(path)
+        files.read_fasta(path)
     assert f"{path} line {line}: " in str(error.value) and words in str(error.value), str(error.value)
 
 
 def test_long_line_is_read_in_pieces_and_errors_keep_the_raw_position(tmp_path):
     line = "ACGTTGCA" * 5000
     path = write(tmp_path / "long.fa", f">x\n{line}\n")
-    chunks = list(data.stream_fasta(path, chunk_chars=1000))
+    chunks = list(files.stream_fasta(path, chunk_chars=1000))
     assert max(len(c) for _, c in chunks) <= 1000 and "".join(c for _, c in chunks) == line
     bad = write(tmp_path / "bad.fa", f">x\n{line[:30000]}Z{line[30001:]}\n")
     with pytest.raises(ValueError, match=re.escape(f"{bad} line 2: invalid character 'Z' at position 30001")):
-        list(data.stream_fasta(bad, chunk_chars=1000))
+        list(files.stream_fasta(bad, chunk_chars=1000))
 
 
 # ---------------------------------------------------------------- task preparation
@@ -238,7 +238,8 @@ def test_damaged_config_names_the_file(tmp_path, damage, words):
 
 
 def test_bpe_folder_with_another_kind_of_hf_tokenizer_is_refused(tmp_path):
-    from tokenizers import Tokenizer as HFTokenizer, models
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers import models
 
     path = saved_tokenizer(tmp_path, "bpe")
     HFTokenizer(models.WordPiece({"[UNK]": 0, "A": 1}, unk_token="[UNK]")).save(str(path / "tokenizer.json"))
@@ -301,11 +302,11 @@ def test_windowed_codebook_ids_equal_a_whole_sequence_pass(levels, stride):
     model = tiny_vqvae(levels=levels, stride=stride)
     rng = np.random.default_rng(0)
     seq = "".join(rng.choice(list("ACGTN"), p=[0.24, 0.24, 0.24, 0.24, 0.04], size=6003))
-    whole = CodebookTokenizer(model, window=10**9).encode(seq)
+    whole = CodebookTokenizer(model, window=10**9).encode(seq, add_special_tokens=False)
     windowed = CodebookTokenizer(model, window=500)
     widths, tokenize = [], model.tokenize
     model.tokenize = lambda idx: widths.append(idx.shape[1]) or tokenize(idx)
-    assert len(set(whole)) > 5 and windowed.encode(seq) == whole
+    assert len(set(whole)) > 5 and windowed.encode(seq, add_special_tokens=False) == whole
     ids = windowed.encode_array(seq)  # the smallest dtype holding the vocabulary: 1-4 bytes per id
     assert ids.dtype == {1: np.int8, 2: np.int16, 3: np.int32}[levels] and ids.tolist() == whole
     assert max(widths) <= 500 + 2 * windowed.margin * stride  # memory: one window, whatever the length
@@ -314,7 +315,7 @@ def test_windowed_codebook_ids_equal_a_whole_sequence_pass(levels, stride):
     class Short(CodebookTokenizer):  # windows without context: ids near their edges differ
         margin = 0
 
-    assert Short(model, window=500).encode(seq) != whole
+    assert Short(model, window=500).encode(seq, add_special_tokens=False) != whole
 
 
 def test_id_dtype_is_the_smallest_signed_one_holding_the_vocabulary():
@@ -326,7 +327,8 @@ def test_id_dtype_is_the_smallest_signed_one_holding_the_vocabulary():
     for name, params in (("char", {}), ("kmer", {"k": 3}), ("kmer", {"k": 6, "stride": 6})):
         tokenizer = build_tokenizer(name, **params)
         ids = tokenizer.encode_array("ACGTNACGTTGCA")
-        assert ids.dtype == id_dtype(tokenizer.vocab_size) and ids.tolist() == tokenizer.encode("ACGTNACGTTGCA")
+        assert ids.dtype == id_dtype(tokenizer.vocab_size)
+        assert ids.tolist() == tokenizer.encode("ACGTNACGTTGCA", add_special_tokens=False)
 
 
 @pytest.fixture(scope="module")
@@ -367,7 +369,7 @@ def test_windowed_bpe_ids_equal_a_whole_record_pass_on_real_sequence(yeast_bpe, 
 def test_windowed_bpe_ids_equal_a_whole_record_pass_on_sars_cov_2_genomes(yeast_bpe, shared_data):
     """Real genomes of another organism than the training one (~30 cuts each)."""
     for name in ("ncov_reference_seq.fasta", "nextclade_2023-01-09_reference.fasta"):
-        (genome,) = data.read_fasta(shared_data / "sars_cov_2" / name).values()
+        (genome,) = files.read_fasta(shared_data / "sars_cov_2" / name).values()
         windowed, widths = _windowed_bpe_ids(yeast_bpe, genome, window=1000, overlap=100)
         assert len(widths) > 30 and np.array_equal(windowed, yeast_bpe._encode_whole(genome))
 
@@ -410,7 +412,7 @@ def test_byte_positions_across_piece_boundaries(tmp_path):
     piece boundary are both placed where they are in the line."""
     bad = write(tmp_path / "bad.fa", b">x\n" + b"A" * 2500 + b"\xe9" + b"C" * 100 + b"\n")
     with pytest.raises(ValueError, match=re.escape(f"{bad} line 2: not UTF-8 text (byte 0xe9 at byte 2501")):
-        list(data.stream_fasta(bad, chunk_chars=1000))
+        list(files.stream_fasta(bad, chunk_chars=1000))
     cut = write(tmp_path / "cut.fa", b">x\n" + b"A" * 999 + "é".encode() + b"C" * 100 + b"\n")
     with pytest.raises(ValueError, match=re.escape(f"{cut} line 2: invalid character 'é' at position 1000")):
-        list(data.stream_fasta(cut, chunk_chars=1000))
+        list(files.stream_fasta(cut, chunk_chars=1000))

@@ -134,8 +134,8 @@ def test_genome_fragments_no_genome_in_two_splits(tmp_path, yeast_chromosome):
 def test_a_new_suite_is_one_file(tmp_path):
     (tmp_path / "bench").mkdir()
     (tmp_path / "d").mkdir()
-    (tmp_path / "d" / "neg.fa").write_text("".join(f">n{i}\n{'ACGT'[i % 4] * 5}{i:b}\n".replace("1", "C").replace("0", "G")
-                                                   for i in range(40)))
+    negatives = (f">n{i}\n{'ACGT'[i % 4] * 5}{i:b}\n".replace("1", "C").replace("0", "G") for i in range(40))
+    (tmp_path / "d" / "neg.fa").write_text("".join(negatives))
     (tmp_path / "d" / "pos.fa").write_text("".join(f">p{i}\nTTTTT{i:b}\n".replace("1", "A").replace("0", "T")
                                                    for i in range(40)))
     (tmp_path / "bench" / "mine.yaml").write_text(

@@ -6,7 +6,6 @@ import re
 
 import pytest
 import yaml
-
 from test_workflow import snakemake
 
 TARGETS = ("tokenizers/hrq/seed0/metrics.json", "models/hrq/rep0/metrics.json")

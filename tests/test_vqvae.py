@@ -1,8 +1,8 @@
 """VQ-VAE / HRQ tokenizer on real yeast chromosome I windows (tests/conftest.py).
 
 The trainings (100 steps, width 32, K=32, EMA decay 0.9) take 7-22 s each on one thread of a
-shared 2-core machine (the whole file: 25-90 s, depending on the load) and clear the bars with margin: over seeds 0-3, 99.7-99.97% held-out
-reconstruction and 98-100% code usage per level."""
+shared 2-core machine (the whole file: 25-90 s, depending on the load) and clear the bars with
+margin: over seeds 0-3, 99.7-99.97% held-out reconstruction and 98-100% code usage per level."""
 from __future__ import annotations
 
 import time

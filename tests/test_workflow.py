@@ -140,7 +140,8 @@ def metrics_of(workdir: Path) -> dict[str, dict]:
             return [clean(v) for v in value]
         return value
 
-    return {str(p.relative_to(workdir)): clean(json.loads(p.read_text())) for p in sorted(workdir.glob("**/metrics.json"))}
+    return {str(p.relative_to(workdir)): clean(json.loads(p.read_text()))
+            for p in sorted(workdir.glob("**/metrics.json"))}
 
 
 @pytest.mark.slow

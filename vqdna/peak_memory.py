@@ -44,7 +44,7 @@ def one_line_fasta(mbp: float, folder: str = "/tmp", seed: int = 0) -> Path:
 
 def build(kind: str, path: Path):
     """The default study tokenizer ``kind`` (config/config.yaml sizes)."""
-    from vqdna.data import stream_fasta
+    from vqdna.files import stream_fasta
     from vqdna.tokenizers import build_tokenizer
 
     if kind == "char":
@@ -69,7 +69,7 @@ def main(argv=None) -> None:
     parser.add_argument("kind", choices=KINDS)
     parser.add_argument("--mbp", type=float, default=10.0)
     args = parser.parse_args(argv)
-    from vqdna.data import read_fasta
+    from vqdna.files import read_fasta
 
     path = one_line_fasta(args.mbp)
     tokenizer = build(args.kind, path)

@@ -7,6 +7,7 @@ import pandas as pd
 
 from vqdna.tables import ablation_rows
 
+
 def plot_task_scores(df: pd.DataFrame, stage: str = "finetune"):
     """Bar per task x tokenizer (x100, error bar = sd over seeds), one panel per protocol label."""
     import seaborn as sns

@@ -18,6 +18,7 @@ import pandas as pd
 
 from vqdna import study
 from vqdna.coverage import COVERAGE_FIELDS
+from vqdna.settings import CorpusConfig
 from vqdna.study import base_name
 
 if TYPE_CHECKING:
@@ -175,7 +176,7 @@ SHORT_FINETUNE = "short fine-tuning"
 SMALL_CORPUS = "small pre-training corpus"
 #: the paper's corpus: DNABERT-2's 2.75 Gbp human + 32.49 Gbp multi-species; less than this
 #: much extra_fasta labels a paper-profile run (config corpus.min_paper_bp overrides)
-MIN_PAPER_BP = 1e9
+MIN_PAPER_BP = CorpusConfig.min_paper_bp
 TRUNCATED = "inputs truncated"
 #: data-preparation notes (vqdna.data / vqdna.suites) -> the category that labels table rows
 DATA_DEVIATIONS = {"train subsampled": "train subsampled", "reduced-train": "reduced-train",

@@ -7,6 +7,8 @@ call live in :mod:`vqdna.training`; the records the jobs write in :mod:`vqdna.re
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from vqdna import training
@@ -14,6 +16,7 @@ from vqdna.corpus import spread_windows
 from vqdna.coverage import coverage, sliding_windows, tokens_needed
 from vqdna.encoder import EncoderConfig, MaskedLM, SequenceClassifier, TransformerEncoder
 from vqdna.scale import scale_options
+from vqdna.settings import FinetuneConfig, PretrainConfig, ProbeConfig
 from vqdna.tokenizers import N_SPECIAL, CodebookTokenizer, Tokenizer
 from vqdna.vqvae import tokenizer_stats
 
@@ -60,25 +63,26 @@ def build_masked_lm(tokenizer: Tokenizer, encoder: dict, seed: int = 0) -> Maske
 
 
 def pretrain(model: MaskedLM, tokenizer: Tokenizer, train_windows: list[str], val_windows: list[str],
-             settings: dict, seed: int = 0, device: str | None = "auto", progress: bool = False,
+             settings: PretrainConfig | dict, seed: int = 0, device: str | None = "auto", progress: bool = False,
              scale: dict | None = None) -> list[dict]:
     """Masked-modeling pre-training with the config's ``pretrain`` section (``scale``: see
     :func:`scale_options`). No tokenizer makes more tokens than bases, so ``max_tokens`` >= the
     longest window + 2 ([CLS]/[SEP]) cuts no window; a smaller cap is an error rather than a
     silent cut."""
+    settings = PretrainConfig.from_dict(settings)
     longest = max(map(len, train_windows + val_windows))
-    if settings["max_tokens"] < longest + 2:
-        cap = settings["max_tokens"]
+    if settings.max_tokens < longest + 2:
+        cap = settings.max_tokens
         raise ValueError(f"pretrain.max_tokens {cap} would cut the {longest} bp corpus windows: set it to "
                          f"at least {longest + 2} (or corpus.window to at most {cap - 2})")
     options = scale_options(scale)
     model.encoder.activation_checkpointing = options.pop("activation_checkpointing")
     return training.pretrain_mlm(
-        model, tokenizer, train_windows, steps=settings["steps"], batch_size=settings["batch_size"],
-        lr=settings["lr"], mask_ratio=settings["mask_ratio"], max_length=settings["max_tokens"], seed=seed,
-        warmup_steps=settings.get("warmup_steps", 0), val_sequences=spread_windows(val_windows),
-        eval_every=max(1, settings["steps"] // 10), device=_device(device), progress=progress,
-        masking=settings.get("masking", "tokenizer"), micro_batch_size=settings.get("micro_batch_size"), **options)
+        model, tokenizer, train_windows, steps=settings.steps, batch_size=settings.batch_size,
+        lr=settings.lr, mask_ratio=settings.mask_ratio, max_length=settings.max_tokens, seed=seed,
+        warmup_steps=settings.warmup_steps, val_sequences=spread_windows(val_windows),
+        eval_every=max(1, settings.steps // 10), device=_device(device), progress=progress,
+        masking=settings.masking, micro_batch_size=settings.micro_batch_size, **options)
 
 
 def save_encoder(path, model: MaskedLM, encoder: dict, tokenizer_path, deviations: list[str] = ()) -> None:
@@ -108,11 +112,11 @@ def _xy(frame) -> tuple[list[str], np.ndarray]:
 SELECT_BY = {"dev_loss": "loss", "dev_metric": None}
 
 
-def finetune(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], settings: dict, seed: int = 0,
+def finetune(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], settings: FinetuneConfig | dict, seed: int = 0,
              device: str | None = "auto", progress: bool = False) -> dict:
     """Fine-tune the pre-trained encoder + MLP head on one task (config ``finetune`` section).
 
-    ``settings["protocol"] == "benchmark"`` takes epochs, lr, batch size and warm-up from the
+    ``settings.protocol == "benchmark"`` takes epochs, lr, batch size and warm-up from the
     task's official protocol (benchmarks/*.yaml); the official caps count BPE tokens and would
     cut the other tokenizers short, so the input is set in bp instead (:func:`coverage`:
     ``max_bp``, ``window``; fine-tuning always reads one fixed window) and each tokenizer's token
@@ -120,31 +124,31 @@ def finetune(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], settings
     declared GUE protocol: DNABERT-2 keeps the best dev loss) or ``dev_metric`` (the task's metric).
     """
     splits, meta = task
-    if "max_tokens" in settings:
+    if isinstance(settings, dict) and "max_tokens" in settings:
         raise ValueError("finetune.max_tokens is gone: set finetune.max_bp, the bp every tokenizer sees "
                          "(token caps now follow from it, README 'Equal coverage')")
-    if settings.get("protocol") == "benchmark":
+    given = settings if isinstance(settings, dict) else dataclasses.asdict(settings)
+    settings = FinetuneConfig.from_dict(settings)
+    if settings.protocol == "benchmark":
         official = {k: meta["protocol"][k] for k in ("epochs", "lr", "batch_size", "warmup_steps")
                     if k in meta.get("protocol", {})}
-        settings = {**settings, **official}
-    select_by = settings.get("select_by", "dev_loss")
-    if select_by not in SELECT_BY:
-        raise ValueError(f"finetune.select_by must be one of {sorted(SELECT_BY)}, got {select_by!r}")
-    splits, seen = coverage(splits, meta, {**settings, "pooling": "fixed"})
+        settings, given = settings.replace(**official), {**given, **official}
+    if settings.select_by not in SELECT_BY:
+        raise ValueError(f"finetune.select_by must be one of {sorted(SELECT_BY)}, got {settings.select_by!r}")
+    splits, seen = coverage(splits, meta, ProbeConfig(max_bp=settings.max_bp, window=settings.window, pooling="fixed"))
     training.seed_everything(seed)
-    head_init = settings.get("head_init", "random")
     model = SequenceClassifier(load_encoder(model_path, tokenizer), meta["num_classes"],
-                               head="linear" if head_init == "probe" else "mlp")
+                               head="linear" if settings.head_init == "probe" else "mlp")
     max_length = tokens_needed(tokenizer, splits)
     result = training.finetune(
         model, tokenizer, _xy(splits["train"]), _xy(splits["dev"]), _xy(splits["test"]),
-        epochs=settings["epochs"], lr=settings["lr"], batch_size=settings["batch_size"],
-        max_length=max_length, seed=seed, lora_rank=settings.get("lora_rank"),
-        patience=settings.get("patience"),
-        warmup_steps=settings.get("warmup_steps", 50), select_metric=SELECT_BY[select_by] or meta["metric"],
-        head_init=head_init, device=_device(device), progress=progress)
-    return {**result, **seen, "max_tokens": max_length, "truncated_fraction": 0.0, "select_by": select_by,
-            "settings": settings, "pretrain_deviations": pretrain_deviations(model_path)}
+        epochs=settings.epochs, lr=settings.lr, batch_size=settings.batch_size,
+        max_length=max_length, seed=seed, lora_rank=settings.lora_rank, patience=settings.patience,
+        warmup_steps=settings.warmup_steps, select_metric=SELECT_BY[settings.select_by] or meta["metric"],
+        head_init=settings.head_init, device=_device(device), progress=progress)
+    # the record keeps the settings as given (plus the official protocol's): what the config said
+    return {**result, **seen, "max_tokens": max_length, "truncated_fraction": 0.0, "select_by": settings.select_by,
+            "settings": given, "pretrain_deviations": pretrain_deviations(model_path)}
 
 
 def _pooled_embeddings(encoder, tokenizer: Tokenizer, sequences: list[str], max_bp: int | None,
@@ -161,7 +165,8 @@ def _pooled_embeddings(encoder, tokenizer: Tokenizer, sequences: list[str], max_
 
 
 def linear_probe(model_path, tokenizer: Tokenizer, task: tuple[dict, dict],
-                 coverage_settings: dict | None = None, seed: int = 0, device: str | None = "auto") -> dict:
+                 coverage_settings: ProbeConfig | dict | None = None, seed: int = 0,
+                 device: str | None = "auto") -> dict:
     """Frozen pre-trained encoder -> logistic regression on the task's train split, scored on test.
 
     ``coverage_settings`` (config ``linear_probe``: ``max_bp``, ``window``, ``pooling``) sets the

@@ -200,7 +200,8 @@ def prepare_task(suite: str, task: str, config: dict, out_dir) -> Path:
         "metric": spec["metric"], "max_length": int(max_length), "protocol": spec.get("protocol", {}),
         "coverage_bp": spec.get("coverage_bp"),
         "mode": "reduced-train" if any(d.startswith("reduced-train") for d in deviations) else "full",
-        "deviations": deviations, "notes": notes, "paper": spec.get("paper", {}), "paper_units": definition.get("paper_units"),
+        "deviations": deviations, "notes": notes, "paper": spec.get("paper", {}),
+        "paper_units": definition.get("paper_units"),
         "official_rows": spec.get("official_rows"), "label_source": definition.get("label_source"),
         "description": spec.get("description", definition.get("description")),
         "source": {"format": spec["format"], "location": str(root) if root else None,
@@ -297,7 +298,8 @@ def download_gue(config: dict, trusted_sha256: str | None = None) -> Path:
     with tempfile.TemporaryDirectory(dir=gue_dir.parent) as tmp:
         archive = Path(tmp) / "GUE.zip"
         try:
-            with urllib.request.urlopen(url, timeout=fetch.get("timeout_s", 15)) as response, open(archive, "wb") as out:
+            timeout = fetch.get("timeout_s", 15)
+            with urllib.request.urlopen(url, timeout=timeout) as response, open(archive, "wb") as out:
                 shutil.copyfileobj(response, out)
         except (urllib.error.URLError, OSError) as error:
             raise RuntimeError(f"cannot fetch GUE ({error}); offline: {where}") from error

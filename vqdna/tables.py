@@ -18,9 +18,17 @@ import numpy as np
 import pandas as pd
 
 from vqdna.baselines import BASELINE_NAME
-from vqdna.paper import (ABLATION_TASK_ALIASES, PAPER_ABLATIONS, PAPER_NAMES, PAPER_TABLE1, PAPER_TABLE6,
-                         PAPER_TASKS, SPECIES_TASKS)
+from vqdna.paper import (
+    ABLATION_TASK_ALIASES,
+    PAPER_ABLATIONS,
+    PAPER_NAMES,
+    PAPER_TABLE1,
+    PAPER_TABLE6,
+    PAPER_TASKS,
+    SPECIES_TASKS,
+)
 from vqdna.records import WHOLE_SEQUENCES
+
 
 def _paper_value(papers: pd.Series, tokenizer: str, paper_names: Mapping[str, str]) -> float:
     """The first published number for ``tokenizer`` in the records' ``paper`` dicts."""
@@ -75,7 +83,8 @@ def summary_table(df: pd.DataFrame, stage: str, paper_names: Mapping[str, str] =
              lpft_runs=("lpft", "sum"), kept_runs=("kept", "sum"))
         .reset_index()
     )
-    table["probe start kept"] = [f"{k}/{n}" if n else "–" for k, n in zip(table.pop("kept_runs"), table.pop("lpft_runs"))]
+    kept = zip(table.pop("kept_runs"), table.pop("lpft_runs"))
+    table["probe start kept"] = [f"{k}/{n}" if n else "–" for k, n in kept]
     intervals = {key: _cell_interval(group) for key, group in rows.groupby(keys, sort=True)}
     table["ci_low"] = [intervals[tuple(k)][0] for k in table[keys].itertuples(index=False)]
     table["ci_high"] = [intervals[tuple(k)][1] for k in table[keys].itertuples(index=False)]
@@ -87,7 +96,8 @@ def summary_table(df: pd.DataFrame, stage: str, paper_names: Mapping[str, str] =
     table1 = PAPER_TABLE1.get(stage, {})
 
     def paper(suite, task, tokenizer):
-        found = _paper_value(papers.get_group((suite, task)), tokenizer, paper_names) if papers is not None else math.nan
+        found = (_paper_value(papers.get_group((suite, task)), tokenizer, paper_names) if papers is not None
+                 else math.nan)
         fallback = pd.Series([table1.get(paper_tasks.get(task))])
         return found if not math.isnan(found) else _paper_value(fallback, tokenizer, paper_names)
 
@@ -205,7 +215,8 @@ def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
     ours = [
         _fmt(m) + ("" if math.isnan(s) else f" ± {s:.2f}") for m, s in zip(summary["mean"], summary["sd"])
     ]
-    interval = ["–" if math.isnan(lo) else f"[{lo:.1f}, {hi:.1f}]" for lo, hi in zip(summary["ci_low"], summary["ci_high"])]
+    interval = ["–" if math.isnan(lo) else f"[{lo:.1f}, {hi:.1f}]"
+                for lo, hi in zip(summary["ci_low"], summary["ci_high"])]
     return pd.DataFrame({
         "suite": summary["suite"], "task": summary["task"], "protocol": summary["protocol"],
         "coverage": summary["coverage"],
@@ -336,9 +347,11 @@ def _sorted_values(values: Iterable) -> list:
     return sorted(values) if numeric else sorted(values, key=str)
 
 
-def ablation_table(df: pd.DataFrame, name: str, task_aliases: Mapping[str, str] = ABLATION_TASK_ALIASES) -> pd.DataFrame:
+def ablation_table(df: pd.DataFrame, name: str,
+                   task_aliases: Mapping[str, str] = ABLATION_TASK_ALIASES) -> pd.DataFrame:
     """Paper Table 7/8/9 layout for knob ``name``: rows = value, columns (tokenizer, quantity,
-    field) (quantities as in :func:`ablation_rows`) with fields ``ours`` (mean over seeds, x100), ``sd``, ``n`` and ``paper``
+    field) (quantities as in :func:`ablation_rows`) with fields ``ours`` (mean over seeds, x100),
+    ``sd``, ``n`` and ``paper``
     (the published number where the paper ran the same value, else NaN)."""
     runs = ablation_rows(df, name)
     if runs.empty:

@@ -45,7 +45,6 @@ from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
 from vqdna import scale
-
 from vqdna.quantizer import Quantized, VectorQuantizer
 from vqdna.sequence import N_INDEX, to_indices
 from vqdna.training import check_finite, load_checkpoint, make_optimizer, pick_device, save_checkpoint, seed_everything

@@ -23,8 +23,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vqdna.tokenizers.base import (CLS_ID, CONFIG_FILE, MASK_ID, N_SPECIAL, PAD_ID, SEP_ID, SPECIAL_TOKENS, UNK_ID,
-                                   Tokenizer, _read_json, id_dtype)
+from vqdna.tokenizers.base import (
+    CLS_ID,
+    CONFIG_FILE,
+    MASK_ID,
+    N_SPECIAL,
+    PAD_ID,
+    SEP_ID,
+    SPECIAL_TOKENS,
+    UNK_ID,
+    Tokenizer,
+    _read_json,
+    id_dtype,
+)
 from vqdna.tokenizers.bpe import BPETokenizer
 from vqdna.tokenizers.char import CharTokenizer
 from vqdna.tokenizers.codebook import CodebookTokenizer

@@ -57,7 +57,8 @@ class BPETokenizer(Tokenizer):
 
     def train(self, sequences: Iterable[str]) -> "BPETokenizer":
         """Learn the merges on ``sequences`` (normalised first); returns self."""
-        from tokenizers import Tokenizer as HFTokenizer, models, trainers
+        from tokenizers import Tokenizer as HFTokenizer
+        from tokenizers import models, trainers
 
         tokenizer = HFTokenizer(models.BPE(unk_token="[UNK]"))
         trainer = trainers.BpeTrainer(vocab_size=self.target_vocab_size, min_frequency=self.min_frequency,

@@ -38,7 +38,7 @@ class CodebookTokenizer(Tokenizer):
         self.model, self.name, self.batch_size, self.window = model, name, batch_size, window
         self.window_tokens = max(1, window // int(model.config.stride))
         self.level_sizes = [int(size) for size in model.level_sizes]
-        self._radix = torch.tensor([math.prod(self.level_sizes[l + 1:]) for l in range(len(self.level_sizes))])
+        self._radix = torch.tensor([math.prod(self.level_sizes[level + 1:]) for level in range(len(self.level_sizes))])
         self._sizes = torch.tensor(self.level_sizes)
 
     @property
