@@ -28,7 +28,7 @@ rule sarscov2:
     log:
         f"{W}/logs/sarscov2.log",
     benchmark:
-        f"{W}/benchmarks/sarscov2.tsv"
+        f"{W}/timings/sarscov2.tsv"
     threads: workflow.resource_settings.cores or 1  # all cores given; 1 without --cores (--report)
     resources:
         **job_resources("sarscov2"),

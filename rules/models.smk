@@ -35,7 +35,7 @@ rule pretrain:
     log:
         f"{W}/logs/pretrain/{{model}}/rep{{rep}}.log",
     benchmark:
-        f"{W}/benchmarks/pretrain/{{model}}/rep{{rep}}.tsv"
+        f"{W}/timings/pretrain/{{model}}/rep{{rep}}.tsv"
     threads: config["threads_per_job"]
     resources:
         **job_resources("pretrain"),
@@ -75,7 +75,7 @@ rule finetune:
     log:
         f"{W}/logs/finetune/{{suite}}/{{task}}/{{model}}/rep{{rep}}.log",
     benchmark:
-        f"{W}/benchmarks/finetune/{{suite}}/{{task}}/{{model}}/rep{{rep}}.tsv"
+        f"{W}/timings/finetune/{{suite}}/{{task}}/{{model}}/rep{{rep}}.tsv"
     threads: config["threads_per_job"]
     resources:
         **job_resources("finetune"),
@@ -112,7 +112,7 @@ rule linear_probe:
     log:
         f"{W}/logs/linear_probe/{{suite}}/{{task}}/{{model}}/rep{{rep}}.log",
     benchmark:
-        f"{W}/benchmarks/linear_probe/{{suite}}/{{task}}/{{model}}/rep{{rep}}.tsv"
+        f"{W}/timings/linear_probe/{{suite}}/{{task}}/{{model}}/rep{{rep}}.tsv"
     threads: config["threads_per_job"]
     resources:
         **job_resources("linear_probe"),
@@ -129,7 +129,7 @@ rule kmer_baseline:
     log:
         f"{W}/logs/baseline/{{suite}}/{{task}}.log",
     benchmark:
-        f"{W}/benchmarks/baseline/{{suite}}/{{task}}.tsv"
+        f"{W}/timings/baseline/{{suite}}/{{task}}.tsv"
     resources:
         **job_resources("kmer_baseline"),
     run:

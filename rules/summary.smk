@@ -70,7 +70,7 @@ rule efficiency:
     log:
         f"{W}/logs/efficiency.log",
     benchmark:
-        f"{W}/benchmarks/efficiency.tsv"
+        f"{W}/timings/efficiency.tsv"
     threads: workflow.resource_settings.cores or 1  # all cores given; 1 without --cores (--report)
     resources:
         **job_resources("efficiency"),

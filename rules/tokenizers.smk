@@ -32,7 +32,7 @@ rule train_tokenizer:
     log:
         f"{W}/logs/tokenizers/{{tokenizer}}/seed{{tseed}}.log",
     benchmark:
-        f"{W}/benchmarks/tokenizers/{{tokenizer}}/seed{{tseed}}.tsv"
+        f"{W}/timings/tokenizers/{{tokenizer}}/seed{{tseed}}.tsv"
     threads: config["threads_per_job"]
     resources:
         **job_resources("train_tokenizer"),

@@ -36,7 +36,7 @@ def test_estimate_falls_back_from_task_to_tokenizer_to_stage():
 
 def test_measure_reads_a_runs_benchmark_files(tmp_path):
     for rel, seconds in (("finetune/gue/tf_0/vq/rep0.tsv", 12.5), ("pretrain/vq/rep0.tsv", 80.0)):
-        path = tmp_path / "benchmarks" / rel
+        path = tmp_path / "timings" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:00:12\t100\n")
     table = plan.measure(tmp_path, "test machine", "p")

@@ -96,7 +96,7 @@ def measure_throughput(fn: Callable[[], Any], n_items: int, min_seconds: float =
     return {"items_per_s": calls * n_items / elapsed, "seconds_per_call": elapsed / calls, "calls": calls}
 
 
-#: the paper's Table 2 (vqdna-paper-facts.md 1.2 and 1.4): parameters (millions) and GFLOPs at 512 bp
+#: the paper's Table 2 (Li et al., ICML 2024): parameters (millions) and GFLOPs at 512 bp
 PAPER_TABLE2 = {"VQ-VAE tokenizer": (16, 0.5), "HRQ tokenizer": (17, 0.6), "Transformer encoder": (86, 1.1)}
 #: dense FLOPs conventions from a parameter count ``n`` and a sequence length ``length``
 CONVENTIONS = {

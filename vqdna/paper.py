@@ -1,4 +1,4 @@
-"""The paper's published numbers (Li et al., ICML 2024; ../shared/notes/vqdna-paper-facts.md)
+"""The paper's published numbers (Li et al., VQDNA, ICML 2024: Tables 1, 2, 6-9)
 and how this study's tokenizer and task names map onto them. Data only: tables look them up."""
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ PAPER_TABLE1 = {
 }
 
 # Paper ablations, Li et al. 2024, Tables 7 (codebook size), 8 (code dimension), 9 (mask
-# ratio); see shared/notes/vqdna-paper-facts.md section 5. value -> tokenizer -> quantity -> %.
+# ratio). value -> tokenizer -> quantity -> %.
 # Tables 7/8: "recon" = reconstruction accuracy, "linear_probe:CVC" = linear-probe F1 on CVC.
 # Table 9: fine-tuning H3 MCC and CVC F1.
 _T78 = ("recon", "linear_probe:CVC")
@@ -57,7 +57,7 @@ PAPER_ABLATIONS = {
 }
 
 #: Table 6 (long-sequence species classification, HyenaDNA's 5-way mammal task, Top-1 accuracy
-#: x100) by paper model name and sequence length in bp (vqdna-paper-facts.md section 4.3)
+#: x100) by paper model name and sequence length in bp
 PAPER_TABLE6 = {
     "HyenaDNA": {1000: 61.13, 20000: 87.42, 32000: 93.42},
     "DNABERT-2": {1000: 61.04, 20000: 86.83, 32000: 99.28},

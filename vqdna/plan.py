@@ -54,8 +54,11 @@ def jobs(paths: Iterable[str]) -> list[tuple[str, str, str]]:
 
 
 def measure(workdir: str | Path, machine: str, profile: str) -> pd.DataFrame:
-    """Wall seconds of every benchmarked job of a finished run (its ``benchmarks/*.tsv``)."""
-    root = Path(workdir) / "benchmarks"
+    """Wall seconds of every benchmarked job of a finished run: the Snakemake ``benchmark:`` files
+    in its ``timings/`` folder (``benchmarks/`` in runs made before 2026-11-28, which still count)."""
+    root = Path(workdir) / "timings"
+    if not root.is_dir():
+        root = Path(workdir) / "benchmarks"
     rows = []
     for tsv in sorted(root.rglob("*.tsv")):
         job = job_of(tsv.relative_to(root).as_posix())
