@@ -62,11 +62,11 @@ display(Markdown(tables.markdown(pretext)))
 # ## Fine-tuning (test score at the best dev checkpoint)
 
 # %%
-sections = {}
+sections, summaries = {}, {}  # one summary table per stage: its intervals are bootstraps, computed once
 for stage, title in [("finetune", "Fine-tuning"), ("linear_probe", "Linear probe (frozen encoder)")]:
     if not (records["stage"] == stage).any():
         continue
-    table = tables.summary_table(records, stage)
+    table = summaries[stage] = tables.summary_table(records, stage)
     tables.write_table(table, out / f"{stage}", tables.format_summary(table))
     sections[title] = tables.format_summary(table)
     display(Markdown(f"### {title}\n\n" + tables.markdown(sections[title])))
@@ -87,8 +87,7 @@ display(Markdown(tables.markdown(variance)))
 # ## Average rank per protocol label
 
 # %%
-ranks = pd.concat([tables.average_ranks(tables.summary_table(records, stage)).assign(stage=stage)
-                   for stage in ("finetune", "linear_probe") if (records["stage"] == stage).any()])
+ranks = pd.concat([tables.average_ranks(table).assign(stage=stage) for stage, table in summaries.items()])
 tables.write_table(ranks, out / "average_ranks")
 display(Markdown(tables.markdown(ranks)))
 
@@ -100,7 +99,7 @@ for stage in ("finetune", "linear_probe"):
     fig = plots.plot_task_scores(records, stage)
     fig.savefig(out / "figures" / f"{stage}_scores.png", dpi=120, bbox_inches="tight")
     plt.show()
-fig = plots.plot_rank_heatmap(tables.summary_table(records, "finetune"))
+fig = plots.plot_rank_heatmap(summaries["finetune"])
 fig.savefig(out / "figures" / "finetune_ranks.png", dpi=120, bbox_inches="tight")
 
 # %% [markdown]
@@ -193,7 +192,7 @@ if not ablation_names:
 # (see the protocol labels above), so a verdict here is about this scale only.
 
 # %%
-verdicts = claims.claim_verdicts(records, usage=task_usage or None)
+verdicts = claims.claim_verdicts(records, usage=task_usage or None, summary=summaries.get("finetune"))
 tables.write_table(verdicts, out / "claims")
 display(Markdown(tables.markdown(verdicts)))
 

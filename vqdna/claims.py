@@ -156,7 +156,8 @@ def claim_verdicts(df: pd.DataFrame, usage: Mapping[str, float] | None = None, s
                    protocol: str | None = None, ordering: Sequence[str] = ("hrq", "vq", "bpe", "kmer6", "char"),
                    codebooks: Sequence[str] = ("vq", "hrq"), kmer: str = "kmer6", recon_threshold: float = 0.98,
                    full_usage: float = 0.99, kmer_max_usage: float = 0.75, dim_threshold: float = 1.0,
-                   best_mask: float = 0.25, fallback_noise: float = 1.0, noise_factor: float = 1.0) -> pd.DataFrame:
+                   best_mask: float = 0.25, fallback_noise: float = 1.0, noise_factor: float = 1.0,
+                   summary: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per paper claim at this study's scale: claim, tokenizer, paper, ours, verdict and
     ``fails if`` (the condition that makes it "does not hold"; :data:`FAILS_IF`).
 
@@ -168,7 +169,8 @@ def claim_verdicts(df: pd.DataFrame, usage: Mapping[str, float] | None = None, s
     :func:`usage_claim` (``usage``: tokenizer -> share of vocabulary used on the tasks' data);
     (3) :func:`reconstruction_claim`; (4) :func:`peak_claim`; (5) code dimension changes the
     probe by less than ``dim_threshold`` points; (6) mask ratio ``best_mask`` is best; (7) every
-    encoder learned its pretext task (:func:`pretext_table`).
+    encoder learned its pretext task (:func:`pretext_table`). ``summary``: the stage's
+    :func:`summary_table`, if the caller has it (its intervals are bootstraps).
     """
     rows = []
     fails_if = {k: v.format(full=100 * full_usage, kmer=100 * kmer_max_usage, recon=100 * recon_threshold,
@@ -180,10 +182,11 @@ def claim_verdicts(df: pd.DataFrame, usage: Mapping[str, float] | None = None, s
                      "verdict": result[1], "fails if": fails_if[kind]})
 
     plain = df[df["ablation_name"].isna()] if "ablation_name" in df else df
-    try:
-        summary = summary_table(df, stage)
-    except ValueError:
-        summary = None
+    if summary is None:  # tables.summary_table(df, stage), when the caller has not computed it already
+        try:
+            summary = summary_table(df, stage)
+        except ValueError:
+            summary = None
     pretext = pretext_table(df)
     unlearned = [t for t, ok in zip(pretext["tokenizer"], pretext["learned"]) if ok == "no" and t in ordering]
     if summary is None:
