@@ -66,3 +66,17 @@ def test_time_log_must_be_a_time_v_log(tmp_path):
     (tmp_path / "log").write_text("hello\n")
     with pytest.raises(ValueError, match="not a /usr/bin/time -v log"):
         reference.read_time_log(tmp_path / "log")
+
+
+def test_a_partial_rerun_is_compared_on_what_it_ran(tmp_path):
+    """One task rerun from scratch: its files must be identical; the rest of the reference is
+    not 'missing' with --ran-only, and a differing file still fails."""
+    reference.publish(make_run(tmp_path / "run"), tmp_path / "ref")
+    other = tmp_path / "ref" / "finetune" / "gue" / "tf_2" / "char" / "rep0" / "seed0" / "metrics.json"
+    other.parent.mkdir(parents=True)
+    other.write_text(json.dumps({"stage": "finetune", "mcc": 0.1}))
+    rerun = make_run(tmp_path / "rerun")
+    assert {r["status"] for r in reference.compare(rerun, tmp_path / "ref")} == {"identical", "missing"}
+    assert reference.main(["compare", str(rerun), str(tmp_path / "ref"), "--ran-only"]) == 0
+    assert reference.main(["compare", str(make_run(tmp_path / "off", mcc=0.5)), str(tmp_path / "ref"),
+                           "--ran-only"]) == 1

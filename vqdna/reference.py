@@ -136,14 +136,17 @@ def _differences(reference, fresh, prefix: str = "") -> list[tuple[str, object, 
     return [] if reference == fresh else [(prefix.rstrip("."), reference, fresh)]
 
 
-def compare(workdir: str | Path, reference: str | Path) -> list[dict]:
+def compare(workdir: str | Path, reference: str | Path, ran_only: bool = False) -> list[dict]:
     """Every metrics JSON of ``reference`` against the same file of the run in ``workdir``:
     one row per file with status ``identical``, ``differs`` (and each differing key with both
-    values) or ``missing``; files only the fresh run has are ``extra``."""
+    values) or ``missing``; files only the fresh run has are ``extra``. ``ran_only``: compare
+    only the files the run wrote (a rerun of part of the study, e.g. one task from scratch)."""
     workdir, reference = Path(workdir), Path(reference)
     ref_files = {p.relative_to(reference) for p in reference.glob("**/metrics.json")}
     new_files = {p.relative_to(workdir) for p in workdir.glob("**/metrics.json")}
     new_files = {p for p in new_files if "reference" not in p.parts}  # results/reference/ is not the run
+    if ran_only:
+        ref_files &= new_files
     rows = []
     for rel in sorted(ref_files | new_files):
         if rel not in new_files:
@@ -207,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("workdir")
     c.add_argument("reference")
     c.add_argument("--markdown", help="write the report here and exit 0 (the workflow's compare rule)")
+    c.add_argument("--ran-only", action="store_true", help="only the files the run wrote (a partial rerun)")
     v = sub.add_parser("provenance", help="write provenance.json for a run (the workflow's provenance rule)")
     v.add_argument("out")
     v.add_argument("--config", required=True, help="the run's config as JSON")
@@ -218,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "provenance":
         Path(args.out).write_text(json.dumps(provenance(json.loads(args.config)), indent=2) + "\n")
         return 0
-    rows = compare(args.workdir, args.reference)
+    rows = compare(args.workdir, args.reference, args.ran_only)
     report = compare_markdown(rows, args.reference)
     if args.markdown:
         Path(args.markdown).write_text(report)
