@@ -6,7 +6,7 @@ step at which the margin reaches ``--target`` percent (the budget the README quo
 never did.
 
     python benchmarks/pretext_budget.py kmer6 --steps 6000 [--corpus results/corpus] \
-        [--out results/pretext_budget_kmer6]
+        [--out results/pretext_budget_kmer6] [--resume budget.resume]
 
 Needs the default run's corpus windows (``results/corpus/{train,val}.txt``); the encoder,
 masking, batch, lr and warm-up come from config/config.yaml unless given here.
@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default="config/config.yaml")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--resume", default=None,
+                        help="resume checkpoint: written every --checkpoint-every steps and on SIGTERM; the same "
+                             "command resumes from it (long runs over several sessions)")
+    parser.add_argument("--checkpoint-every", type=int, default=500)
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)
@@ -49,7 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     val = corpus.read_windows(Path(args.corpus) / "val.txt")
     settings = {**config["pretrain"], "steps": args.steps, "lr": args.lr or config["pretrain"]["lr"]}
     model = stages.build_masked_lm(tokenizer, config["encoder"], seed=args.seed)
-    history = stages.pretrain(model, tokenizer, train, val, settings, seed=args.seed, device="cpu")
+    scale = {"resume_path": args.resume, "checkpoint_every": args.checkpoint_every} if args.resume else None
+    history = stages.pretrain(model, tokenizer, train, val, settings, seed=args.seed, device="cpu", scale=scale)
     curve = pd.DataFrame([{"step": h["step"], "val_loss": h["val_loss"], "unigram_loss": h["unigram_loss"]}
                           for h in history if "val_loss" in h])
     curve["margin %"] = 100 * (1 - curve["val_loss"] / curve["unigram_loss"])
