@@ -52,7 +52,7 @@ from vqdna import study
 
 results, records = {}, {}
 for seed, metrics_path in zip(seeds, metrics_paths):
-    results[seed] = stages.finetune(model_path, tokenizer, task, finetune, device=device,
+    results[seed] = stages.finetune_on_task(model_path, tokenizer, task, finetune, device=device,
                                     seed=study.finetune_seed(replicate, seed))
     records[seed] = evaluation_record("finetune", task, model_name, seed, results[seed], profile, finetune,
                                              replicate=replicate)

@@ -48,7 +48,7 @@ label_names = meta.get("label_names") or list(range(meta["num_classes"]))
 pd.DataFrame({name: frame["label"].value_counts().sort_index() for name, frame in splits.items()})
 
 # %%
-result = stages.linear_probe(model_path, tokenizer, task, coverage, device=device)
+result = stages.linear_probe_on_task(model_path, tokenizer, task, coverage, device=device)
 record = evaluation_record("linear_probe", task, model_name, 0, result, profile, replicate=replicate)
 pd.Series({k: record[k] for k in ("mcc", "macro_f1", "accuracy", "coverage", "bp_seen", "n_cut",
                                    "max_tokens", "task_recon_accuracy")})

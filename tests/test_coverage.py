@@ -85,14 +85,14 @@ def test_every_tokenizer_of_a_task_records_the_same_bp_coverage(long_task, token
         model = stages.build_masked_lm(tokenizer, TINY_ENCODER, seed=0)
         path = tmp_path / f"{name}.pt"
         stages.save_encoder(path, model, TINY_ENCODER, tmp_path / name)
-        probe = stages.linear_probe(path, tokenizer, long_task, {"max_bp": 200}, device="cpu")
+        probe = stages.linear_probe_on_task(path, tokenizer, long_task, {"max_bp": 200}, device="cpu")
         records.append(evaluation_record("linear_probe", long_task, name, 0, probe, "test"))
         for split in long_task[0].values():  # the cap holds every windowed row whole
             tokenizer.encode_batch([coverage.window_of(s, 200) for s in split["sequence"]],
                                    max_length=probe["max_tokens"], truncation=False)
     settings = {"epochs": 1, "lr": 1e-3, "batch_size": 16, "max_bp": 200, "select_by": "dev_loss",
                 "warmup_steps": 1}
-    tuned = stages.finetune(tmp_path / "char.pt", tokenizers["char"], long_task, settings, device="cpu")
+    tuned = stages.finetune_on_task(tmp_path / "char.pt", tokenizers["char"], long_task, settings, device="cpu")
     records.append(evaluation_record("finetune", long_task, "char", 0, tuned, "test", settings))
     for record in records:
         validate_record(record)
@@ -107,7 +107,7 @@ def test_sliding_pooling_reads_every_base(long_task, tokenizers, tmp_path):
     char = tokenizers["char"]
     model = stages.build_masked_lm(char, TINY_ENCODER, seed=0)
     stages.save_encoder(tmp_path / "m.pt", model, TINY_ENCODER, tmp_path / "char")
-    result = stages.linear_probe(tmp_path / "m.pt", char, long_task, {"max_bp": 100, "pooling": "sliding"},
+    result = stages.linear_probe_on_task(tmp_path / "m.pt", char, long_task, {"max_bp": 100, "pooling": "sliding"},
                                  device="cpu")
     lengths = np.concatenate([f["sequence"].str.len() for f in long_task[0].values()])
     assert result["bp_seen"]["max"] == lengths.max() and result["max_tokens"] == 102
@@ -163,7 +163,7 @@ def test_paper_profile_without_the_papers_corpus_is_labelled(tmp_path, genome_wi
     char = build_tokenizer("char")
     model = stages.build_masked_lm(char, TINY_ENCODER, seed=0)
     stages.save_encoder(tmp_path / "m.pt", model, TINY_ENCODER, tmp_path / "char", [SMALL_CORPUS])
-    result = stages.linear_probe(tmp_path / "m.pt", char, long_task, {"max_bp": 100}, device="cpu")
+    result = stages.linear_probe_on_task(tmp_path / "m.pt", char, long_task, {"max_bp": 100}, device="cpu")
     record = evaluation_record("linear_probe", long_task, "char", 0, result, "paper")
     assert record["deviations"] == [SMALL_CORPUS]
 

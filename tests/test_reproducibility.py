@@ -85,11 +85,11 @@ def test_finetune_probe_and_baseline_repeat(windows, task, tmp_path):
     tokenizer = build_tokenizer("char")
     path, _ = _pretrained(tokenizer, windows, tmp_path, "char")
     seed = study.finetune_seed(1, 0)
-    runs = [evaluation_record("finetune", task, "char", 0, stages.finetune(path, tokenizer, task, FINETUNE,
+    runs = [evaluation_record("finetune", task, "char", 0, stages.finetune_on_task(path, tokenizer, task, FINETUNE,
                                      seed=seed, device="cpu"), "test", FINETUNE, replicate=1) for _ in range(2)]
     same(*runs)
     probes = [evaluation_record("linear_probe", task, "char", 0,
-                                       stages.linear_probe(path, tokenizer, task, {"max_bp": 64}, device="cpu"),
+                                       stages.linear_probe_on_task(path, tokenizer, task, {"max_bp": 64}, device="cpu"),
                                        "test", replicate=1) for _ in range(2)]
     same(*probes)
     same(baselines.kmer_baseline_record(task, "test"), baselines.kmer_baseline_record(task, "test"))

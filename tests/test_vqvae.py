@@ -13,7 +13,7 @@ import torch
 from vqdna.quantizer import VectorQuantizer
 from vqdna.sequence import to_indices
 from vqdna.training import seed_everything
-from vqdna.vqvae import VQVAE, VQVAEConfig, fit_vqvae, tokenizer_stats
+from vqdna.vqvae import VQVAE, VQVAEConfig, fit_vqvae, heldout_percentages
 
 TINY = dict(stem_dim=16, dim=16, depth=3, codebook_size=16)
 SMALL = dict(stem_dim=32, dim=32, depth=2, codebook_size=32, decay=0.9)
@@ -38,7 +38,7 @@ def trained(genome_windows):
         model = model_of(**SMALL, levels=levels)
         start = time.perf_counter()
         fit_vqvae(model, train, val, seed=0, **FIT)
-        out[name] = (model, tokenizer_stats(model, val, batch_size=256), time.perf_counter() - start)
+        out[name] = (model, heldout_percentages(model, val, batch_size=256), time.perf_counter() - start)
     return out
 
 
@@ -149,7 +149,7 @@ def test_n_positions_are_not_scored(genome_windows):
     masked = window[:40] + "N" * 48 + window[88:]
     out = model(batch_of([masked]))
     assert torch.isfinite(out.loss)
-    stats = tokenizer_stats(model, [masked, window[:100]])
+    stats = heldout_percentages(model, [masked, window[:100]])
     assert stats["n_tokens"] == 228 and stats["bp_per_token"] == 1.0
 
 
@@ -181,7 +181,7 @@ def test_mixed_length_windows_are_grouped(genome_windows):
     history = fit_vqvae(model, mixed, [val[0][:99], val[1]], steps=4, batch_size=8, lr=1e-3, seed=0,
                         eval_every=2, progress=False)
     assert [record["step"] for record in history] == [2, 4]
-    assert tokenizer_stats(model, [val[0][:99], val[1]])["n_tokens"] == 50 + 64
+    assert heldout_percentages(model, [val[0][:99], val[1]])["n_tokens"] == 50 + 64
 
 
 def test_save_load_round_trip_and_code_vectors(trained, genome_windows, tmp_path):

@@ -1,7 +1,7 @@
 """What the model-training notebooks do, as plain functions (the notebooks only add tables and
 plots): stage 1 ``tokenizer_statistics`` (training itself is the tokenizer's own,
 :func:`vqdna.tokenizers.train_tokenizer`); stage 2 ``build_masked_lm`` /
-``pretrain`` / ``save_encoder`` / ``load_encoder``; stage 3 ``finetune`` / ``linear_probe`` on a
+``pretrain`` / ``save_encoder`` / ``load_encoder``; stage 3 ``finetune_on_task`` / ``linear_probe_on_task`` on a
 prepared task, each reading the bases :func:`vqdna.coverage.coverage` declares. The loops they
 call live in :mod:`vqdna.training`; the records the jobs write in :mod:`vqdna.records`.
 """
@@ -18,7 +18,7 @@ from vqdna.encoder import EncoderConfig, MaskedLM, SequenceClassifier, Transform
 from vqdna.scale import scale_options
 from vqdna.settings import FinetuneConfig, PretrainConfig, ProbeConfig
 from vqdna.tokenizers import N_SPECIAL, CodebookTokenizer, Tokenizer
-from vqdna.vqvae import tokenizer_stats
+from vqdna.vqvae import heldout_percentages
 
 
 def _device(device: str | None) -> str | None:
@@ -48,7 +48,7 @@ def tokenizer_statistics(tokenizer: Tokenizer, windows: list[str], counts: dict[
         "n_windows": len(windows),
     }
     if isinstance(tokenizer, CodebookTokenizer):
-        stats["recon_accuracy"] = tokenizer_stats(tokenizer.model, windows)["recon_accuracy"] / 100.0
+        stats["recon_accuracy"] = heldout_percentages(tokenizer.model, windows)["recon_accuracy"] / 100.0
     return stats
 
 
@@ -112,8 +112,8 @@ def _xy(frame) -> tuple[list[str], np.ndarray]:
 SELECT_BY = {"dev_loss": "loss", "dev_metric": None}
 
 
-def finetune(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], settings: FinetuneConfig | dict, seed: int = 0,
-             device: str | None = "auto", progress: bool = False) -> dict:
+def finetune_on_task(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], settings: FinetuneConfig | dict,
+                     seed: int = 0, device: str | None = "auto", progress: bool = False) -> dict:
     """Fine-tune the pre-trained encoder + MLP head on one task (config ``finetune`` section).
 
     ``settings.protocol == "benchmark"`` takes epochs, lr, batch size and warm-up from the
@@ -164,9 +164,9 @@ def _pooled_embeddings(encoder, tokenizer: Tokenizer, sequences: list[str], max_
     return pooled / np.bincount(owner)[:, None]
 
 
-def linear_probe(model_path, tokenizer: Tokenizer, task: tuple[dict, dict],
-                 coverage_settings: ProbeConfig | dict | None = None, seed: int = 0,
-                 device: str | None = "auto") -> dict:
+def linear_probe_on_task(model_path, tokenizer: Tokenizer, task: tuple[dict, dict],
+                         coverage_settings: ProbeConfig | dict | None = None, seed: int = 0,
+                         device: str | None = "auto") -> dict:
     """Frozen pre-trained encoder -> logistic regression on the task's train split, scored on test.
 
     ``coverage_settings`` (config ``linear_probe``: ``max_bp``, ``window``, ``pooling``) sets the
@@ -190,7 +190,7 @@ def linear_probe(model_path, tokenizer: Tokenizer, task: tuple[dict, dict],
            "vocab_usage": [float((c > 0).mean()) for c in counts.values()],
            "pretrain_deviations": pretrain_deviations(model_path)}
     if isinstance(tokenizer, CodebookTokenizer):  # reconstruction on the task's held-out sequences too
-        out["task_recon_accuracy"] = tokenizer_stats(tokenizer.model, list(splits["test"]["sequence"]))[
+        out["task_recon_accuracy"] = heldout_percentages(tokenizer.model, list(splits["test"]["sequence"]))[
             "recon_accuracy"] / 100.0
     return out
 

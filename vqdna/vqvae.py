@@ -273,7 +273,7 @@ def _sample_batch(groups: dict[int, torch.Tensor], batch_size: int, generator: t
 
 
 @torch.no_grad()
-def tokenizer_stats(model: VQVAE, windows: list[str], batch_size: int = 256) -> dict:
+def heldout_percentages(model: VQVAE, windows: list[str], batch_size: int = 256) -> dict:
     """Held-out tokenizer quality, in eval mode (no codebook update).
 
     Returns ``recon_accuracy`` (% of non-N positions whose argmax logit is the input base),
@@ -321,7 +321,7 @@ def fit_vqvae(model: VQVAE, train_windows: list[str], val_windows: list[str], st
     the model's construction too). Windows of mixed length are grouped by length (see
     :func:`windows_by_length`). Every ``eval_every`` steps and at the end a record is appended:
     ``step, lr, loss, recon_loss, commit_loss`` (means over the steps since the last record) and
-    ``val_recon_accuracy, val_code_usage, val_perplexity`` (from :func:`tokenizer_stats`, in %).
+    ``val_recon_accuracy, val_code_usage, val_perplexity`` (from :func:`heldout_percentages`, in %).
     The model is left in eval mode.
 
     Scale, as in ``training.pretrain_mlm``: ``micro_batch_size`` with gradient accumulation (the
@@ -398,7 +398,7 @@ def fit_vqvae(model: VQVAE, train_windows: list[str], val_windows: list[str], st
             n_summed += 1
             if step % eval_every == 0 or step == steps:
                 with scale.autocast(device, precision):
-                    stats = tokenizer_stats(model, val_windows, eval_batch_size)
+                    stats = heldout_percentages(model, val_windows, eval_batch_size)
                 history.append({"step": step, "lr": scheduler.get_last_lr()[0],
                                 **{key: value / n_summed for key, value in sums.items()},
                                 "val_recon_accuracy": stats["recon_accuracy"],
