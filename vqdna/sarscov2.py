@@ -302,7 +302,7 @@ def umap_2d(embeddings: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_di
     import umap
 
     reducer = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, len(embeddings) - 1),
-                        min_dist=min_dist, random_state=seed)
+                        min_dist=min_dist, random_state=seed, n_jobs=1)  # a seed means one thread anyway
     return reducer.fit_transform(np.asarray(embeddings))
 
 

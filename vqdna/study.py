@@ -68,7 +68,7 @@ def tokenizer_spec(config: dict, name: str) -> dict:
         if knob == "levels" and value > entry.get("depth", value):
             entry["depth"] = value  # each HRQ level taps its own encoder block
     if entry["type"] in CODEBOOK_TYPES:
-        from vqdna.vqvae import VQVAEConfig  # validates at plan time what VQVAE would refuse at run time
+        from vqdna.settings import VQVAEConfig  # validates at plan time what VQVAE would refuse at run time
 
         try:
             VQVAEConfig.from_spec(entry)
@@ -186,7 +186,7 @@ def mlm_shape(spec: dict) -> dict:
     embedding (learned over ``vocab_size``, or frozen ``codebook_sizes`` x ``code_dim``)."""
     kind = spec["type"]
     if kind in CODEBOOK_TYPES:
-        from vqdna.vqvae import VQVAEConfig
+        from vqdna.settings import VQVAEConfig
 
         config = VQVAEConfig.from_spec(spec)
         return {"target_sizes": config.level_sizes, "codebook_sizes": config.level_sizes,

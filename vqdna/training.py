@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text: tqdm.auto warns in notebooks without ipywidgets
 
 from vqdna import scale
 from vqdna.encoder import apply_lora, mean_pool

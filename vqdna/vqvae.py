@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,55 +44,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text: tqdm.auto warns in notebooks without ipywidgets
 
 from vqdna import scale
 from vqdna.quantizer import Quantized, VectorQuantizer
 from vqdna.sequence import N_INDEX, to_indices
+from vqdna.settings import VQVAEConfig
 from vqdna.training import check_finite, load_checkpoint, make_optimizer, pick_device, save_checkpoint, seed_everything
-
-
-@dataclass
-class VQVAEConfig:
-    """Every size and switch of the tokenizer. Defaults are a small CPU model; the paper scale
-    (``config/paper.yaml``) is stem_dim=256, dim=384, depth=6, codebook_size=512, code_dim=384,
-    levels=1 (VQ-VAE) or 2 (HRQ), ema=True, commitment_weight=0.5, stride=1. EMA decay, codebook
-    initialisation and dead-code restart are not reported by the paper (documented choices; both
-    configs turn dead-code restart on, ``dead_code_threshold: 1``, the class default is off)."""
-    stem_dim: int = 64
-    dim: int = 64
-    depth: int = 2
-    codebook_size: int = 64
-    code_dim: int | None = None       # None: = dim; else project in/out of the code space
-    levels: int = 1                   # 1: VQ-VAE; 2: HRQ (paper); 3: HRQ ablation
-    codebook_growth: int = 2          # level n has codebook_size * growth**(n-1) codes
-    ema: bool = True                  # False: codebook loss instead of EMA (ablation)
-    decay: float = 0.95               # EMA decay (paper: NOT FOUND)
-    commitment_weight: float = 0.5    # beta (paper)
-    dead_code_threshold: float = 0.0  # > 0: restart codes whose EMA count falls below (ablation)
-    data_init: bool = True            # k-means init of codebooks on the first training batch
-    kmeans_iters: int = 10
-    stride: int = 1                   # encoder down-sampling: bp per token (ablation 1/2/4)
-    stem_kernel: int = 5
-    block_kernel: int = 7
-    mlp_ratio: int = 4
-
-    def __post_init__(self):
-        if not 1 <= self.levels <= self.depth:
-            raise ValueError(f"need 1 <= levels <= depth, got levels={self.levels}, depth={self.depth}")
-        if self.stride < 1:
-            raise ValueError(f"stride must be >= 1, got {self.stride}")
-
-    @classmethod
-    def from_spec(cls, spec: dict) -> "VQVAEConfig":
-        """The config of a tokenizer entry (``study.tokenizer_spec``), ignoring its other keys
-        (type, steps, lr, ...)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in spec.items() if k in names})
-
-    @property
-    def level_sizes(self) -> list[int]:
-        return [self.codebook_size * self.codebook_growth ** n for n in range(self.levels)]
 
 
 @dataclass
