@@ -288,3 +288,28 @@ def test_one_registry_builds_and_trains_from_the_config_entry(spec, cls, genome_
     assert history == []
     with pytest.raises(ValueError, match="unknown tokenizer type 'wordpiece'"):
         train_tokenizer({"type": "wordpiece"}, [], [])
+
+
+def test_a_tokenizer_of_your_own_is_one_class_and_one_config_entry(tmp_path, monkeypatch, genome_windows):
+    """The README's example class, named in config as module:Class: built and trained from the
+    entry, saved, and loaded back by name in a process that never imported it (the class path is
+    saved beside the params)."""
+    import subprocess
+    import sys
+
+    from tests.test_workflow import readme_tokenizer_module
+    from vqdna.tokenizers import tokenizer_class, train_tokenizer
+
+    modules = readme_tokenizer_module(tmp_path / "modules")
+    monkeypatch.syspath_prepend(str(modules))
+    tokenizer, history = train_tokenizer({"type": "my_tokenizers:PurinePyrimidine"}, genome_windows[0][:5], [])
+    assert history == [] and tokenizer.decode(tokenizer.encode("ACGTN")) == "RYRYN"
+    folder = tokenizer.save_pretrained(tmp_path / "ry")
+    code = f"from vqdna.tokenizers import load_tokenizer; print(load_tokenizer({str(folder)!r}).encode('AGCT'))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(modules), "PATH": ""})
+    assert done.stdout.strip() == str(tokenizer.encode("AGCT")), done.stderr
+    with pytest.raises(ValueError, match="cannot import"):
+        tokenizer_class("no_such_module:Thing")
+    with pytest.raises(ValueError, match="not a vqdna.tokenizers.Tokenizer subclass"):
+        tokenizer_class("json:JSONDecoder")

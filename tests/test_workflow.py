@@ -18,8 +18,10 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "2"]
 
 
-def snakemake(*args, cwd=REPO, timeout=900):
+def snakemake(*args, cwd=REPO, timeout=900, pythonpath=None):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return subprocess.run([*SNAKEMAKE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -56,46 +58,64 @@ def test_config_is_validated_against_the_schema(tmp_path):
     assert result.returncode != 0 and "device" in result.stdout + result.stderr
 
 
+def readme_tokenizer_module(folder: Path) -> Path:
+    """The README's example tokenizer class ("A tokenizer: one class and one config entry"),
+    written out as my_tokenizers.py in ``folder``."""
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    (code,) = [b for b in blocks if "class PurinePyrimidine" in b]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "my_tokenizers.py").write_text(code)
+    return folder
+
+
 @pytest.mark.slow
 def test_smoke_run_end_to_end(tmp_path):
+    """The smoke study end to end, with the README's own tokenizer class added by one config
+    entry (its module on PYTHONPATH): trained, pre-trained on, fine-tuned and tabled like the rest."""
     config = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
-    result = snakemake("--configfile", "config/smoke.yaml", "--config", f"workdir={tmp_path}")
+    modules = readme_tokenizer_module(tmp_path / "modules")
+    overlay = tmp_path / "ry.yaml"
+    overlay.write_text(yaml.safe_dump({"tokenizers": {"ry": {"type": "my_tokenizers:PurinePyrimidine"}}}))
+    work = tmp_path / "work"
+    result = snakemake("--configfile", "config/smoke.yaml", str(overlay), "--config", f"workdir={work}",
+                       pythonpath=modules)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
 
     tasks = suites.enabled_tasks(config)
-    tokenizers = list(config["tokenizers"])
+    tokenizers = [*config["tokenizers"], "ry"]
     for stage in ("finetune", "linear_probe"):
-        table = pd.read_csv(tmp_path / "summary" / f"{stage}.csv")
+        table = pd.read_csv(work / "summary" / f"{stage}.csv")
         ranked = table[~table["is_reference"]]
         assert sorted(zip(ranked["task"], ranked["tokenizer"])) == sorted(
             (task, tok) for _, task in tasks for tok in tokenizers)
         assert ranked["mean"].map(math.isfinite).all()
         assert (table["is_reference"].groupby(table["task"]).sum() >= 1).all()  # k-mer spectrum row per task
     for name in ("results.md", "summary.html", "efficiency.md", "claims.md", "figures/finetune_scores.png"):
-        assert (tmp_path / "summary" / name).stat().st_size > 0, name
+        assert (work / "summary" / name).stat().st_size > 0, name
     for tok in tokenizers:
-        assert (tmp_path / "tokenizers" / tok / "seed0" / "train_tokenizer.html").exists()
-        assert (tmp_path / "models" / tok / "rep0" / "pretrain.html").exists()
-    pretext = pd.read_csv(tmp_path / "summary" / "pretext.csv")
+        assert (work / "tokenizers" / tok / "seed0" / "train_tokenizer.html").exists()
+        assert (work / "models" / tok / "rep0" / "pretrain.html").exists()
+    pretext = pd.read_csv(work / "summary" / "pretext.csv")
     assert set(pretext["tokenizer"]) == set(tokenizers) and pretext["unigram_loss"].gt(0).all()
-    provenance = json.loads((tmp_path / "provenance.json").read_text())
+    provenance = json.loads((work / "provenance.json").read_text())
     assert provenance["config_sha256"] and provenance["libraries"]["torch"] and provenance["machine"]["cores"]
     if (REPO.parent / "shared" / "data" / "sars_cov_2").is_dir():
-        record = json.loads((tmp_path / "sarscov2" / "metrics.json").read_text())
+        record = json.loads((work / "sarscov2" / "metrics.json").read_text())
         assert record["n_genomes"] >= 10 and record["lineage_structure"]
     # every rendered notebook reads clean: no library warnings, no path of the machine's Python
-    pages = sorted(tmp_path.glob("**/*.html"))
+    pages = sorted(work.glob("**/*.html"))
     assert pages
     for page in pages:
         text = page.read_text()
         assert "Warning:" not in text and sys.prefix not in text, page
 
     # nothing left to do, and a changed fine-tuning parameter reruns exactly the fine-tuning jobs
-    assert "Nothing to be done" in snakemake("-n", "--configfile", "config/smoke.yaml", "--config",
-                                             f"workdir={tmp_path}").stdout
+    assert "Nothing to be done" in snakemake("-n", "--configfile", "config/smoke.yaml", str(overlay), "--config",
+                                             f"workdir={work}", pythonpath=modules).stdout
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump({"finetune": {**config["finetune"], "epochs": 2}}))
-    dry = snakemake("-n", "--configfile", "config/smoke.yaml", str(changed), "--config", f"workdir={tmp_path}")
+    dry = snakemake("-n", "--configfile", "config/smoke.yaml", str(overlay), str(changed), "--config",
+                    f"workdir={work}", pythonpath=modules)
     jobs = {m[1]: int(m[2]) for m in re.finditer(r"^([a-z_]+)\s+(\d+)$", dry.stdout, re.MULTILINE)}  # job stats
     assert jobs.get("finetune") == len(tasks) * len(tokenizers) * len(config["replicates"])
     assert set(jobs) - {"total", "finetune", "summary", "index", "provenance", "all"} == set(), jobs

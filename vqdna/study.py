@@ -170,9 +170,11 @@ def ablation_replicates(config: dict) -> list[int]:
 
 
 def tokenizer_seed(config: dict, name: str, replicate: int) -> int:
-    """The training seed of tokenizer ``name`` in ``replicate``: the replicate for VQ/HRQ, 0 for
-    tokenizers whose construction draws no random number."""
-    return int(replicate) if tokenizer_spec(config, name)["type"] in SEEDED_TOKENIZER_TYPES else 0
+    """The training seed of tokenizer ``name`` in ``replicate``: the replicate for VQ/HRQ and for
+    tokenizer classes of your own (``module:Class``: they may draw random numbers), 0 for the
+    built-in tokenizers whose construction draws none."""
+    kind = tokenizer_spec(config, name)["type"]
+    return int(replicate) if kind in SEEDED_TOKENIZER_TYPES or ":" in kind else 0
 
 
 def finetune_seed(replicate: int, seed: int) -> int:
@@ -191,6 +193,11 @@ def mlm_shape(spec: dict) -> dict:
         config = VQVAEConfig.from_spec(spec)
         return {"target_sizes": config.level_sizes, "codebook_sizes": config.level_sizes,
                 "code_dim": config.code_dim or config.dim}
+    if ":" in kind:  # a tokenizer class of your own: its vocabulary is known once built
+        from vqdna.tokenizers import tokenizer_class
+
+        vocab = tokenizer_class(kind).from_spec(spec).vocab_size
+        return {"target_sizes": [vocab], "vocab_size": vocab}
     vocab = {"char": 10, "kmer": 10 + 4 ** spec.get("k", 6), "bpe": spec.get("vocab_size", 0)}[kind]
     return {"target_sizes": [vocab], "vocab_size": vocab}
 

@@ -31,23 +31,24 @@ from vqdna.tokenizers.base import (
     PAD_ID,
     SEP_ID,
     SPECIAL_TOKENS,
+    TOKENIZERS,
     UNK_ID,
     Tokenizer,
     _read_json,
     id_dtype,
+    tokenizer_class,
 )
 from vqdna.tokenizers.bpe import BPETokenizer
 from vqdna.tokenizers.char import CharTokenizer
 from vqdna.tokenizers.codebook import CodebookTokenizer
 from vqdna.tokenizers.kmer import KmerTokenizer
 
-# Layout: base.py (the shared interface), one module per tokenizer family.
+# Layout: base.py (the shared interface and the TOKENIZERS registry), one module per family;
+# importing them registers the built-in types.
 __all__ = ["BPETokenizer", "CLS_ID", "CONFIG_FILE", "CharTokenizer", "CodebookTokenizer", "KmerTokenizer", "MASK_ID",
            "N_SPECIAL", "PAD_ID", "SEP_ID", "SPECIAL_TOKENS", "TOKENIZERS", "Tokenizer", "UNK_ID", "build_tokenizer",
-           "id_dtype", "load_tokenizer", "train_tokenizer"]
+           "id_dtype", "load_tokenizer", "tokenizer_class", "train_tokenizer"]
 
-TOKENIZERS = {"char": CharTokenizer, "kmer": KmerTokenizer, "bpe": BPETokenizer,
-              "vq": CodebookTokenizer, "hrq": CodebookTokenizer}
 
 
 def build_tokenizer(name: str, **params) -> Tokenizer:
@@ -71,10 +72,14 @@ def load_tokenizer(path) -> Tokenizer:
     if not isinstance(config, dict) or not isinstance(config.get("params"), dict):
         raise ValueError(f"{file}: expected {{'name': ..., 'params': {{...}}}}, got {str(config)[:80]}")
     name = config.get("name")
-    if name not in TOKENIZERS:
+    if name in TOKENIZERS:
+        cls = TOKENIZERS[name]
+    elif isinstance(config.get("class"), str):  # a tokenizer class of your own (module:Class)
+        cls = tokenizer_class(config["class"])
+    else:
         raise ValueError(f"{file}: unknown tokenizer {name!r}; choose from {sorted(TOKENIZERS)}")
     try:
-        return TOKENIZERS[name]._load(path, name, config["params"])
+        return cls._load(path, name, config["params"])
     except (TypeError, ValueError) as error:  # params the constructor refuses
         if str(path) in str(error):
             raise
@@ -85,11 +90,8 @@ def train_tokenizer(spec: dict, train_windows: list[str], val_windows: list[str]
                     device: str | None = None, progress: bool = False,
                     scale: dict | None = None) -> tuple[Tokenizer, list[dict]]:
     """Build (char, k-mer) or train (BPE, VQ, HRQ) the tokenizer a config entry describes: the
-    class registered under ``spec["type"]`` does it (:meth:`Tokenizer.train_from_spec`).
+    class its ``type`` names (:func:`tokenizer_class`) does it (:meth:`Tokenizer.train_from_spec`).
     -> (tokenizer, training history; empty for tokenizers without training). ``scale``: the
     training-at-scale settings (:func:`vqdna.scale.scale_options`)."""
-    kind = spec["type"]
-    if kind not in TOKENIZERS:
-        raise ValueError(f"unknown tokenizer type {kind!r}; choose from {sorted(TOKENIZERS)}")
-    return TOKENIZERS[kind].train_from_spec(spec, train_windows, val_windows, seed=seed, device=device,
-                                            progress=progress, scale=scale)
+    return tokenizer_class(spec["type"]).train_from_spec(spec, train_windows, val_windows, seed=seed,
+                                                         device=device, progress=progress, scale=scale)

@@ -52,12 +52,43 @@ def _read_json(file: Path):
         raise ValueError(f"{file}: not valid JSON ({error})") from None
 
 
+#: config ``type`` -> tokenizer class: every subclass registers itself under its ``config_types``
+TOKENIZERS: dict[str, type] = {}
+
+
+def tokenizer_class(kind: str) -> type:
+    """The class a config entry's ``type`` names: a registered type (``TOKENIZERS``), or
+    ``module:Class`` for a tokenizer defined anywhere importable (no edit of this package)."""
+    if ":" in kind:
+        import importlib
+
+        module, _, qualname = kind.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module), qualname)
+        except (ImportError, AttributeError) as error:
+            raise ValueError(f"tokenizer type {kind!r}: cannot import it ({error})") from None
+        if not (isinstance(cls, type) and issubclass(cls, Tokenizer)):
+            raise ValueError(f"tokenizer type {kind!r} is not a vqdna.tokenizers.Tokenizer subclass")
+        return cls
+    if kind not in TOKENIZERS:
+        raise ValueError(f"unknown tokenizer type {kind!r}; choose from {sorted(TOKENIZERS)} or 'module:Class'")
+    return TOKENIZERS[kind]
+
+
 class Tokenizer:
     """Shared behaviour; a subclass sets ``name`` and implements ``_encode``, ``_decode``,
     ``vocab_size``, ``params``, ``from_spec`` (and ``train_from_spec`` when it learns from data),
-    and, when it has artefacts, ``_save`` / ``_load``."""
+    and, when it has artefacts, ``_save`` / ``_load``. Defining the class registers it under its
+    ``config_types``; a class outside this package is named in config as ``module:Class``."""
 
     name: str
+    #: the config ``type`` values this class answers to
+    config_types: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for kind in cls.config_types:
+            TOKENIZERS[kind] = cls
     pad_token_id, unk_token_id, cls_token_id, sep_token_id, mask_token_id = PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID
     all_special_tokens = list(SPECIAL_TOKENS)
     all_special_ids = list(range(N_SPECIAL))
@@ -206,7 +237,9 @@ class Tokenizer:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self._save(path)
-        (path / CONFIG_FILE).write_text(json.dumps({"name": self.name, "params": self.params}, indent=2) + "\n")
+        cls = type(self)
+        saved = {"name": self.name, "params": self.params, "class": f"{cls.__module__}:{cls.__qualname__}"}
+        (path / CONFIG_FILE).write_text(json.dumps(saved, indent=2) + "\n")
         return path
 
     def _save(self, path: Path) -> None:

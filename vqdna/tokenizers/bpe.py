@@ -23,6 +23,7 @@ class BPETokenizer(Tokenizer):
     """
 
     name = "bpe"
+    config_types = ("bpe",)
 
     def __init__(self, vocab_size: int = 4096, min_frequency: int = 2, window: int = 65536, overlap: int = 1024):
         if not 4 <= overlap <= window // 2:

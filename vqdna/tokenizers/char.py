@@ -14,6 +14,7 @@ class CharTokenizer(Tokenizer):
     """One token per base: A=5 C=6 G=7 T=8 N=9."""
 
     name = "char"
+    config_types = ("char",)
 
     @property
     def vocab_size(self) -> int:

@@ -30,6 +30,8 @@ class CodebookTokenizer(Tokenizer):
     default model for a ~25% speed-up); ids are the same for any window.
     """
 
+    config_types = ("vq", "hrq")
+
     def __init__(self, model, name: str = "vq", batch_size: int = 256, window: int = 1024):
         import torch
 

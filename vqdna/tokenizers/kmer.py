@@ -18,6 +18,7 @@ class KmerTokenizer(Tokenizer):
     """
 
     name = "kmer"
+    config_types = ("kmer",)
 
     def __init__(self, k: int = 6, stride: int = 1):
         if not 1 <= k <= 12:
