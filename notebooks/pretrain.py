@@ -24,8 +24,14 @@ tokenizer_path = "results/tokenizers/hrq/tokenizer"
 train_path = "results/corpus/train.txt"
 val_path = "results/corpus/val.txt"
 encoder = {"layers": 2, "dim": 64, "heads": 4}
-pretrain = {"steps": 50, "batch_size": 16, "lr": 0.001, "warmup_steps": 5, "mask_ratio": 0.25,
-            "max_tokens": 130}
+pretrain = {
+    "steps": 50,
+    "batch_size": 16,
+    "lr": 0.001,
+    "warmup_steps": 5,
+    "mask_ratio": 0.25,
+    "max_tokens": 130,
+}
 model_path = "results/models/hrq/model.pt"
 metrics_path = "results/models/hrq/metrics.json"
 seed = 0
@@ -50,12 +56,15 @@ torch.set_num_threads(threads)
 tokenizer = load_tokenizer(tokenizer_path)
 train_windows, val_windows = corpus.read_windows(train_path), corpus.read_windows(val_path)
 model = stages.build_masked_lm(tokenizer, encoder, seed=seed)
-print(f"{name}: vocabulary {tokenizer.vocab_size}, targets {tokenizer.mlm_target_sizes}, "
-      f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} trainable parameters")
+print(
+    f"{name}: vocabulary {tokenizer.vocab_size}, targets {tokenizer.mlm_target_sizes}, "
+    f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} trainable parameters"
+)
 
 # %%
-history = stages.pretrain(model, tokenizer, train_windows, val_windows, pretrain, seed=seed, device=device,
-                          scale=scale)
+history = stages.pretrain(
+    model, tokenizer, train_windows, val_windows, pretrain, seed=seed, device=device, scale=scale
+)
 deviations = corpus.corpus_deviations(Path(train_path).parent, profile)  # paper profile without its corpus
 stages.save_encoder(model_path, model, encoder, tokenizer_path, deviations)
 curves = pd.DataFrame(history)
@@ -68,8 +77,13 @@ curves.tail()
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(9, 3))
-sns.lineplot(data=curves.melt("step", [c for c in ("train_loss", "val_loss") if c in curves]),
-             x="step", y="value", hue="variable", ax=axes[0])
+sns.lineplot(
+    data=curves.melt("step", [c for c in ("train_loss", "val_loss") if c in curves]),
+    x="step",
+    y="value",
+    hue="variable",
+    ax=axes[0],
+)
 axes[0].set(ylabel="masked-token cross-entropy (summed over targets)")
 if "val_accuracy" in curves:
     sns.lineplot(data=curves, x="step", y="val_accuracy", ax=axes[1])
@@ -80,7 +94,6 @@ if "unigram_loss" in curves:
 fig.tight_layout()
 
 # %%
-record = pretrain_record(name, tokenizer, encoder, pretrain, history, profile, deviations,
-                                replicate=seed)
+record = pretrain_record(name, tokenizer, encoder, pretrain, history, profile, deviations, replicate=seed)
 write_record(record, metrics_path)
 record

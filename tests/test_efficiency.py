@@ -1,4 +1,5 @@
 """Parameters, FLOPs, tokens per sequence and throughput on modules with hand-known answers."""
+
 from __future__ import annotations
 
 import itertools
@@ -64,8 +65,9 @@ def test_tokens_per_sequence_with_encode_and_callable():
 def test_measure_throughput_with_a_fake_clock():
     ticks = itertools.count(0, 0.25)
     calls = []
-    result = ef.measure_throughput(lambda: calls.append(1), n_items=10, min_seconds=1.0, warmup=2,
-                                   clock=lambda: next(ticks))
+    result = ef.measure_throughput(
+        lambda: calls.append(1), n_items=10, min_seconds=1.0, warmup=2, clock=lambda: next(ticks)
+    )
     assert result["calls"] == 4 and len(calls) == 6
     assert result["items_per_s"] == pytest.approx(40.0) and result["seconds_per_call"] == pytest.approx(0.25)
 

@@ -1,5 +1,6 @@
 """Encoder, heads, LoRA and the training loops on real sequence: yeast chromosome I windows for
 masked modeling, a subsample of GUE prom_core_tata (human core promoters) for fine-tuning."""
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,6 @@ from vqdna.training import (
 TINY = EncoderConfig(layers=1, dim=32, heads=2)
 
 
-
 @pytest.fixture(scope="module")
 def char():
     return build_tokenizer("char")
@@ -45,8 +45,10 @@ def char():
 def tata(shared_data):
     """Real GUE task, subsampled (seeded) to keep the tests short: 384 train, 128 dev, 128 test."""
     folder = shared_data / "GUE" / "prom" / "prom_core_tata"
-    return tuple(pd.read_csv(folder / f"{split}.csv").sample(n=n, random_state=0).reset_index(drop=True)
-                 for split, n in (("train", 384), ("dev", 128), ("test", 128)))
+    return tuple(
+        pd.read_csv(folder / f"{split}.csv").sample(n=n, random_state=0).reset_index(drop=True)
+        for split, n in (("train", 384), ("dev", 128), ("test", 128))
+    )
 
 
 def classifier(tokenizer, seed=0, config=TINY, num_classes=2):
@@ -89,8 +91,18 @@ def test_pretrain_loss_decreases(char, genome_windows):
     train, held_out = genome_windows
     seed_everything(0)
     model = MaskedLM(TransformerEncoder.from_tokenizer(char, TINY), char.mlm_target_sizes)
-    history = pretrain_mlm(model, char, train[:512], steps=60, batch_size=16, lr=2e-3, warmup_steps=5,
-                           val_sequences=held_out[:64], eval_every=20, progress=False)
+    history = pretrain_mlm(
+        model,
+        char,
+        train[:512],
+        steps=60,
+        batch_size=16,
+        lr=2e-3,
+        warmup_steps=5,
+        val_sequences=held_out[:64],
+        eval_every=20,
+        progress=False,
+    )
     assert [h["step"] for h in history] == [20, 40, 60]
     assert history[-1]["train_loss"] < history[0]["train_loss"] - 0.2
     # after a short run the model at least learns the 4-base marginal (uniform = ln 4 = 1.386)
@@ -102,8 +114,20 @@ def test_finetune_uses_best_dev_checkpoint(char, tata):
 
     train, dev, test = tata
     model = classifier(char)
-    result = finetune(model, char, train, dev, test, epochs=3, lr=3e-3, batch_size=32, max_length=80,
-                      eval_every=4, warmup_steps=4, progress=False)
+    result = finetune(
+        model,
+        char,
+        train,
+        dev,
+        test,
+        epochs=3,
+        lr=3e-3,
+        batch_size=32,
+        max_length=80,
+        eval_every=4,
+        warmup_steps=4,
+        progress=False,
+    )
     assert len(result["history"]) == 9
     for value in (*result["test"].values(), *result["dev"].values()):
         assert math.isfinite(value)
@@ -124,15 +148,18 @@ def test_lora_trains_only_adapters_and_head(char, tata):
     torch.testing.assert_close(apply_lora(classifier(char), rank=4).eval()(ids), before)  # B starts at 0
     base = {k: v.clone() for k, v in model.encoder.state_dict().items()}
     head = {k: v.clone() for k, v in model.head.state_dict().items()}
-    result = finetune(model, char, train, dev, test, epochs=1, lr=3e-3, lora_rank=4, warmup_steps=2,
-                      progress=False)
+    result = finetune(
+        model, char, train, dev, test, epochs=1, lr=3e-3, lora_rank=4, warmup_steps=2, progress=False
+    )
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in name or name.startswith("head.") for name in trainable)
     assert sum(isinstance(m, LoRALinear) for m in model.modules()) == 4 * TINY.layers
     assert result["trainable_params"] < result["total_params"]
     after = model.encoder.state_dict()
     for name, value in base.items():  # frozen base weights: the same tensors under .base
-        key = name if name in after else name.replace(".weight", ".base.weight").replace(".bias", ".base.bias")
+        key = (
+            name if name in after else name.replace(".weight", ".base.weight").replace(".bias", ".base.bias")
+        )
         assert torch.equal(after[key], value), name
     assert any(not torch.equal(model.head.state_dict()[k], v) for k, v in head.items())
     assert any(p.abs().sum() > 0 for n, p in model.named_parameters() if "lora_b" in n)
@@ -140,15 +167,40 @@ def test_lora_trains_only_adapters_and_head(char, tata):
 
 def test_same_seed_same_metrics(char, tata, genome_windows):
     train, dev, test = tata
-    runs = [finetune(classifier(char, seed=3), char, train, dev, test, epochs=1, lr=3e-3, seed=3,
-                     warmup_steps=2, device="cpu", progress=False) for _ in range(2)]
+    runs = [
+        finetune(
+            classifier(char, seed=3),
+            char,
+            train,
+            dev,
+            test,
+            epochs=1,
+            lr=3e-3,
+            seed=3,
+            warmup_steps=2,
+            device="cpu",
+            progress=False,
+        )
+        for _ in range(2)
+    ]
     assert runs[0]["test"] == runs[1]["test"] and runs[0]["history"] == runs[1]["history"]
     histories = []
     for _ in range(2):
         seed_everything(5)
         model = MaskedLM(TransformerEncoder.from_tokenizer(char, TINY), char.mlm_target_sizes)
-        histories.append(pretrain_mlm(model, char, genome_windows[0][:64], steps=6, batch_size=8, seed=5,
-                                      eval_every=3, device="cpu", progress=False))
+        histories.append(
+            pretrain_mlm(
+                model,
+                char,
+                genome_windows[0][:64],
+                steps=6,
+                batch_size=8,
+                seed=5,
+                eval_every=3,
+                device="cpu",
+                progress=False,
+            )
+        )
     assert [h["train_loss"] for h in histories[0]] == [h["train_loss"] for h in histories[1]]
 
 
@@ -178,8 +230,9 @@ def test_codebook_embedding_stays_frozen(genome_windows, tmp_path):
     buffers = {k: v.clone() for k, v in encoder.embed.named_buffers()}
     proj = encoder.embed.proj.weight.clone()
     assert len(buffers) == 2 and {f"encoder.embed.{k}" for k in buffers} <= set(model.state_dict())
-    history = pretrain_mlm(model, tokenizer, genome_windows[0][:64], steps=5, batch_size=8, eval_every=5,
-                           progress=False)
+    history = pretrain_mlm(
+        model, tokenizer, genome_windows[0][:64], steps=5, batch_size=8, eval_every=5, progress=False
+    )
     assert math.isfinite(history[-1]["train_loss"])
     assert all(torch.equal(v, dict(encoder.embed.named_buffers())[k]) for k, v in buffers.items())
     assert all(torch.equal(a, b.cpu()) for a, b in zip(codebooks, tokenizer.codebooks()))
@@ -226,8 +279,9 @@ def test_codebook_standardisation_ignores_a_common_offset():
     shifted = [c * 3 + 10 for c in codebooks]
     embed = CodebookEmbedding(codebooks, 12)
     other = CodebookEmbedding(shifted, 12)
-    other.load_state_dict({k: v for k, v in embed.state_dict().items() if not k.startswith("codebook")},
-                          strict=False)
+    other.load_state_dict(
+        {k: v for k, v in embed.state_dict().items() if not k.startswith("codebook")}, strict=False
+    )
     ids = torch.arange(0, 5 + 8 * 16)
     with torch.no_grad():
         torch.testing.assert_close(embed(ids), other(ids))
@@ -253,8 +307,10 @@ def test_lp_ft_head_starts_as_the_linear_probe(char, tata, num_classes):
     model = SequenceClassifier(TransformerEncoder.from_tokenizer(char, TINY), num_classes, head="linear")
     init_head_from_probe(model, char, train["sequence"].tolist(), train["label"].to_numpy(), max_length=80)
     features = embed_sequences(model.encoder, char, test["sequence"].tolist(), max_length=80)
-    probe = fit_logistic(embed_sequences(model.encoder, char, train["sequence"].tolist(), max_length=80),
-                         train["label"].to_numpy())
+    probe = fit_logistic(
+        embed_sequences(model.encoder, char, train["sequence"].tolist(), max_length=80),
+        train["label"].to_numpy(),
+    )
     ids = char.encode_batch(test["sequence"].tolist(), max_length=80)
     with torch.no_grad():
         logits = model.eval()(ids["input_ids"], ids["attention_mask"])
@@ -263,8 +319,21 @@ def test_lp_ft_head_starts_as_the_linear_probe(char, tata, num_classes):
 
     seed_everything(0)
     model = SequenceClassifier(TransformerEncoder.from_tokenizer(char, TINY), num_classes, head="linear")
-    result = finetune(model, char, train, dev, test, epochs=2, lr=3e-3, batch_size=32, max_length=80,
-                      warmup_steps=4, select_metric="loss", head_init="probe", progress=False)
+    result = finetune(
+        model,
+        char,
+        train,
+        dev,
+        test,
+        epochs=2,
+        lr=3e-3,
+        batch_size=32,
+        max_length=80,
+        warmup_steps=4,
+        select_metric="loss",
+        head_init="probe",
+        progress=False,
+    )
     start = result["history"][0]
     assert start["step"] == 0 and result["dev"]["loss"] <= start["dev_loss"]
     assert result["dev"]["loss"] == min(h["dev_loss"] for h in result["history"])

@@ -2,6 +2,7 @@
 (the character as written and its position, or the file and the physical line), never silently.
 Classes (issue 12): characters, loader errors, config typos, tokenizer folders, API misuse, and
 bounded memory on long records (windowed VQ/HRQ and BPE ids equal a whole-sequence pass)."""
+
 import bz2
 import gzip
 import json
@@ -24,30 +25,35 @@ REPO = Path(__file__).resolve().parents[1]
 
 def write(path, content, compress=None):
     raw = content.encode() if isinstance(content, str) else content
-    path.write_bytes({None: lambda b: b, "gzip": gzip.compress, "bz2": bz2.compress,
-                      "xz": lzma.compress}[compress](raw))
+    path.write_bytes(
+        {None: lambda b: b, "gzip": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[compress](raw)
+    )
     return path
 
 
 # ---------------------------------------------------------------- characters, judged as written
 
-@pytest.mark.parametrize("text, char, position", [
-    ("ACGﬀT", "ﬀ", 4),            # ligature: .upper() made it "FF" (one char became two)
-    ("ACıG", "ı", 3),             # dotless i: .upper() made it "I"
-    ("ACſG", "ſ", 3),             # long s: .upper() made it "S", an IUPAC code -> silently N
-    ("AC\u212aG", "\u212a", 3),    # Kelvin sign, not the letter K
-    ("ACǅG", "ǅ", 3),             # title-case digraph
-    ("AC\x0bG", "\x0b", 3),       # vertical tab: not whitespace under the policy
-    ("AC\x0cG", "\x0c", 3),       # form feed
-    ("AC\x1cG", "\x1c", 3),       # file separator (str.split() drops it as whitespace)
-    ("AC\u00a0G", "\u00a0", 3),   # no-break space
-    ("AC G\u3000T", "\u3000", 5),  # ideographic space; the ASCII space before it is counted
-    ("A C-G", "-", 4),            # position in the input as written, whitespace included
-    ("\ufeffACGT", "\ufeff", 1),  # byte-order mark inside a sequence
-    ("ACG1", "1", 4),
-    ("AC\x00G", "\x00", 3),
-    ("acgé", "é", 4),
-])
+
+@pytest.mark.parametrize(
+    "text, char, position",
+    [
+        ("ACGﬀT", "ﬀ", 4),  # ligature: .upper() made it "FF" (one char became two)
+        ("ACıG", "ı", 3),  # dotless i: .upper() made it "I"
+        ("ACſG", "ſ", 3),  # long s: .upper() made it "S", an IUPAC code -> silently N
+        ("AC\u212aG", "\u212a", 3),  # Kelvin sign, not the letter K
+        ("ACǅG", "ǅ", 3),  # title-case digraph
+        ("AC\x0bG", "\x0b", 3),  # vertical tab: not whitespace under the policy
+        ("AC\x0cG", "\x0c", 3),  # form feed
+        ("AC\x1cG", "\x1c", 3),  # file separator (str.split() drops it as whitespace)
+        ("AC\u00a0G", "\u00a0", 3),  # no-break space
+        ("AC G\u3000T", "\u3000", 5),  # ideographic space; the ASCII space before it is counted
+        ("A C-G", "-", 4),  # position in the input as written, whitespace included
+        ("\ufeffACGT", "\ufeff", 1),  # byte-order mark inside a sequence
+        ("ACG1", "1", 4),
+        ("AC\x00G", "\x00", 3),
+        ("acgé", "é", 4),
+    ],
+)
 def test_invalid_character_is_named_as_written_with_its_raw_position(text, char, position):
     with pytest.raises(ValueError) as error:
         normalize(text, where="in.fa line 7")
@@ -62,22 +68,26 @@ def test_valid_alphabet_and_ascii_whitespace_pass_unchanged():
 
 # ---------------------------------------------------------------- CSV loader: file and physical line
 
-@pytest.mark.parametrize("content, line, words", [
-    (b"sequence,label\nACGT,0\nAC\xffGT,1\n", 3, "not UTF-8"),
-    (b"sequence,label\nACGT,0\nACGT,1,x\n", 3, "3 fields"),
-    (b"sequence,label\nACGT,0,\nACGT,1,\n", 2, "trailing separator"),
-    (b"sequence,label\nACGT\n", 2, "1 fields"),
-    (b"sequence,label\nACGT,nan\n", 2, "label 'nan'"),
-    (b"sequence,label\nACGT,0\nACGT,inf\n", 3, "label 'inf'"),
-    (b"sequence,label\nACGT,1.5\n", 2, "label '1.5'"),
-    (b"sequence,label\nACGT,18446744073709551617\n", 2, "label '18446744073709551617'"),  # > int64
-    (b"sequence,label\nACGT,1e30\n", 2, "label '1e30'"),
-    (b"sequence,label\n\nACGT,0\n\nAC-T,1\n", 5, "'-' at position 3"),  # blank lines counted
-    (b'sequence,label\n"AC\nGT",0\nACXT,1\n', 4, "'X' at position 3"),  # quoted two-line cell
-    (b"sequence,label\n AC \xc3\xa9,0\n", 2, "'\xe9' at position 5"),
-    (b'sequence,label\n"ACGT,0\n', 2, "malformed table"),
-    (b"\n\nseq,label\nACGT,0\n", 3, "missing column(s) ['sequence']"),
-])
+
+@pytest.mark.parametrize(
+    "content, line, words",
+    [
+        (b"sequence,label\nACGT,0\nAC\xffGT,1\n", 3, "not UTF-8"),
+        (b"sequence,label\nACGT,0\nACGT,1,x\n", 3, "3 fields"),
+        (b"sequence,label\nACGT,0,\nACGT,1,\n", 2, "trailing separator"),
+        (b"sequence,label\nACGT\n", 2, "1 fields"),
+        (b"sequence,label\nACGT,nan\n", 2, "label 'nan'"),
+        (b"sequence,label\nACGT,0\nACGT,inf\n", 3, "label 'inf'"),
+        (b"sequence,label\nACGT,1.5\n", 2, "label '1.5'"),
+        (b"sequence,label\nACGT,18446744073709551617\n", 2, "label '18446744073709551617'"),  # > int64
+        (b"sequence,label\nACGT,1e30\n", 2, "label '1e30'"),
+        (b"sequence,label\n\nACGT,0\n\nAC-T,1\n", 5, "'-' at position 3"),  # blank lines counted
+        (b'sequence,label\n"AC\nGT",0\nACXT,1\n', 4, "'X' at position 3"),  # quoted two-line cell
+        (b"sequence,label\n AC \xc3\xa9,0\n", 2, "'\xe9' at position 5"),
+        (b'sequence,label\n"ACGT,0\n', 2, "malformed table"),
+        (b"\n\nseq,label\nACGT,0\n", 3, "missing column(s) ['sequence']"),
+    ],
+)
 def test_csv_errors_name_the_file_and_physical_line(tmp_path, content, line, words):
     path = write(tmp_path / "split.csv", content)
     with pytest.raises(ValueError) as error:
@@ -107,14 +117,18 @@ def test_byte_order_mark_is_accepted_in_csv_and_fasta(tmp_path):
 
 # ---------------------------------------------------------------- FASTA reader
 
-@pytest.mark.parametrize("content, line, words", [
-    (b">a\nACGT\n>b\n>c\nAC\n", 3, "record 'b' has no sequence"),
-    (b">a\nACGT\n>b\n", 3, "record 'b' has no sequence"),
-    (b">a\nAC\xe9GT\n", 2, "not UTF-8"),                     # latin-1 byte: no replacement character
-    (b">a\nAC\x0bGT\n", 2, "'\\x0b' at position 3"),          # vertical tab is not dropped
-    (b">a\nACGT\n>a\nAC\n", 3, "duplicate FASTA header 'a'"),
-    (b"ACGT\n>a\nAC\n", 1, "sequence before the first '>'"),
-])
+
+@pytest.mark.parametrize(
+    "content, line, words",
+    [
+        (b">a\nACGT\n>b\n>c\nAC\n", 3, "record 'b' has no sequence"),
+        (b">a\nACGT\n>b\n", 3, "record 'b' has no sequence"),
+        (b">a\nAC\xe9GT\n", 2, "not UTF-8"),  # latin-1 byte: no replacement character
+        (b">a\nAC\x0bGT\n", 2, "'\\x0b' at position 3"),  # vertical tab is not dropped
+        (b">a\nACGT\n>a\nAC\n", 3, "duplicate FASTA header 'a'"),
+        (b"ACGT\n>a\nAC\n", 1, "sequence before the first '>'"),
+    ],
+)
 def test_fasta_errors_name_the_file_and_line(tmp_path, content, line, words):
     path = write(tmp_path / "x.fa", content)
     with pytest.raises(ValueError) as error:
@@ -133,6 +147,7 @@ def test_long_line_is_read_in_pieces_and_errors_keep_the_raw_position(tmp_path):
 
 
 # ---------------------------------------------------------------- task preparation
+
 
 def test_unseen_test_label_names_file_and_line(tmp_path):
     write(tmp_path / "train.csv", "sequence,label\nACGT,0\nACGA,1\n")
@@ -176,18 +191,21 @@ def test_shipped_configs_pass_the_closed_schema(name):
     assert config_errors(yaml.safe_load((REPO / "config" / f"{name}.yaml").read_text())) == []
 
 
-@pytest.mark.parametrize("path, key", [
-    (["tokenizers", "kmer6"], "strdie"),
-    (["data", "suites", "gue"], "max_trian"),
-    (["data"], "gue_dri"),
-    (["vqvae"], "depht"),
-    (["encoder"], "heads_"),
-    (["pretrain"], "mask_rate"),
-    (["finetune"], "epoch"),
-    (["corpus", "extra_fasta", 0], "speceis"),
-    (["ablations"], "mask_ratios"),
-    (["sarscov2"], "genomes"),
-])
+@pytest.mark.parametrize(
+    "path, key",
+    [
+        (["tokenizers", "kmer6"], "strdie"),
+        (["data", "suites", "gue"], "max_trian"),
+        (["data"], "gue_dri"),
+        (["vqvae"], "depht"),
+        (["encoder"], "heads_"),
+        (["pretrain"], "mask_rate"),
+        (["finetune"], "epoch"),
+        (["corpus", "extra_fasta", 0], "speceis"),
+        (["ablations"], "mask_ratios"),
+        (["sarscov2"], "genomes"),
+    ],
+)
 def test_misspelt_nested_key_is_an_error_naming_key_and_path(path, key):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["corpus"]["extra_fasta"] = [{"fasta": "x.fa"}]
@@ -209,6 +227,7 @@ def test_misspelt_task_param_is_an_error_naming_it():
 
 # ---------------------------------------------------------------- load_tokenizer on damaged folders
 
+
 def saved_tokenizer(tmp_path, kind):
     if kind == "bpe":
         tok = build_tokenizer("bpe", vocab_size=40).train(["ACGTACGGTTAC" * 5, "GGCATTACN" * 4])
@@ -217,18 +236,29 @@ def saved_tokenizer(tmp_path, kind):
     return tok.save_pretrained(tmp_path / kind)
 
 
-@pytest.mark.parametrize("damage, words", [
-    (lambda p: (p / "tokenizer_config.json").unlink(), "tokenizer_config.json is absent"),
-    (lambda p: (p / "tokenizer_config.json").write_text("{name: kmer"),
-     "tokenizer_config.json: not valid JSON"),
-    (lambda p: (p / "tokenizer_config.json").write_text('{"name": "wordpiece", "params": {}}'),
-     "unknown tokenizer 'wordpiece'"),
-    (lambda p: (p / "tokenizer_config.json").write_text('{"name": "kmer", "params": {"k": 99}}'),
-     "tokenizer_config.json: params {'k': 99} do not fit kmer"),
-    (lambda p: (p / "tokenizer_config.json").write_text('{"name": "kmer", "params": {"q": 3}}'),
-     "do not fit kmer"),
-    (lambda p: (p / "tokenizer_config.json").write_text('["kmer"]'), "expected {'name'"),
-])
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        (lambda p: (p / "tokenizer_config.json").unlink(), "tokenizer_config.json is absent"),
+        (
+            lambda p: (p / "tokenizer_config.json").write_text("{name: kmer"),
+            "tokenizer_config.json: not valid JSON",
+        ),
+        (
+            lambda p: (p / "tokenizer_config.json").write_text('{"name": "wordpiece", "params": {}}'),
+            "unknown tokenizer 'wordpiece'",
+        ),
+        (
+            lambda p: (p / "tokenizer_config.json").write_text('{"name": "kmer", "params": {"k": 99}}'),
+            "tokenizer_config.json: params {'k': 99} do not fit kmer",
+        ),
+        (
+            lambda p: (p / "tokenizer_config.json").write_text('{"name": "kmer", "params": {"q": 3}}'),
+            "do not fit kmer",
+        ),
+        (lambda p: (p / "tokenizer_config.json").write_text('["kmer"]'), "expected {'name'"),
+    ],
+)
 def test_damaged_config_names_the_file(tmp_path, damage, words):
     path = saved_tokenizer(tmp_path, "kmer")
     damage(path)
@@ -281,6 +311,7 @@ def test_codebook_folder_damage_is_named(tmp_path):
 
 # ---------------------------------------------------------------- API misuse
 
+
 def test_bare_string_and_bad_members_are_named():
     tok = build_tokenizer("char")
     for call in (tok.encode_batch, tok.token_counts, tok.tokens_per_bp):
@@ -293,6 +324,7 @@ def test_bare_string_and_bad_members_are_named():
 
 
 # ---------------------------------------------------------------- bounded memory on long records
+
 
 @pytest.mark.parametrize("levels, stride", [(1, 1), (2, 2), (3, 4)])
 def test_windowed_codebook_ids_equal_a_whole_sequence_pass(levels, stride):
@@ -322,7 +354,13 @@ def test_id_dtype_is_the_smallest_signed_one_holding_the_vocabulary():
     from vqdna.tokenizers import id_dtype
 
     assert [id_dtype(n) for n in (10, 128, 129, 32768, 32769, 2**31)] == [
-        np.int8, np.int8, np.int16, np.int16, np.int32, np.int32]
+        np.int8,
+        np.int8,
+        np.int16,
+        np.int16,
+        np.int32,
+        np.int32,
+    ]
     assert id_dtype(2**31 + 1) == np.int64
     for name, params in (("char", {}), ("kmer", {"k": 3}), ("kmer", {"k": 6, "stride": 6})):
         tokenizer = build_tokenizer(name, **params)
@@ -359,7 +397,9 @@ def test_windowed_bpe_ids_equal_a_whole_record_pass_on_real_sequence(yeast_bpe, 
 
     class Naive(BPETokenizer):  # windows cut without looking for an agreeing boundary: ids differ
         def _encode_long(self, seq):
-            return np.concatenate([self._encode_whole(seq[i:i + self.window]) for i in range(0, len(seq), self.window)])
+            return np.concatenate(
+                [self._encode_whole(seq[i : i + self.window]) for i in range(0, len(seq), self.window)]
+            )
 
     naive = Naive(window=1000, overlap=100)
     naive._tokenizer = yeast_bpe._tokenizer
@@ -379,12 +419,20 @@ def test_windowed_bpe_ids_equal_a_whole_record_pass_on_adversarial_input(yeast_b
     """Runs that two windows tokenize in different phases (poly-A, tandem repeats) make the cut
     search widen; N runs are all one-base tokens. Small windows: dozens of cuts per input."""
     rng = np.random.default_rng(len(case))
-    seq = {"homopolymer": "A" * 50000,
-           "tandem": "GGTGTGGGTGTGTG" * 3000 + "AT" * 7001 + "CAG" * 4000,
-           "n_run": yeast_chromosome[:3000] + "N" * 20000 + yeast_chromosome[3000:6000],
-           "mixed": "".join(part for length in rng.integers(1, 4000, 40) for part in (
-               yeast_chromosome[length:length + 300], "ACGTN"[length % 5] * int(length),
-               "ACGTTG"[:1 + length % 6] * int(length // 7)))}[case]
+    seq = {
+        "homopolymer": "A" * 50000,
+        "tandem": "GGTGTGGGTGTGTG" * 3000 + "AT" * 7001 + "CAG" * 4000,
+        "n_run": yeast_chromosome[:3000] + "N" * 20000 + yeast_chromosome[3000:6000],
+        "mixed": "".join(
+            part
+            for length in rng.integers(1, 4000, 40)
+            for part in (
+                yeast_chromosome[length : length + 300],
+                "ACGTN"[length % 5] * int(length),
+                "ACGTTG"[: 1 + length % 6] * int(length // 7),
+            )
+        ),
+    }[case]
     whole = yeast_bpe._encode_whole(seq)
     for window, overlap in ((1000, 100), (777, 4), (5000, 1024)):
         windowed, widths = _windowed_bpe_ids(yeast_bpe, seq, window, overlap)

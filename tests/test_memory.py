@@ -1,4 +1,5 @@
 """The memory planner (vqdna/memory.py) against measurements on CPU, and its plan-time check."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,9 @@ def _autocast_copies(model: nn.Module) -> int:
     """Bytes of the bf16 weight copies autocast saves for backward (the planner counts them with
     the model states, the measurement sees them as saved tensors)."""
     layers = (nn.Linear, nn.Conv1d, nn.ConvTranspose1d)
-    return 2 * sum(p.numel() for m in model.modules() if isinstance(m, layers)
-                   for p in m.parameters(recurse=False))
+    return 2 * sum(
+        p.numel() for m in model.modules() if isinstance(m, layers) for p in m.parameters(recurse=False)
+    )
 
 
 def _measure(model, forward, precision):
@@ -100,8 +102,9 @@ def test_estimated_peak_matches_the_measured_peak_rss_of_a_training_step(stage):
     if not Path("/proc/self/clear_refs").exists():
         pytest.skip("needs Linux /proc to read a process's peak memory")
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
-    result = subprocess.run([sys.executable, "-c", PEAK, stage], capture_output=True, text=True, cwd=REPO,
-                            check=True, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK, stage], capture_output=True, text=True, cwd=REPO, check=True, env=env
+    )
     measured, planned = map(float, result.stdout.split())
     assert planned == pytest.approx(measured, rel=0.30), (planned, measured)
 
@@ -130,5 +133,8 @@ def test_planner_knobs_move_the_estimate_the_right_way():
     assert recomputed.activations_gb < plain.activations_gb / 5
     assert memory.estimate_vqvae(spec, 128, 512, "fp32").total_gb > plain.total_gb
     fits = memory.largest_micro_batch(lambda k: memory.estimate_vqvae(spec, k, 512, "fp32"), 40, 4096)
-    assert memory.estimate_vqvae(spec, fits, 512, "fp32").total_gb <= 40 < memory.estimate_vqvae(
-        spec, fits + 1, 512, "fp32").total_gb
+    assert (
+        memory.estimate_vqvae(spec, fits, 512, "fp32").total_gb
+        <= 40
+        < memory.estimate_vqvae(spec, fits + 1, 512, "fp32").total_gb
+    )

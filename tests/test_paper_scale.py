@@ -5,6 +5,7 @@ the HRQ's codes (2048 sequences per step), two optimiser steps each.
 To fit a CPU test the *sequences* are short (8 bp windows for the tokenizers, 1 bp windows =
 3 tokens for the encoder) while widths, depths, codebooks and batch sizes are the paper's; the
 compute is still ~1e12 FLOPs per encoder step, hence ``slow``."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,7 +31,7 @@ def _count_forwards(module: torch.nn.Module) -> list:
 @pytest.mark.slow
 def test_paper_size_vqvae_hrq_and_encoder_take_two_accumulated_steps(yeast_chromosome):
     seq = yeast_chromosome
-    windows = [seq[i:i + 8] for i in range(0, 8 * 1200, 8)]
+    windows = [seq[i : i + 8] for i in range(0, 8 * 1200, 8)]
     train, val = windows[:1100], windows[1100:1116]
     tokenizers = {}
     for name in ("vq", "hrq"):
@@ -39,8 +40,18 @@ def test_paper_size_vqvae_hrq_and_encoder_take_two_accumulated_steps(yeast_chrom
         training.seed_everything(0)
         model = VQVAE(VQVAEConfig.from_spec(spec))
         forwards = _count_forwards(model)
-        history = fit_vqvae(model, train, val, steps=2, batch_size=spec["batch_size"], lr=spec["lr"],
-                            seed=0, eval_every=2, micro_batch_size=128, progress=False)
+        history = fit_vqvae(
+            model,
+            train,
+            val,
+            steps=2,
+            batch_size=spec["batch_size"],
+            lr=spec["lr"],
+            seed=0,
+            eval_every=2,
+            micro_batch_size=128,
+            progress=False,
+        )
         assert len(forwards) == 2 * 1024 // 128  # 8 micro-batches per optimiser step
         assert history[-1]["step"] == 2 and torch.isfinite(torch.tensor(history[-1]["loss"]))
         assert model.level_sizes == [512, 1024][: spec["levels"]]
@@ -51,10 +62,18 @@ def test_paper_size_vqvae_hrq_and_encoder_take_two_accumulated_steps(yeast_chrom
     assert 85e6 < sum(p.numel() for p in mlm.encoder.parameters() if p.requires_grad) < 87e6  # BERT-base
     before = mlm.heads[0].weight.detach().clone()
     forwards = _count_forwards(mlm)
-    history = training.pretrain_mlm(mlm, tokenizers["hrq"], [seq[i] for i in range(2048)], steps=2,
-                                    batch_size=settings["batch_size"], lr=settings["lr"],
-                                    mask_ratio=settings["mask_ratio"], max_length=settings["max_tokens"],
-                                    micro_batch_size=settings["micro_batch_size"], progress=False)
+    history = training.pretrain_mlm(
+        mlm,
+        tokenizers["hrq"],
+        [seq[i] for i in range(2048)],
+        steps=2,
+        batch_size=settings["batch_size"],
+        lr=settings["lr"],
+        mask_ratio=settings["mask_ratio"],
+        max_length=settings["max_tokens"],
+        micro_batch_size=settings["micro_batch_size"],
+        progress=False,
+    )
     assert len(forwards) == 2 * 2048 // 256
     assert history[-1]["step"] == 2 and torch.isfinite(torch.tensor(history[-1]["train_loss"]))
     assert not torch.equal(before, mlm.heads[0].weight)

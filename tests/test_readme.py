@@ -13,6 +13,7 @@ the clone (what CI and the project machine see), where the snakemake runs (check
 depend on the data) are checked again; "data" is skipped where this machine has no ../shared/data.
 Two workers share the checks, each with its own clones (the commands do not depend on each other).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,6 +46,7 @@ TIMEOUT_S = 600  # per command; a README command slower than this needs an entry
 class Check:
     """How one README command is checked: what runs, why it differs from the README (empty: it runs
     as written), patterns its output must match (``re``, multi-line) and files it must leave behind."""
+
     readme: str
     run: str
     how: str = ""
@@ -99,50 +101,88 @@ def plan(command: str) -> Check:
     optional arguments, which are checked as given (they must exist)."""
     command = re.sub(r"\[([^\]]*)\]", r"\1", command)
     parts = [plan_part(p.strip()) for p in command.split("&&")]
-    return Check(readme=command, run=" && ".join(p.run for p in parts),
-                 how="; ".join(p.how for p in parts if p.how),
-                 expect=sum((p.expect for p in parts), ()), files=sum((p.files for p in parts), ()),
-                 plans=any(p.plans for p in parts), skip="; ".join(p.skip for p in parts if p.skip))
+    return Check(
+        readme=command,
+        run=" && ".join(p.run for p in parts),
+        how="; ".join(p.how for p in parts if p.how),
+        expect=sum((p.expect for p in parts), ()),
+        files=sum((p.files for p in parts), ()),
+        plans=any(p.plans for p in parts),
+        skip="; ".join(p.skip for p in parts if p.skip),
+    )
 
 
 def plan_part(command: str) -> Check:
     """The check for one simple command (first matching rule; anything else runs as written)."""
     words = shlex.split(command)
     if words[:2] == ["/usr/bin/time", "-v"]:  # timing wrapper: check the command it times
-        inner = [w for i, w in enumerate(words[2:]) if w not in ("2>", ">") and words[2:][i - 1] not in ("2>", ">")]
+        inner = [
+            w for i, w in enumerate(words[2:]) if w not in ("2>", ">") and words[2:][i - 1] not in ("2>", ">")
+        ]
         return dataclasses.replace(plan_part(shlex.join(inner)), readme=command)
     if words[:3] == ["python", "-m", "vqdna.reference"] and words[3:4] == ["compare"]:
         reference = words[5]
-        return Check(command, f"{shlex.join(words[:4])} {shlex.quote(reference)} {shlex.quote(reference)}",
-                     how="compare: the tracked reference against itself (a fresh clone has no run to compare)",
-                     expect=(r"\d+ identical, 0 differs",))
+        return Check(
+            command,
+            f"{shlex.join(words[:4])} {shlex.quote(reference)} {shlex.quote(reference)}",
+            how="compare: the tracked reference against itself (a fresh clone has no run to compare)",
+            expect=(r"\d+ identical, 0 differs",),
+        )
     if words[:3] == ["python", "-m", "vqdna.reference"]:
         flags = tuple(rf"{re.escape(w.split('=')[0])}\b" for w in words[4:] if w.startswith("-"))
-        return Check(command, f"{shlex.join(words[:4])} --help", expect=flags,
-                     how="reference: --help must list the README's flags (publishing needs a finished run)")
+        return Check(
+            command,
+            f"{shlex.join(words[:4])} --help",
+            expect=flags,
+            how="reference: --help must list the README's flags (publishing needs a finished run)",
+        )
     if words[:2] == ["pip", "install"]:
         skip = offline_build_missing()
-        return Check(command, f"{shlex.quote(sys.executable)} -m pip install --dry-run --no-deps "
-                     f"--no-build-isolation --no-index {shlex.join(words[2:])}",
-                     how="pip: offline dry run without dependencies (the install downloads 1.7 GB; "
-                         ".ci/run installs for real)", skip=skip)
+        return Check(
+            command,
+            f"{shlex.quote(sys.executable)} -m pip install --dry-run --no-deps "
+            f"--no-build-isolation --no-index {shlex.join(words[2:])}",
+            how="pip: offline dry run without dependencies (the install downloads 1.7 GB; "
+            ".ci/run installs for real)",
+            skip=skip,
+        )
     if words[:3] in (["python", "-m", "venv"], ["python3", "-m", "venv"]):
-        return Check(command, f"{shlex.join(words[:3])} --without-pip {shlex.join(words[3:])}",
-                     how="venv: without pip (pip is not used from it here)")
+        return Check(
+            command,
+            f"{shlex.join(words[:3])} --without-pip {shlex.join(words[3:])}",
+            how="venv: without pip (pip is not used from it here)",
+        )
     if words[:3] == ["python", "-m", "pytest"]:
-        return Check(command, f"{command} --collect-only", how="pytest: collect only (running the "
-                     "suite from inside the suite would recurse)", expect=(r"\d+ tests? collected",))
+        return Check(
+            command,
+            f"{command} --collect-only",
+            how="pytest: collect only (running the suite from inside the suite would recurse)",
+            expect=(r"\d+ tests? collected",),
+        )
     if words[0] == "snakemake" and not {"-n", "--dry-run", "--dryrun", "--lint", "--report"} & set(words):
-        return Check(command, f"{command} -n", how="snakemake: dry run (-n); the run takes minutes to hours",
-                     expect=("This was a dry-run",), plans=True)
+        return Check(
+            command,
+            f"{command} -n",
+            how="snakemake: dry run (-n); the run takes minutes to hours",
+            expect=("This was a dry-run",),
+            plans=True,
+        )
     if words[0] in ("python", "python3") and len(words) > 1 and words[1].startswith("benchmarks/"):
         flags = tuple(rf"^\s+(-\w, )?{re.escape(w.split('=')[0])}\b" for w in words[2:] if w.startswith("-"))
-        return Check(command, f"{shlex.join(words[:2])} --help", expect=flags,
-                     how="benchmark: --help must list the README's flags (a measurement takes minutes)")
+        return Check(
+            command,
+            f"{shlex.join(words[:2])} --help",
+            expect=flags,
+            how="benchmark: --help must list the README's flags (a measurement takes minutes)",
+        )
     if words[0] == "snakemake" and "--report" in words:
-        return Check(command, command, files=(words[words.index("--report") + 1],),
-                     skip="the report gathers a finished run's outputs, and a fresh clone has none (every "
-                          "output is untracked, so that `snakemake --cores all` runs the study)")
+        return Check(
+            command,
+            command,
+            files=(words[words.index("--report") + 1],),
+            skip="the report gathers a finished run's outputs, and a fresh clone has none (every "
+            "output is untracked, so that `snakemake --cores all` runs the study)",
+        )
     return Check(command, command)
 
 
@@ -190,11 +230,21 @@ class Clones:
         except (OSError, subprocess.CalledProcessError) as err:
             return Result(None, f"clone failed: {err}")
         path = clones[with_data]
-        env = dict(os.environ, PYTHONPATH=str(path),
-                   PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+        env = dict(
+            os.environ,
+            PYTHONPATH=str(path),
+            PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        )
         try:
-            done = subprocess.run(["bash", "-c", check.run], cwd=path, env=env, timeout=TIMEOUT_S,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            done = subprocess.run(
+                ["bash", "-c", check.run],
+                cwd=path,
+                env=env,
+                timeout=TIMEOUT_S,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
         except subprocess.TimeoutExpired as err:
             output = err.output.decode(errors="replace") if isinstance(err.output, bytes) else err.output
             return Result(None, f"timed out after {TIMEOUT_S} s\n{output or ''}", path)
@@ -206,12 +256,17 @@ def results(request):
     """(variant, README command) -> future Result, for the selected tests' checks, run by two workers."""
     if not (REPO / ".git").exists():
         pytest.skip("not a git checkout: the README test runs the commands in a fresh clone")
-    selected = [(item.callspec.params["variant"], item.callspec.params["check"])
-                for item in request.session.items if item.originalname == "test_readme_command_works"]
+    selected = [
+        (item.callspec.params["variant"], item.callspec.params["check"])
+        for item in request.session.items
+        if item.originalname == "test_readme_command_works"
+    ]
     clones, pool = Clones(), ThreadPoolExecutor(max_workers=2)
-    yield {(variant, check.readme): pool.submit(clones.run, check, variant == "data")
-           for variant, check in selected
-           if not check.skip and (variant == "fresh" or (SHARED / "data").is_dir())}
+    yield {
+        (variant, check.readme): pool.submit(clones.run, check, variant == "data")
+        for variant, check in selected
+        if not check.skip and (variant == "fresh" or (SHARED / "data").is_dir())
+    }
     pool.shutdown(wait=True, cancel_futures=True)
     shutil.rmtree(clones.root, ignore_errors=True)
 
@@ -225,12 +280,18 @@ def test_readme_has_commands():
 
 
 def test_parser_reads_blocks_and_command_tables():
-    text = ("```bash\npip install -e .   # install\n$ snakemake \\\n  --cores all\n```\n\n"
-            "```yaml\na: 1\n```\n"
-            "| command | what |\n|---|---|\n| `snakemake -n` / `snakemake --lint` | plan |\n\n"
-            "| run | time |\n|---|---|\n| `snakemake --cores all` | 1 h |\n")
+    text = (
+        "```bash\npip install -e .   # install\n$ snakemake \\\n  --cores all\n```\n\n"
+        "```yaml\na: 1\n```\n"
+        "| command | what |\n|---|---|\n| `snakemake -n` / `snakemake --lint` | plan |\n\n"
+        "| run | time |\n|---|---|\n| `snakemake --cores all` | 1 h |\n"
+    )
     assert readme_commands(text) == [
-        "pip install -e .", "snakemake --cores all", "snakemake -n", "snakemake --lint"]
+        "pip install -e .",
+        "snakemake --cores all",
+        "snakemake -n",
+        "snakemake --lint",
+    ]
     assert plan("snakemake --cores all --configfile config/smoke.yaml").run.endswith(" -n")
     help_check = plan("python benchmarks/throughput.py [--quick]")
     assert help_check.run.endswith("--help")
@@ -248,11 +309,15 @@ def test_readme_command_works(results, variant, check):
     if variant == "data" and not (SHARED / "data").is_dir():
         pytest.skip(f"no ../shared/data beside {REPO}: the plans are checked without it only")
     result = results[variant, check.readme].result()
-    where = (f"README command {check.readme!r} ran as {check.run!r}"
-             + (f" ({check.how})" if check.how else "") + f" in {result.clone}")
+    where = (
+        f"README command {check.readme!r} ran as {check.run!r}"
+        + (f" ({check.how})" if check.how else "")
+        + f" in {result.clone}"
+    )
     assert result.rc == 0, f"{where}: exit {result.rc}\n{result.output[-4000:]}"
     for pattern in check.expect:
-        assert re.search(pattern, result.output, re.M), \
+        assert re.search(pattern, result.output, re.M), (
             f"{where}: no match for {pattern!r} in\n{result.output[-4000:]}"
+        )
     for name in check.files:
         assert (result.clone / name).is_file(), f"{where}: it did not write {name}"

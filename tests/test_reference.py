@@ -1,4 +1,5 @@
 """Publishing a run as the tracked reference and comparing a fresh run with it."""
+
 from __future__ import annotations
 
 import json
@@ -21,9 +22,11 @@ def make_run(root, mcc=0.42, steps_per_s=3.0):
 def test_publish_then_compare(tmp_path):
     run = make_run(tmp_path / "run")
     time_log = tmp_path / "run.time"
-    time_log.write_text('\tCommand being timed: "snakemake --cores all"\n'
-                        "\tElapsed (wall clock) time (h:mm:ss or m:ss): 1:02:03.5\n"
-                        "\tMaximum resident set size (kbytes): 2048000\n")
+    time_log.write_text(
+        '\tCommand being timed: "snakemake --cores all"\n'
+        "\tElapsed (wall clock) time (h:mm:ss or m:ss): 1:02:03.5\n"
+        "\tMaximum resident set size (kbytes): 2048000\n"
+    )
     published = reference.publish(run, tmp_path / "ref", time_log)
     assert {p.name for p in published} == {"metrics.json", "results.md", "provenance.json"}
     provenance = json.loads((tmp_path / "ref" / "provenance.json").read_text())
@@ -39,7 +42,8 @@ def test_publish_then_compare(tmp_path):
     changed = make_run(tmp_path / "changed", mcc=0.43)
     rows = reference.compare(changed, tmp_path / "ref")
     assert rows[0]["status"] == "differs" and rows[0]["differences"] == [
-        {"key": "mcc", "reference": 0.42, "fresh": 0.43}]
+        {"key": "mcc", "reference": 0.42, "fresh": 0.43}
+    ]
     assert reference.main(["compare", str(changed), str(tmp_path / "ref")]) == 1
     assert "mcc" in reference.compare_markdown(rows, "ref")
 
@@ -78,5 +82,9 @@ def test_a_partial_rerun_is_compared_on_what_it_ran(tmp_path):
     rerun = make_run(tmp_path / "rerun")
     assert {r["status"] for r in reference.compare(rerun, tmp_path / "ref")} == {"identical", "missing"}
     assert reference.main(["compare", str(rerun), str(tmp_path / "ref"), "--ran-only"]) == 0
-    assert reference.main(["compare", str(make_run(tmp_path / "off", mcc=0.5)), str(tmp_path / "ref"),
-                           "--ran-only"]) == 1
+    assert (
+        reference.main(
+            ["compare", str(make_run(tmp_path / "off", mcc=0.5)), str(tmp_path / "ref"), "--ran-only"]
+        )
+        == 1
+    )

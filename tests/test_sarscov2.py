@@ -1,4 +1,5 @@
 """Alignment to Wuhan-Hu-1, clade-defining sites, per-level code changes, embedding structure."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,7 +23,9 @@ def cov(shared_data):
     return genomes, labels, reference, sc.read_clades(folder / "ncov_clades.tsv")
 
 
-@pytest.mark.parametrize("name", ["USA/FL-CDC-STM-000062223/2021", "CAN/ON-NML-249359/2021"])  # Delta, Omicron
+@pytest.mark.parametrize(
+    "name", ["USA/FL-CDC-STM-000062223/2021", "CAN/ON-NML-249359/2021"]
+)  # Delta, Omicron
 def test_variant_carries_its_clade_alleles(cov, name):
     genomes, labels, reference, clades = cov
     genome, clade = genomes[name], labels.loc[name, "clade"]
@@ -40,7 +43,7 @@ def test_variant_carries_its_clade_alleles(cov, name):
     # D614G: mapped to the right genome base, with the flanks matching the reference
     g = sites.loc[D614G, "genome_index"]
     assert genome[g] == "G" and reference[D614G - 1] == "A" and sites.loc[D614G, "carries_alt"]
-    assert genome[g - 12:g] == reference[D614G - 13:D614G - 1]
+    assert genome[g - 12 : g] == reference[D614G - 13 : D614G - 1]
     assert cmap.to_reference([g])[0] == D614G - 1
 
 
@@ -65,7 +68,7 @@ def test_alignment_recovers_known_edits(cov):
     ref = reference[:6000]
     sub = 4000
     alt = "A" if ref[sub] != "A" else "C"
-    genome = "NNNN" + ref[50:1000] + ref[1003:2500] + "GATTACA" + ref[2500:sub] + alt + ref[sub + 1:5900]
+    genome = "NNNN" + ref[50:1000] + ref[1003:2500] + "GATTACA" + ref[2500:sub] + alt + ref[sub + 1 : 5900]
     cmap = sc.align_to_reference(genome, ref)
     assert (cmap.ref_to_genome[:46] == -1).all() and list(cmap.ref_to_genome[46:51]) == [0, 1, 2, 3, 4]
     assert (cmap.ref_to_genome[5900:] == -1).all()
@@ -86,7 +89,9 @@ def test_code_changes_at_sites_known_answer():
     genome_codes[sites[:1], 0] += 1  # the coarse one at one site of three
     genome_codes[[600, 1200, 1800], 0] += 1  # and at background positions, 3 of 1994 - 3*65 ...
     identity = sc.CoordinateMap(np.arange(length), np.arange(length))
-    table = sc.code_changes_at_sites(ref_codes, genome_codes, identity, sites, exclusion=32).set_index("level")
+    table = sc.code_changes_at_sites(ref_codes, genome_codes, identity, sites, exclusion=32).set_index(
+        "level"
+    )
     n_background = length - 3 * 65
     assert table.loc[1, "n_site"] == 3 and table.loc[1, "site_changed"] == 1.0
     assert table.loc[0, "site_changed"] == pytest.approx(1 / 3)
@@ -106,8 +111,10 @@ def test_code_changes_follow_the_alignment():
     ref_codes = np.arange(100)[:, None]
     genome_codes = np.concatenate([np.arange(50), [999], np.arange(50, 100)])[:, None]  # 1 bp insertion
     genome_codes[70] = -5  # the reference position 69 changed
-    cmap = sc.CoordinateMap(np.concatenate([np.arange(50), np.arange(51, 101)]),
-                            np.concatenate([np.arange(50), [-1], np.arange(50, 100)]))
+    cmap = sc.CoordinateMap(
+        np.concatenate([np.arange(50), np.arange(51, 101)]),
+        np.concatenate([np.arange(50), [-1], np.arange(50, 100)]),
+    )
     table = sc.code_changes_at_sites(ref_codes, genome_codes, cmap, [69], exclusion=10)
     assert table.loc[0, "site_changed"] == 1.0 and table.loc[0, "background_changed"] == 0
 

@@ -1,5 +1,6 @@
 """Training at scale on CPU: micro-batch accumulation, bf16 autocast, activation checkpointing,
 interrupt-and-resume (bit-identical) and two-process DDP (gloo) against one process."""
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,7 @@ VQ = dict(stem_dim=16, dim=16, depth=2, codebook_size=16, levels=2, dead_code_th
 
 
 def _windows(seq: str, n: int = 240, width: int = 48) -> tuple[list[str], list[str]]:
-    windows = [w for w in (seq[i:i + width] for i in range(0, n * width, width)) if "N" not in w]
+    windows = [w for w in (seq[i : i + width] for i in range(0, n * width, width)) if "N" not in w]
     return windows[:200], windows[200:]
 
 
@@ -30,8 +31,17 @@ def _mlm(tokenizer, dropout: float = 0.0) -> MaskedLM:
 
 
 def _pretrain(model, tokenizer, train, val, **kw):
-    kw = {"steps": 8, "batch_size": 16, "lr": 2e-3, "max_length": 50, "seed": 0, "warmup_steps": 2,
-          "eval_every": 3, "progress": False, **kw}
+    kw = {
+        "steps": 8,
+        "batch_size": 16,
+        "lr": 2e-3,
+        "max_length": 50,
+        "seed": 0,
+        "warmup_steps": 2,
+        "eval_every": 3,
+        "progress": False,
+        **kw,
+    }
     history = training.pretrain_mlm(model, tokenizer, train, val_sequences=val, **kw)
     return [{k: v for k, v in h.items() if k != "steps_per_s"} for h in history]
 
@@ -42,8 +52,16 @@ def _vqvae():
 
 
 def _fit(model, train, val, **kw):
-    kw = {"steps": 8, "batch_size": 16, "lr": 3e-3, "seed": 0, "warmup_steps": 2, "eval_every": 3,
-          "progress": False, **kw}
+    kw = {
+        "steps": 8,
+        "batch_size": 16,
+        "lr": 3e-3,
+        "seed": 0,
+        "warmup_steps": 2,
+        "eval_every": 3,
+        "progress": False,
+        **kw,
+    }
     return fit_vqvae(model, train, val, **kw)
 
 
@@ -63,9 +81,11 @@ def _assert_close(h1: list[dict], h2: list[dict], rel: float = 1e-4) -> None:
 
 def _interrupt_at(k: int):
     """on_step callback that sends this process SIGUSR1 (Slurm's warning signal) after step k."""
+
     def on_step(step):
         if step == k:
             os.kill(os.getpid(), signal.SIGUSR1)
+
     return on_step
 
 
@@ -91,8 +111,15 @@ def test_mlm_interrupt_and_resume_is_bit_identical(yeast_chromosome, tmp_path):
     resume = tmp_path / "resume.pt"
     interrupted = _mlm(tokenizer, dropout=0.1)
     with pytest.raises(scale.Preempted, match="SIGUSR1 after step 4"):
-        _pretrain(interrupted, tokenizer, train, val, micro_batch_size=8, resume_path=resume,
-                  on_step=_interrupt_at(4))
+        _pretrain(
+            interrupted,
+            tokenizer,
+            train,
+            val,
+            micro_batch_size=8,
+            resume_path=resume,
+            on_step=_interrupt_at(4),
+        )
     assert resume.exists()
     resumed = _mlm(tokenizer, dropout=0.1)
     assert _pretrain(resumed, tokenizer, train, val, micro_batch_size=8, resume_path=resume) == expected
@@ -112,6 +139,7 @@ def test_vqvae_periodic_checkpoint_and_resume_is_bit_identical(yeast_chromosome,
     def crash(step):
         if step == 5:
             raise KeyboardInterrupt  # a hard stop: only the periodic checkpoint (step 4) is left
+
     with pytest.raises(KeyboardInterrupt):
         _fit(_vqvae(), train, val, micro_batch_size=8, resume_path=resume, checkpoint_every=2, on_step=crash)
     assert torch.load(resume, weights_only=False)["step"] == 4
@@ -155,8 +183,9 @@ def test_activation_checkpointing_and_bf16(yeast_chromosome):
 
 def _ddp_worker(rank: int, world: int, port: int, seq: str, out: str, micro: int | None) -> None:
     if world > 1:
-        os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                          MASTER_PORT=str(port))
+        os.environ.update(
+            WORLD_SIZE=str(world), RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+        )
     torch.set_num_threads(1)
     train, val = _windows(seq)
     tokenizer = build_tokenizer("char")
@@ -192,8 +221,10 @@ def _old_usage_counts(tokenizer, windows):
 
     counts = tokenizer.token_counts(windows)
     levels = tokenizer.ids_to_levels(torch.arange(5, tokenizer.vocab_size)).numpy()
-    return {f"level {n + 1}": np.bincount(levels[:, n], weights=counts[5:], minlength=size).astype(int)
-            for n, size in enumerate(tokenizer.level_sizes)}
+    return {
+        f"level {n + 1}": np.bincount(levels[:, n], weights=counts[5:], minlength=size).astype(int)
+        for n, size in enumerate(tokenizer.level_sizes)
+    }
 
 
 def test_per_level_usage_counts_equal_the_joint_vocabulary_method(yeast_chromosome):

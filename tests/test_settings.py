@@ -1,4 +1,5 @@
 """Typed settings: strict keys, and defaults that are the config's own values."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -2,6 +2,7 @@
 (profiles/slurm/localhost-cluster.sh, Debian packages) runs a slice of the smoke study through
 snakemake-executor-plugin-slurm (profiles/slurm). Its metrics must equal a local run's, timing
 fields aside, and its jobs must carry the config's resources."""
+
 import json
 import os
 import re
@@ -18,24 +19,42 @@ REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "profiles" / "slurm" / "localhost-cluster.sh"
 TIMING = re.compile(r"_per_s$|time|wall")  # fields that measure speed, not results
 # The localhost cluster has no accounting, so sacct sees no job: ask squeue; check early.
-SLURM = ["--profile", "profiles/slurm", "--slurm-status-command", "squeue",
-         "--slurm-init-seconds-before-status-checks", "2"]
+SLURM = [
+    "--profile",
+    "profiles/slurm",
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-init-seconds-before-status-checks",
+    "2",
+]
 # Resources the slice asks for; the test reads them back from Slurm.
 RESOURCES = {"pretrain": {"runtime": 7, "mem_mb": 1234}}
 
 
 def snakemake(*args, timeout=600):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def start_snakemake(*args, log: Path):
     """Snakemake in the background, stdout and stderr to `log`."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     with open(log, "w") as out:
-        return subprocess.Popen([sys.executable, "-m", "snakemake", *args], cwd=REPO, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "snakemake", *args],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
 
 def untimed(record):
@@ -50,11 +69,19 @@ def untimed(record):
 def test_paper_profile_plans_with_per_stage_resources(tmp_path):
     """config/paper.yaml through the Slurm profile: each stage's resources come from its config entry,
     GPUs only for the network stages, CPUs = threads (threads_per_job 4)."""
-    result = snakemake("-n", "--profile", "profiles/slurm", "--configfile", "config/paper.yaml",
-                       "--config", f"workdir={tmp_path}")
+    result = snakemake(
+        "-n",
+        "--profile",
+        "profiles/slurm",
+        "--configfile",
+        "config/paper.yaml",
+        "--config",
+        f"workdir={tmp_path}",
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    planned = dict(re.findall(r"^rule (\w+):.*?^    resources: ([^\n]*)", result.stdout,
-                              re.MULTILINE | re.DOTALL))
+    planned = dict(
+        re.findall(r"^rule (\w+):.*?^    resources: ([^\n]*)", result.stdout, re.MULTILINE | re.DOTALL)
+    )
     assert "runtime=2880, gpu=1, cpus_per_task=4, mem_mb=128000" in planned["pretrain"]
     assert "runtime=720, gpu=1, cpus_per_task=4, mem_mb=32000" in planned["finetune"]
     assert "runtime=240, gpu=0, cpus_per_task=1, mem_mb=32000" in planned["kmer_baseline"]
@@ -83,11 +110,23 @@ def test_smoke_slice_through_slurm_equals_the_local_run(localhost_slurm, tmp_pat
     # Both runs at once: the Slurm run mostly waits on the scheduler. Their outputs are disjoint.
     for name, how in (("slurm", SLURM), ("local", ["--profile", "profiles/local", "--cores", "1"])):
         workdir = tmp_path / name
-        targets = [workdir / "models/vq/rep0/metrics.json", workdir / "tokenizers/char/seed0/metrics.json",
-                   workdir / "baseline/embedded/yeast_species/metrics.json"]
+        targets = [
+            workdir / "models/vq/rep0/metrics.json",
+            workdir / "tokenizers/char/seed0/metrics.json",
+            workdir / "baseline/embedded/yeast_species/metrics.json",
+        ]
         logs[name] = tmp_path / f"{name}.log"
-        runs[name] = start_snakemake(*how, "--configfile", "config/smoke.yaml", str(overlay), "--config",
-                                     f"workdir={workdir}", "--", *map(str, targets), log=logs[name])
+        runs[name] = start_snakemake(
+            *how,
+            "--configfile",
+            "config/smoke.yaml",
+            str(overlay),
+            "--config",
+            f"workdir={workdir}",
+            "--",
+            *map(str, targets),
+            log=logs[name],
+        )
     try:
         for name in ("slurm", "local"):
             assert runs[name].wait(timeout=900) == 0, logs[name].read_text()[-5000:]
@@ -107,13 +146,19 @@ def test_smoke_slice_through_slurm_equals_the_local_run(localhost_slurm, tmp_pat
 
     found = (tmp_path / "slurm").rglob("metrics.json")
     records = sorted(str(p.relative_to(tmp_path / "slurm")) for p in found)
-    assert records == ["baseline/embedded/yeast_species/metrics.json", "models/vq/rep0/metrics.json",
-                       "tokenizers/char/seed0/metrics.json", "tokenizers/vq/seed0/metrics.json"]
+    assert records == [
+        "baseline/embedded/yeast_species/metrics.json",
+        "models/vq/rep0/metrics.json",
+        "tokenizers/char/seed0/metrics.json",
+        "tokenizers/vq/seed0/metrics.json",
+    ]
     for record in records:
         slurm, local = (json.loads((tmp_path / run / record).read_text()) for run in ("slurm", "local"))
         assert untimed(slurm) == untimed(local), record
-    weights = [torch.load(tmp_path / run / "models/vq/rep0/model.pt", map_location="cpu", weights_only=False)
-               for run in ("slurm", "local")]
+    weights = [
+        torch.load(tmp_path / run / "models/vq/rep0/model.pt", map_location="cpu", weights_only=False)
+        for run in ("slurm", "local")
+    ]
     slurm, local = (w["state_dict"] for w in weights)
     assert slurm.keys() == local.keys()
     for key in slurm:

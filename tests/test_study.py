@@ -1,4 +1,5 @@
 """The study plan: tokenizer / model / ablation variants expand as the config says."""
+
 import copy
 from pathlib import Path
 
@@ -52,7 +53,9 @@ def test_mask_ratio_variants_reuse_the_base_tokenizer():
 
 def test_ablation_runs_expand_each_knob_and_map_the_default_value_to_the_base_model():
     default_k = CONFIG["vqvae"]["codebook_size"]
-    config = with_ablations(codebook_size=[default_k // 2, default_k], levels=[1, 2, 3], mask_ratio=[0.15, 0.25])
+    config = with_ablations(
+        codebook_size=[default_k // 2, default_k], levels=[1, 2, 3], mask_ratio=[0.15, 0.25]
+    )
     runs = study.ablation_runs(config)
     by_key = {(r["tokenizer_base"], r["ablation"], r["value"]): r for r in runs}
     assert by_key[("hrq", "codebook_size", default_k)]["model"] == "hrq"  # the default is the base run
@@ -68,7 +71,9 @@ def test_ablation_runs_expand_each_knob_and_map_the_default_value_to_the_base_mo
 def test_code_dim_default_null_means_dim():
     config = with_ablations(code_dim=[CONFIG["vqvae"]["dim"], 2 * CONFIG["vqvae"]["dim"]])
     assert [r["model"] for r in study.ablation_runs(config) if r["tokenizer_base"] == "vq"] == [
-        "vq", f"vq~code_dim={2 * CONFIG['vqvae']['dim']}"]
+        "vq",
+        f"vq~code_dim={2 * CONFIG['vqvae']['dim']}",
+    ]
 
 
 def test_records_name_their_ablation():
@@ -78,5 +83,8 @@ def test_records_name_their_ablation():
 
 
 def test_data_notes_become_shared_protocol_categories():
-    notes = ["train subsampled to 1500 of 4904 (stratified, seed 0)", "reduced-train: official train.csv absent"]
+    notes = [
+        "train subsampled to 1500 of 4904 (stratified, seed 0)",
+        "reduced-train: official train.csv absent",
+    ]
     assert deviation_tags(notes) == ["reduced-train", "train subsampled"]

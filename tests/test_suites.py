@@ -1,5 +1,6 @@
 """Suite definitions, task planning from config, prepare_task and the GUE download guard.
 Embedded-suite tests need no ../shared; GUE/covid-mini tests skip where it is absent."""
+
 from __future__ import annotations
 
 import hashlib
@@ -13,8 +14,13 @@ PROTOCOL_KEYS = {"epochs", "lr", "batch_size", "max_tokens"}
 
 
 def config(shared=None, **suite_options):
-    return {"data": {"gue_dir": str(shared / "GUE") if shared else None,
-                     "shared_dir": str(shared) if shared else None, "suites": suite_options}}
+    return {
+        "data": {
+            "gue_dir": str(shared / "GUE") if shared else None,
+            "shared_dir": str(shared) if shared else None,
+            "suites": suite_options,
+        }
+    }
 
 
 def test_gue_declares_all_28_tasks_with_protocol_and_paper_numbers():
@@ -24,7 +30,9 @@ def test_gue_declares_all_28_tasks_with_protocol_and_paper_numbers():
     assert gue["covid"]["metric"] == "macro_f1" and gue["covid"]["num_classes"] == 9
     assert {spec["metric"] for name, spec in gue.items() if name != "covid"} == {"mcc"}
     assert gue["tf_0"]["paper"] == {"DNABERT-2": 71.99, "VQDNA-HRQ": 72.48}
-    assert gue["prom_core_tata"]["protocol"]["epochs"] == 10 and gue["EMP_H3"]["protocol"]["max_tokens"] == 128
+    assert (
+        gue["prom_core_tata"]["protocol"]["epochs"] == 10 and gue["EMP_H3"]["protocol"]["max_tokens"] == 128
+    )
     assert gue["covid"]["paper"]["VQDNA-VQ"] == 73.16 and gue["EMP_H3"]["paper"]["VQDNA-HRQ"] == 79.2
     assert gue["splice_reconstructed"]["paper"]["VQDNA-HRQ"] == 89.53
 
@@ -37,8 +45,19 @@ def test_every_suite_task_has_metric_and_protocol():
 
 def test_fresh_machine_runs_embedded_and_skips_the_rest_with_reasons():
     run, skipped = suites.plan_tasks(config())
-    assert run == [("embedded", t) for t in ("yeast_species", "genus", "coding", "species_1k", "species_10k",
-                                             "species_32k", "yeast_species_1k", "yeast_species_10k")]
+    assert run == [
+        ("embedded", t)
+        for t in (
+            "yeast_species",
+            "genus",
+            "coding",
+            "species_1k",
+            "species_10k",
+            "species_32k",
+            "yeast_species_1k",
+            "yeast_species_10k",
+        )
+    ]
     assert len(skipped) == 29 and all("is not set" in reason for *_, reason in skipped)
     assert suites.enabled_tasks(config()) == run
 
@@ -49,12 +68,20 @@ def test_unknown_task_in_config_is_an_error():
 
 
 def test_gue_plan_on_shared_data(shared_data):
-    run, skipped = suites.plan_tasks(config(shared_data, embedded={"enabled": False}, covid_mini={"enabled": False}))
+    run, skipped = suites.plan_tasks(
+        config(shared_data, embedded={"enabled": False}, covid_mini={"enabled": False})
+    )
     assert len(run) == 13 and all(suite == "gue" for suite, _ in run)
     reasons = {task: reason for _, task, reason in skipped}
     assert "train.csv absent" in reasons["EMP_H3"] and reasons["covid"].endswith("virus/covid absent")
-    reduced, _ = suites.plan_tasks(config(shared_data, gue={"reduced_train": True}, embedded={"enabled": False},
-                                          covid_mini={"enabled": False}))
+    reduced, _ = suites.plan_tasks(
+        config(
+            shared_data,
+            gue={"reduced_train": True},
+            embedded={"enabled": False},
+            covid_mini={"enabled": False},
+        )
+    )
     assert len(reduced) == 27
 
 
@@ -63,7 +90,11 @@ def test_prepare_embedded_task_with_max_train(tmp_path):
     out = suites.prepare_task("embedded", "yeast_species", cfg, tmp_path / "yeast_species")
     splits, meta = data.read_task(out)
     assert meta["label_source"] == "annotation-derived" and meta["num_classes"] == 3
-    assert meta["label_names"] == ["Saccharomyces cerevisiae", "Saccharomyces kudriavzevii", "Saccharomyces mikatae"]
+    assert meta["label_names"] == [
+        "Saccharomyces cerevisiae",
+        "Saccharomyces kudriavzevii",
+        "Saccharomyces mikatae",
+    ]
     assert meta["max_length"] == 200 and meta["mode"] == "full" and meta["paper"] == {}
     assert len(splits["train"]) == 500 and meta["deviations"][0].startswith("train subsampled to 500 of ")
     assert meta["counts"]["test"] > 50
@@ -116,17 +147,21 @@ def test_covid_mini_has_five_classes_and_splits_by_genome(shared_data, tmp_path)
 
 
 def test_genome_fragments_no_genome_in_two_splits(tmp_path, yeast_chromosome):
-    records = {f"g{i}": yeast_chromosome[i * 5000:(i + 1) * 5000] for i in range(30)}
+    records = {f"g{i}": yeast_chromosome[i * 5000 : (i + 1) * 5000] for i in range(30)}
     fasta = tmp_path / "g.fa"
     fasta.write_text("".join(f">{name} strain\n{seq}\n" for name, seq in records.items()))
     table = tmp_path / "labels.tsv"
-    table.write_text("name\tclade\n" + "".join(f"{n} x\t{'abc'[i % 3] if i < 27 else ''}\n"
-                                               for i, n in enumerate(records)))
-    splits, names, genomes = data.genome_fragments_task(fasta, table, "name", "clade", 1000, 5,
-                                                        {"train": 0.6, "dev": 0.2, "test": 0.2}, seed=1)
+    table.write_text(
+        "name\tclade\n" + "".join(f"{n} x\t{'abc'[i % 3] if i < 27 else ''}\n" for i, n in enumerate(records))
+    )
+    splits, names, genomes = data.genome_fragments_task(
+        fasta, table, "name", "clade", 1000, 5, {"train": 0.6, "dev": 0.2, "test": 0.2}, seed=1
+    )
     assert names == ["a", "b", "c"]
     owners = {split: set(frame["genome"]) for split, frame in splits.items()}
-    assert not (owners["train"] & owners["dev"] or owners["train"] & owners["test"] or owners["dev"] & owners["test"])
+    assert not (
+        owners["train"] & owners["dev"] or owners["train"] & owners["test"] or owners["dev"] & owners["test"]
+    )
     assert {s: sorted(o) for s, o in owners.items()} == genomes
     assert sum(len(o) for o in owners.values()) == 27
 
@@ -136,13 +171,15 @@ def test_a_new_suite_is_one_file(tmp_path):
     (tmp_path / "d").mkdir()
     negatives = (f">n{i}\n{'ACGT'[i % 4] * 5}{i:b}\n".replace("1", "C").replace("0", "G") for i in range(40))
     (tmp_path / "d" / "neg.fa").write_text("".join(negatives))
-    (tmp_path / "d" / "pos.fa").write_text("".join(f">p{i}\nTTTTT{i:b}\n".replace("1", "A").replace("0", "T")
-                                                   for i in range(40)))
+    (tmp_path / "d" / "pos.fa").write_text(
+        "".join(f">p{i}\nTTTTT{i:b}\n".replace("1", "A").replace("0", "T") for i in range(40))
+    )
     (tmp_path / "bench" / "mine.yaml").write_text(
         "suite: mine\nenabled_by_default: true\nlocation: shared_dir\nlabel_source: test\n"
         "defaults: {metric: mcc, protocol: {epochs: 1, lr: 0.001, batch_size: 8, max_tokens: 16}}\n"
         "tasks:\n  t:\n    format: fasta_classes\n    label_names: [neg, pos]\n"
-        "    params: {files: [d/neg.fa, d/pos.fa]}\n")
+        "    params: {files: [d/neg.fa, d/pos.fa]}\n"
+    )
     cfg = {"data": {"benchmarks_dir": str(tmp_path / "bench"), "shared_dir": str(tmp_path)}}
     assert suites.enabled_tasks(cfg) == [("mine", "t")]
     splits, meta = data.read_task(suites.prepare_task("mine", "t", cfg, tmp_path / "out"))
@@ -170,8 +207,12 @@ def test_download_gue_refuses_unset_or_wrong_hash_then_unpacks(tmp_path):
 
 
 def test_download_gue_offline_fails_at_once_saying_where(tmp_path):
-    cfg = {"data": {"gue_dir": str(tmp_path / "GUE"),
-                    "gue_download": {"url": "http://127.0.0.1:9/GUE.zip", "sha256": "0" * 64, "timeout_s": 2}}}
+    cfg = {
+        "data": {
+            "gue_dir": str(tmp_path / "GUE"),
+            "gue_download": {"url": "http://127.0.0.1:9/GUE.zip", "sha256": "0" * 64, "timeout_s": 2},
+        }
+    }
     with pytest.raises(RuntimeError, match=r"offline: .*tf/0/train.csv"):
         suites.download_gue(cfg)
 
@@ -186,8 +227,10 @@ def test_long_species_tasks_share_no_base_between_splits(tmp_path):
     params = suites.load_suites()["embedded"]["tasks"]["species_32k"]["params"]
     frames, _, _ = corpus.annotation_task(**params)
     for species, _ in frames["train"].groupby("species"):
-        spans = {name: [(s, s + 32000) for s in frame.loc[frame["species"] == species, "start"]]
-                 for name, frame in frames.items()}
+        spans = {
+            name: [(s, s + 32000) for s in frame.loc[frame["species"] == species, "start"]]
+            for name, frame in frames.items()
+        }
         for a, b in [("train", "dev"), ("train", "test"), ("dev", "test")]:
             assert not any(s1 < e2 and s2 < e1 for s1, e1 in spans[a] for s2, e2 in spans[b]), (species, a, b)
         starts = sorted(start for start, _ in spans["train"])

@@ -1,5 +1,6 @@
 """Tokenizers on real sequence (S. cerevisiae chromosome I, GUE rows): the shared input policy,
 k-mer counts, padding / truncation, deterministic BPE training and save/load round trips."""
+
 from __future__ import annotations
 
 import csv
@@ -23,10 +24,13 @@ from vqdna.tokenizers import (
 from vqdna.vqvae import VQVAE, VQVAEConfig
 
 BPE_VOCAB = 512
-SIMPLE = [("char", {}), ("kmer", {"k": 6, "stride": 1}), ("kmer", {"k": 6, "stride": 6}),
-          ("kmer", {"k": 3, "stride": 2})]
+SIMPLE = [
+    ("char", {}),
+    ("kmer", {"k": 6, "stride": 1}),
+    ("kmer", {"k": 6, "stride": 6}),
+    ("kmer", {"k": 3, "stride": 2}),
+]
 CODEBOOK = [("vq", {"levels": 1}), ("hrq", {"levels": 2, "stride": 2})]
-
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +59,10 @@ def naive_kmer_ids(seq: str, k: int, stride: int) -> list[int]:
     """Reference k-mer ids, one position at a time."""
     ids, start = [], 0
     while start + k <= len(seq):
-        kmer = seq[start:start + k]
+        kmer = seq[start : start + k]
         ids.append(UNK_ID if "N" in kmer else 5 + int(kmer.translate(str.maketrans("ACGT", "0123")), 4))
         start += stride
-    return ids + [5 + 4 ** k + "ACGTN".index(b) for b in seq[start - stride + k if ids else 0:]]
+    return ids + [5 + 4**k + "ACGTN".index(b) for b in seq[start - stride + k if ids else 0 :]]
 
 
 def test_kmer_counts_on_acgtacgt():
@@ -68,7 +72,7 @@ def test_kmer_counts_on_acgtacgt():
     single = {b: 5 + 64 + i for i, b in enumerate("ACGTN")}
     # ACG TAC + G T
     assert nonoverlap.encode("ACGTACGT", add_special_tokens=False) == [11, 54, single["G"], single["T"]]
-    assert nonoverlap.vocab_size == 5 + 4 ** 3 + 5
+    assert nonoverlap.vocab_size == 5 + 4**3 + 5
     # shorter than k: single bases
     assert nonoverlap.encode("AN", add_special_tokens=False) == [single["A"], single["N"]]
 
@@ -79,7 +83,9 @@ def test_kmer_matches_reference_on_genome(yeast_chromosome, k, stride):
     tokenizer = build_tokenizer("kmer", k=k, stride=stride)
     ids = tokenizer.encode(seq, add_special_tokens=False)
     assert ids == naive_kmer_ids(seq, k, stride)
-    pieces = [seq[start:start + n] for start, n in zip(range(4990, 5020, 2), range(1, 16))]  # some < k, some with N
+    pieces = [
+        seq[start : start + n] for start, n in zip(range(4990, 5020, 2), range(1, 16))
+    ]  # some < k, some with N
     batch = tokenizer.encode_batch(pieces, add_special_tokens=False)
     for row, mask, piece in zip(batch["input_ids"], batch["attention_mask"], pieces):
         assert row[mask.bool()].tolist() == naive_kmer_ids(piece, k, stride)
@@ -89,7 +95,12 @@ def test_kmer_matches_reference_on_genome(yeast_chromosome, k, stride):
 
 def test_n_treatment(bpe):
     assert build_tokenizer("char").encode("ACGTN", add_special_tokens=False) == [5, 6, 7, 8, 9]
-    assert build_tokenizer("kmer", k=3).encode("AANAAA", add_special_tokens=False) == [UNK_ID, UNK_ID, UNK_ID, 5]
+    assert build_tokenizer("kmer", k=3).encode("AANAAA", add_special_tokens=False) == [
+        UNK_ID,
+        UNK_ID,
+        UNK_ID,
+        5,
+    ]
     assert UNK_ID not in bpe.encode("NNNNACGTNNNN", add_special_tokens=False)  # N is an ordinary BPE symbol
 
 
@@ -120,18 +131,22 @@ def test_encode_batch_padding_and_truncation(tokenizer, genome_windows):
     assert ids.shape == mask.shape == (4, max(lengths) + 2)
     for row, n, seq in zip(range(4), lengths, seqs):
         assert ids[row, 0] == CLS_ID and ids[row, n + 1] == SEP_ID
-        assert ids[row, 1:n + 1].tolist() == tokenizer.encode(seq, add_special_tokens=False)
-        assert (ids[row, n + 2:] == PAD_ID).all()
+        assert ids[row, 1 : n + 1].tolist() == tokenizer.encode(seq, add_special_tokens=False)
+        assert (ids[row, n + 2 :] == PAD_ID).all()
         assert mask[row].tolist() == [1] * (n + 2) + [0] * (ids.shape[1] - n - 2)
 
     cut = tokenizer.encode_batch(seqs, max_length=12)
     assert cut["input_ids"].shape[1] == 12
-    assert cut["input_ids"][0].tolist() == [CLS_ID, *tokenizer.encode(seqs[0], add_special_tokens=False)[:10], SEP_ID]
+    assert cut["input_ids"][0].tolist() == [
+        CLS_ID,
+        *tokenizer.encode(seqs[0], add_special_tokens=False)[:10],
+        SEP_ID,
+    ]
     with pytest.raises(ValueError, match=rf"sequence 0 \(128 bp\) has {lengths[0]} tokens .* max_length 12"):
         tokenizer.encode_batch(seqs, max_length=12, truncation=False)
 
     plain = tokenizer.encode_batch(seqs, add_special_tokens=False)
-    assert plain["input_ids"][0, :lengths[0]].tolist() == tokenizer.encode(seqs[0], add_special_tokens=False)
+    assert plain["input_ids"][0, : lengths[0]].tolist() == tokenizer.encode(seqs[0], add_special_tokens=False)
     assert plain["attention_mask"].sum(1).tolist() == lengths
 
 
@@ -143,7 +158,9 @@ def test_save_load_round_trip(tokenizer, genome_windows, tmp_path):
     loaded = load_tokenizer(tmp_path / "tok")
     assert type(loaded) is type(tokenizer) and loaded.vocab_size == tokenizer.vocab_size
     assert [loaded.encode(s) for s in held_out[:4]] == [tokenizer.encode(s) for s in held_out[:4]]
-    assert torch.equal(loaded.encode_batch(held_out)["input_ids"], tokenizer.encode_batch(held_out)["input_ids"])
+    assert torch.equal(
+        loaded.encode_batch(held_out)["input_ids"], tokenizer.encode_batch(held_out)["input_ids"]
+    )
 
 
 def test_vocab_usage_and_targets(tokenizer, genome_windows):
@@ -169,7 +186,7 @@ def test_vocab_usage_and_targets(tokenizer, genome_windows):
 def test_codebook_ids_are_mixed_radix_of_level_codes(genome_windows, levels, stride):
     model = untrained_vqvae(levels=levels, stride=stride, depth=3)
     tokenizer = build_tokenizer("hrq", model=model)
-    assert tokenizer.level_sizes == model.level_sizes == [16 * 2 ** n for n in range(levels)]
+    assert tokenizer.level_sizes == model.level_sizes == [16 * 2**n for n in range(levels)]
     assert tokenizer.vocab_size == 5 + int(np.prod(model.level_sizes))
     assert tokenizer.params == {"level_sizes": model.level_sizes, "stride": stride, "batch_size": 256}
     seq = genome_windows[1][0][:101]
@@ -177,7 +194,7 @@ def test_codebook_ids_are_mixed_radix_of_level_codes(genome_windows, levels, str
     assert len(ids) == -(-101 // stride)
     codes = model.tokenize(torch.tensor(to_indices(seq), dtype=torch.long)[None])[0]
     assert torch.equal(tokenizer.ids_to_levels(ids), codes)
-    radix = [int(np.prod(model.level_sizes[level + 1:])) for level in range(levels)]
+    radix = [int(np.prod(model.level_sizes[level + 1 :])) for level in range(levels)]
     assert ids.tolist() == [5 + sum(int(c) * r for c, r in zip(row, radix)) for row in codes]
     batch = tokenizer.encode_batch([seq])["input_ids"]
     levels_of_batch = tokenizer.ids_to_levels(batch)
@@ -195,7 +212,7 @@ def test_codebook_batch_rows_do_not_depend_on_batch_mates(genome_windows):
     seqs = [w[:n] for w, n in zip(genome_windows[1], (128, 60, 128, 91, 60, 128, 128, 5))]
     ids = tokenizer.encode_batch(seqs, add_special_tokens=False)["input_ids"]
     for row, seq in zip(ids, seqs):
-        assert row[:len(seq)].tolist() == tokenizer.encode(seq, add_special_tokens=False)
+        assert row[: len(seq)].tolist() == tokenizer.encode(seq, add_special_tokens=False)
 
 
 def test_bpe_is_deterministic_with_specials_first(bpe, genome_windows, tmp_path):
@@ -235,7 +252,9 @@ def test_hugging_face_surface(tokenizer, genome_windows, tmp_path):
     assert (tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.mask_token_id) == (PAD_ID, UNK_ID, 4)
     called = tokenizer(seq)
     assert called["input_ids"][0].tolist() == tokenizer.encode(seq)
-    assert torch.equal(tokenizer([seq, seq[:50]])["input_ids"], tokenizer.encode_batch([seq, seq[:50]])["input_ids"])
+    assert torch.equal(
+        tokenizer([seq, seq[:50]])["input_ids"], tokenizer.encode_batch([seq, seq[:50]])["input_ids"]
+    )
     loaded = type(tokenizer).from_pretrained(tokenizer.save_pretrained(tmp_path / "tok"))
     assert loaded.encode(seq) == tokenizer.encode(seq)
     other = CodebookTokenizer if not isinstance(tokenizer, CodebookTokenizer) else BPETokenizer
@@ -276,9 +295,14 @@ def test_codebook_decode_is_the_vqvae_reconstruction(genome_windows):
     assert tokenizer.decode(tokenizer.encode(seq)) == "".join("ACGT"[b] for b in expected.tolist())
 
 
-@pytest.mark.parametrize("spec,cls", [({"type": "char"}, "CharTokenizer"),
-                                      ({"type": "kmer", "k": 4, "stride": 4}, "KmerTokenizer"),
-                                      ({"type": "bpe", "vocab_size": 64}, "BPETokenizer")])
+@pytest.mark.parametrize(
+    "spec,cls",
+    [
+        ({"type": "char"}, "CharTokenizer"),
+        ({"type": "kmer", "k": 4, "stride": 4}, "KmerTokenizer"),
+        ({"type": "bpe", "vocab_size": 64}, "BPETokenizer"),
+    ],
+)
 def test_one_registry_builds_and_trains_from_the_config_entry(spec, cls, genome_windows):
     """A config entry's type picks the class in TOKENIZERS; the class builds and trains itself."""
     from vqdna.tokenizers import TOKENIZERS, train_tokenizer
@@ -302,12 +326,20 @@ def test_a_tokenizer_of_your_own_is_one_class_and_one_config_entry(tmp_path, mon
 
     modules = readme_tokenizer_module(tmp_path / "modules")
     monkeypatch.syspath_prepend(str(modules))
-    tokenizer, history = train_tokenizer({"type": "my_tokenizers:PurinePyrimidine"}, genome_windows[0][:5], [])
+    tokenizer, history = train_tokenizer(
+        {"type": "my_tokenizers:PurinePyrimidine"}, genome_windows[0][:5], []
+    )
     assert history == [] and tokenizer.decode(tokenizer.encode("ACGTN")) == "RYRYN"
     folder = tokenizer.save_pretrained(tmp_path / "ry")
-    code = f"from vqdna.tokenizers import load_tokenizer; print(load_tokenizer({str(folder)!r}).encode('AGCT'))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={"PYTHONPATH": str(modules), "PATH": ""})
+    code = (
+        f"from vqdna.tokenizers import load_tokenizer; print(load_tokenizer({str(folder)!r}).encode('AGCT'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(modules), "PATH": ""},
+    )
     assert done.stdout.strip() == str(tokenizer.encode("AGCT")), done.stderr
     with pytest.raises(ValueError, match="cannot import"):
         tokenizer_class("no_such_module:Thing")

@@ -1,6 +1,7 @@
 """Multi-process training through the workflow: with resources.<stage>.processes = 2 the rule
 runs the training under a real torchrun (2 gloo ranks on CPU, vqdna/launch.py), then the
 notebook resumes at the last step and writes the outputs. About a minute per workflow run."""
+
 import json
 import re
 
@@ -15,8 +16,16 @@ def run(tmp_path, name: str, overlay: dict) -> dict[str, dict]:
     """The smoke profile's HRQ tokenizer and its pre-training, with ``overlay``: -> their records."""
     workdir, extra = tmp_path / name, tmp_path / f"{name}.yaml"
     extra.write_text(yaml.safe_dump(overlay))
-    result = snakemake("--configfile", "config/smoke.yaml", str(extra), "--config", f"workdir={workdir}",
-                       "--", *(str(workdir / t) for t in TARGETS), timeout=600)
+    result = snakemake(
+        "--configfile",
+        "config/smoke.yaml",
+        str(extra),
+        "--config",
+        f"workdir={workdir}",
+        "--",
+        *(str(workdir / t) for t in TARGETS),
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert not list(workdir.glob("**/resume.pt"))  # the notebook took the final checkpoint and removed it
     return {t: json.loads((workdir / t).read_text()) for t in TARGETS}
@@ -29,7 +38,9 @@ def launch_history(log) -> list[dict]:
 
 @pytest.mark.slow
 def test_two_torchrun_processes_train_the_workflow_stages(tmp_path):
-    two = run(tmp_path, "two", {"resources": {"train_tokenizer": {"processes": 2}, "pretrain": {"processes": 2}}})
+    two = run(
+        tmp_path, "two", {"resources": {"train_tokenizer": {"processes": 2}, "pretrain": {"processes": 2}}}
+    )
     assert all(record["world_size"] == 2 for record in two.values())
     vq = launch_history(tmp_path / "two" / "logs/tokenizers/hrq/seed0.log")
     mlm = launch_history(tmp_path / "two" / "logs/pretrain/hrq/rep0.log")
@@ -45,7 +56,9 @@ def test_two_torchrun_processes_train_the_workflow_stages(tmp_path):
         for key, value in one[target].items():
             if key in ("spec", "pretrain", "steps_per_s"):  # micro_batch_size; timing
                 continue
-            numbers = all(isinstance(v, (int, float)) for v in (value if isinstance(value, list) else [value]))
+            numbers = all(
+                isinstance(v, (int, float)) for v in (value if isinstance(value, list) else [value])
+            )
             expected = pytest.approx(value, rel=1e-5, abs=1e-6) if numbers else value
             assert two[target][key] == expected, (target, key)
 
@@ -53,8 +66,17 @@ def test_two_torchrun_processes_train_the_workflow_stages(tmp_path):
 def dry_run(tmp_path, overlay: dict):
     extra = tmp_path / "overlay.yaml"
     extra.write_text(yaml.safe_dump(overlay))
-    return snakemake("-n", "-p", "--configfile", "config/paper.yaml", str(extra), "--config", f"workdir={tmp_path}",
-                     "--", str(tmp_path / TARGETS[1]))
+    return snakemake(
+        "-n",
+        "-p",
+        "--configfile",
+        "config/paper.yaml",
+        str(extra),
+        "--config",
+        f"workdir={tmp_path}",
+        "--",
+        str(tmp_path / TARGETS[1]),
+    )
 
 
 def test_gpus_per_job_set_the_torchrun_processes(tmp_path):

@@ -3,6 +3,7 @@
 The trainings (100 steps, width 32, K=32, EMA decay 0.9) take 7-22 s each on one thread of a
 shared 2-core machine (the whole file: 25-90 s, depending on the load) and clear the bars with
 margin: over seeds 0-3, 99.7-99.97% held-out reconstruction and 98-100% code usage per level."""
+
 from __future__ import annotations
 
 import time
@@ -53,7 +54,7 @@ def test_forward_shapes(genome_windows, levels, stride, length):
     assert out.logits.shape == (3, length, 4)
     assert out.indices.shape == (3, tokens, levels) and out.indices.dtype == torch.long
     assert out.quantized.shape == (3, tokens, 8)
-    assert model.level_sizes == [16 * 2 ** n for n in range(levels)]
+    assert model.level_sizes == [16 * 2**n for n in range(levels)]
     for n, size in enumerate(model.level_sizes):
         assert 0 <= int(out.indices[..., n].min()) and int(out.indices[..., n].max()) < size
     assert torch.isfinite(out.loss) and out.loss > 0
@@ -86,8 +87,13 @@ def test_hrq_levels_follow_eq6(genome_windows):
 def test_straight_through_gradients_reach_encoder_and_decoder(genome_windows):
     model = model_of(**TINY, levels=2).train()
     model(batch_of(genome_windows[0])).loss.backward()
-    for name in ("stem.weight", "encoder.0.dwconv.weight", "pre_quant.0.0.weight", "decoder.0.mlp.0.weight",
-                 "head.weight"):
+    for name in (
+        "stem.weight",
+        "encoder.0.dwconv.weight",
+        "pre_quant.0.0.weight",
+        "decoder.0.mlp.0.weight",
+        "head.weight",
+    ):
         grad = model.get_parameter(name).grad
         assert grad is not None and grad.abs().sum() > 0, name
     # the reconstruction term alone reaches the stem: only possible through the straight-through path
@@ -102,12 +108,12 @@ def test_ema_updates_codebook_without_gradient(genome_windows):
     assert not quantizer.codebook.requires_grad
     assert all(p is not quantizer.codebook for p in model.parameters())
     idx = batch_of(genome_windows[0], n=8)
-    model(idx)                                    # first training forward: data init
+    model(idx)  # first training forward: data init
     before = quantizer.codebook.clone()
     model(idx).loss.backward()
     assert not torch.equal(before, quantizer.codebook)
     assert quantizer.codebook.grad is None
-    model.eval()(idx)                             # eval mode: no update
+    model.eval()(idx)  # eval mode: no update
     after_train = quantizer.codebook.clone()
     model(idx)
     assert torch.equal(after_train, quantizer.codebook)
@@ -118,28 +124,28 @@ def test_codebook_loss_mode_trains_codebook_by_gradient(genome_windows):
     quantizer = model.quantizers[0]
     assert any(p is quantizer.codebook for p in model.parameters())
     idx = batch_of(genome_windows[0], n=8)
-    model(idx)                                    # data init
+    model(idx)  # data init
     before = quantizer.codebook.detach().clone()
     model(idx).loss.backward()
-    assert torch.equal(before, quantizer.codebook.detach())   # no EMA update
+    assert torch.equal(before, quantizer.codebook.detach())  # no EMA update
     assert quantizer.codebook.grad is not None and quantizer.codebook.grad.abs().sum() > 0
 
 
 def test_dead_code_restart_replaces_unused_codes(genome_windows):
     torch.manual_seed(0)
-    features = torch.randn(512, 8)                # stand-in encoder outputs
+    features = torch.randn(512, 8)  # stand-in encoder outputs
     for threshold, replaced in ((0.0, False), (0.5, True)):
         quantizer = VectorQuantizer(16, 8, decay=0.8, dead_code_threshold=threshold).train()
-        quantizer(features, torch.Generator().manual_seed(0))          # data init
-        quantizer.codebook[:4] = 1e3              # four codes nobody will pick, EMA count 1
+        quantizer(features, torch.Generator().manual_seed(0))  # data init
+        quantizer.codebook[:4] = 1e3  # four codes nobody will pick, EMA count 1
         quantizer.embed_sum[:4] = 1e3
         quantizer.cluster_size[:4] = 1.0
         generator = torch.Generator().manual_seed(0)
-        for _ in range(4):                        # count 0.8**4 < 0.5: restarted at the 4th step
+        for _ in range(4):  # count 0.8**4 < 0.5: restarted at the 4th step
             quantizer(features, generator)
         far = quantizer.codebook[:4].norm(dim=1) > 100
         assert bool((~far).all()) == replaced
-        if replaced:                              # restarted from actual batch vectors
+        if replaced:  # restarted from actual batch vectors
             assert all((features == code).all(1).any() for code in quantizer.codebook[:4])
 
 
@@ -167,7 +173,7 @@ def test_same_seed_gives_identical_runs(genome_windows):
     train, val = genome_windows
     runs = []
     for _ in range(2):
-        model = model_of(**SMALL, levels=2, dead_code_threshold=0.5)   # exercises every random draw
+        model = model_of(**SMALL, levels=2, dead_code_threshold=0.5)  # exercises every random draw
         history = fit_vqvae(model, train, val[:64], seed=3, **{**FIT, "steps": 20, "eval_every": 10})
         runs.append((history, model.state_dict()))
     assert runs[0][0] == runs[1][0]
@@ -178,8 +184,17 @@ def test_mixed_length_windows_are_grouped(genome_windows):
     train, val = genome_windows
     mixed = [w[:100] for w in train[:50]] + train[50:100]
     model = model_of(**TINY, stride=2)
-    history = fit_vqvae(model, mixed, [val[0][:99], val[1]], steps=4, batch_size=8, lr=1e-3, seed=0,
-                        eval_every=2, progress=False)
+    history = fit_vqvae(
+        model,
+        mixed,
+        [val[0][:99], val[1]],
+        steps=4,
+        batch_size=8,
+        lr=1e-3,
+        seed=0,
+        eval_every=2,
+        progress=False,
+    )
     assert [record["step"] for record in history] == [2, 4]
     assert heldout_percentages(model, [val[0][:99], val[1]])["n_tokens"] == 50 + 64
 

@@ -1,5 +1,6 @@
 """The workflow itself: lint, dry runs of every profile, and the smoke config end to end
 (every stage, every tokenizer) on real data. The end-to-end run takes a few minutes."""
+
 import json
 import math
 import os
@@ -22,7 +23,9 @@ def snakemake(*args, cwd=REPO, timeout=900, pythonpath=None):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return subprocess.run([*SNAKEMAKE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [*SNAKEMAKE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_lint_is_clean():
@@ -44,8 +47,15 @@ def test_fresh_machine_plans_the_embedded_suite_alone(tmp_path):
     missing = tmp_path / "no-data"
     override = tmp_path / "fresh.yaml"
     override.write_text(yaml.safe_dump({"data": {"gue_dir": str(missing), "shared_dir": str(missing)}}))
-    result = snakemake("-n", "--configfile", "config/config.yaml", "config/ablations.yaml", str(override),
-                       "--config", f"workdir={tmp_path / 'results'}")
+    result = snakemake(
+        "-n",
+        "--configfile",
+        "config/config.yaml",
+        "config/ablations.yaml",
+        str(override),
+        "--config",
+        f"workdir={tmp_path / 'results'}",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     planned = set(re.findall(r"wildcards: suite=(\w+), task=(\w+)", result.stdout))
     assert planned == {("embedded", "coding")}
@@ -77,8 +87,9 @@ def test_smoke_run_end_to_end(tmp_path):
     overlay = tmp_path / "ry.yaml"
     overlay.write_text(yaml.safe_dump({"tokenizers": {"ry": {"type": "my_tokenizers:PurinePyrimidine"}}}))
     work = tmp_path / "work"
-    result = snakemake("--configfile", "config/smoke.yaml", str(overlay), "--config", f"workdir={work}",
-                       pythonpath=modules)
+    result = snakemake(
+        "--configfile", "config/smoke.yaml", str(overlay), "--config", f"workdir={work}", pythonpath=modules
+    )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
 
     tasks = suites.enabled_tasks(config)
@@ -87,7 +98,8 @@ def test_smoke_run_end_to_end(tmp_path):
         table = pd.read_csv(work / "summary" / f"{stage}.csv")
         ranked = table[~table["is_reference"]]
         assert sorted(zip(ranked["task"], ranked["tokenizer"])) == sorted(
-            (task, tok) for _, task in tasks for tok in tokenizers)
+            (task, tok) for _, task in tasks for tok in tokenizers
+        )
         assert ranked["mean"].map(math.isfinite).all()
         assert (table["is_reference"].groupby(table["task"]).sum() >= 1).all()  # k-mer spectrum row per task
     for name in ("results.md", "summary.html", "efficiency.md", "claims.md", "figures/finetune_scores.png"):
@@ -110,13 +122,33 @@ def test_smoke_run_end_to_end(tmp_path):
         assert "Warning:" not in text and sys.prefix not in text, page
 
     # nothing left to do, and a changed fine-tuning parameter reruns exactly the fine-tuning jobs
-    assert "Nothing to be done" in snakemake("-n", "--configfile", "config/smoke.yaml", str(overlay), "--config",
-                                             f"workdir={work}", pythonpath=modules).stdout
+    assert (
+        "Nothing to be done"
+        in snakemake(
+            "-n",
+            "--configfile",
+            "config/smoke.yaml",
+            str(overlay),
+            "--config",
+            f"workdir={work}",
+            pythonpath=modules,
+        ).stdout
+    )
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump({"finetune": {**config["finetune"], "epochs": 2}}))
-    dry = snakemake("-n", "--configfile", "config/smoke.yaml", str(overlay), str(changed), "--config",
-                    f"workdir={work}", pythonpath=modules)
-    jobs = {m[1]: int(m[2]) for m in re.finditer(r"^([a-z_]+)\s+(\d+)$", dry.stdout, re.MULTILINE)}  # job stats
+    dry = snakemake(
+        "-n",
+        "--configfile",
+        "config/smoke.yaml",
+        str(overlay),
+        str(changed),
+        "--config",
+        f"workdir={work}",
+        pythonpath=modules,
+    )
+    jobs = {
+        m[1]: int(m[2]) for m in re.finditer(r"^([a-z_]+)\s+(\d+)$", dry.stdout, re.MULTILINE)
+    }  # job stats
     assert jobs.get("finetune") == len(tasks) * len(tokenizers) * len(config["replicates"])
     assert set(jobs) - {"total", "finetune", "summary", "index", "provenance", "all"} == set(), jobs
 
@@ -133,22 +165,39 @@ def test_fresh_clone_plans_the_whole_study(tmp_path):
     replicates, tokenizers = len(config["replicates"]), len(config["tokenizers"])
     assert jobs["pretrain"] == replicates * tokenizers
     assert jobs["finetune"] == jobs["linear_probe"] == replicates * tokenizers  # the embedded task alone
-    assert {"corpus", "prepare_task", "train_tokenizer", "kmer_baseline", "summary", "efficiency", "index",
-            "provenance"} <= set(jobs)
-    tracked = subprocess.run(["git", "ls-files", "results"], cwd=clone, capture_output=True, text=True).stdout.split()
+    assert {
+        "corpus",
+        "prepare_task",
+        "train_tokenizer",
+        "kmer_baseline",
+        "summary",
+        "efficiency",
+        "index",
+        "provenance",
+    } <= set(jobs)
+    tracked = subprocess.run(
+        ["git", "ls-files", "results"], cwd=clone, capture_output=True, text=True
+    ).stdout.split()
     assert tracked and all(path.startswith("results/reference/") for path in tracked)
 
 
 def tiny_config(tmp_path: Path) -> Path:
     """A small study that runs every stage of the main comparison: one embedded task, one
-    replicate with two fine-tuning seeds, smoke-sized models. (Snakemake merges --configfile over config/config.yaml, so
-    every default tokenizer runs: an overlay can add keys but not remove them.)"""
+    replicate with two fine-tuning seeds, smoke-sized models. (Snakemake merges --configfile over
+    config/config.yaml, so every default tokenizer runs: an overlay can add keys but not remove them.)"""
     config = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
     config["replicates"], config["seeds"] = [0], [0, 1]
-    config["data"]["suites"] = {"embedded": {"enabled": True, "tasks": ["coding"], "max_train": 100,
-                                             "task_params": {"coding": {"length": 64, "n_per_class": 150}}},
-                                "gue": {"enabled": False}, "covid_mini": {"enabled": False},
-                                "extra": {"enabled": False}}
+    config["data"]["suites"] = {
+        "embedded": {
+            "enabled": True,
+            "tasks": ["coding"],
+            "max_train": 100,
+            "task_params": {"coding": {"length": 64, "n_per_class": 150}},
+        },
+        "gue": {"enabled": False},
+        "covid_mini": {"enabled": False},
+        "extra": {"enabled": False},
+    }
     config["sarscov2"]["enabled"] = False
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -166,8 +215,10 @@ def metrics_of(workdir: Path) -> dict[str, dict]:
             return [clean(v) for v in value]
         return value
 
-    return {str(p.relative_to(workdir)): clean(json.loads(p.read_text()))
-            for p in sorted(workdir.glob("**/metrics.json"))}
+    return {
+        str(p.relative_to(workdir)): clean(json.loads(p.read_text()))
+        for p in sorted(workdir.glob("**/metrics.json"))
+    }
 
 
 @pytest.mark.slow
@@ -184,8 +235,14 @@ def test_rerun_and_interrupted_run_give_identical_metrics(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    process = subprocess.Popen([*SNAKEMAKE, "--configfile", str(config), "--config", f"workdir={second}"], cwd=REPO,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [*SNAKEMAKE, "--configfile", str(config), "--config", f"workdir={second}"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.time() + 300
     while time.time() < deadline and not list(second.glob("logs/pretrain/*/rep*.log")):
         time.sleep(0.5)
@@ -207,8 +264,10 @@ def test_rerun_and_interrupted_run_give_identical_metrics(tmp_path):
 def test_the_plan_builds_without_torch():
     """Building the DAG (what every `snakemake` call does first) imports no torch: the rules import
     only the light plan modules, so a dry run takes seconds, not torch's import."""
-    code = ("import sys\nfrom snakemake.cli import main\ntry:\n    main(['-n', '-q', '--cores', '1'])\n"
-            "except SystemExit as done:\n    assert not done.code, done.code\n"
-            "print('torch imported:', 'torch' in sys.modules)")
+    code = (
+        "import sys\nfrom snakemake.cli import main\ntry:\n    main(['-n', '-q', '--cores', '1'])\n"
+        "except SystemExit as done:\n    assert not done.code, done.code\n"
+        "print('torch imported:', 'torch' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert "torch imported: False" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]

@@ -1,6 +1,7 @@
 """The classical reference row of every table: k-mer (3-6) spectrum + logistic regression
 (:data:`BASELINE_NAME`). It shows what a tokenizer-free model gets from the same training split;
 tables show it but never rank it."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -30,17 +31,23 @@ def kmer_spectrum(sequences: Sequence[str], ks: Sequence[int] = (3, 4, 5, 6)) ->
         m = len(index) - k + 1
         code, ok = np.zeros(m, dtype=np.int64), np.ones(m, dtype=bool)
         for j in range(k):
-            code = code * 4 + np.where(valid[j:j + m], index[j:j + m], 0)
-            ok &= valid[j:j + m]
+            code = code * 4 + np.where(valid[j : j + m], index[j : j + m], 0)
+            ok &= valid[j : j + m]
         counts = sparse.csr_matrix(
-            (np.ones(ok.sum(), dtype=np.float32), (owner[:m][ok], code[ok])), shape=(len(seqs), 4 ** k)
+            (np.ones(ok.sum(), dtype=np.float32), (owner[:m][ok], code[ok])), shape=(len(seqs), 4**k)
         )
         blocks.append(l2_rows(counts))
     return sparse.hstack(blocks, format="csr")
 
 
-def kmer_spectrum_baseline(train: pd.DataFrame, test: pd.DataFrame, seed: int = 0,
-                           ks: Sequence[int] = (3, 4, 5, 6), C: float = 1.0, max_iter: int = 2000) -> dict:
+def kmer_spectrum_baseline(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    seed: int = 0,
+    ks: Sequence[int] = (3, 4, 5, 6),
+    C: float = 1.0,
+    max_iter: int = 2000,
+) -> dict:
     """The :data:`BASELINE_NAME` reference: logistic regression on :func:`kmer_spectrum`
     features of ``train`` -> ``{mcc, macro_f1, accuracy, n_train, n_test}`` on ``test``
     (DataFrames with ``sequence, label``)."""
@@ -67,14 +74,23 @@ def kmer_baseline_record(task: tuple[dict, dict], profile: str) -> dict:
     from vqdna.uncertainty import METRICS, bootstrap_interval
 
     result = kmer_spectrum_baseline(splits["train"], splits["test"], seed=0)
-    return {"stage": "baseline", "suite": meta["suite"], "task": meta["task"], "tokenizer": BASELINE_NAME,
-            "seed": 0, "replicate": 0, "metric": meta["metric"],
-            **{k: float(result[k]) for k in ("mcc", "macro_f1", "accuracy")},
-            "confusion_matrix": result["confusion_matrix"],
-            "test_interval": {m: bootstrap_interval(result["confusion_matrix"], m) for m in METRICS},
-            "deviations": deviation_tags(meta.get("deviations", [])), "deviation_details": meta.get("deviations", []),
-            "paper": meta.get("paper", {}),
-            "ablation": None, "profile": profile}
+    return {
+        "stage": "baseline",
+        "suite": meta["suite"],
+        "task": meta["task"],
+        "tokenizer": BASELINE_NAME,
+        "seed": 0,
+        "replicate": 0,
+        "metric": meta["metric"],
+        **{k: float(result[k]) for k in ("mcc", "macro_f1", "accuracy")},
+        "confusion_matrix": result["confusion_matrix"],
+        "test_interval": {m: bootstrap_interval(result["confusion_matrix"], m) for m in METRICS},
+        "deviations": deviation_tags(meta.get("deviations", [])),
+        "deviation_details": meta.get("deviations", []),
+        "paper": meta.get("paper", {}),
+        "ablation": None,
+        "profile": profile,
+    }
 
 
 def write_kmer_baseline(task_dir, out_path, profile: str) -> None:

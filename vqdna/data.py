@@ -12,6 +12,7 @@ Rules every loader here applies (tests in ``tests/test_data.py``):
   and physical line); label problems raise naming the file and line too;
 - :func:`write_task` writes atomically: nothing partial is left when building fails.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,9 @@ def parse_label(text: str, where: str) -> int:
     return number
 
 
-def load_csv_split(path, sequence_col: str = "sequence", label_col: str = "label",
-                   with_lines: bool = False) -> pd.DataFrame:
+def load_csv_split(
+    path, sequence_col: str = "sequence", label_col: str = "label", with_lines: bool = False
+) -> pd.DataFrame:
     """One labelled CSV(.gz) -> DataFrame ``sequence, label`` (normalised, int labels), plus the
     physical ``line`` of each row when ``with_lines``. Every error names the file and line."""
     import pandas as pd
@@ -71,8 +73,8 @@ def load_csv_split(path, sequence_col: str = "sequence", label_col: str = "label
 
 # ---------------------------------------------------------------- split checks and policies
 
-def check_labels(splits: dict[str, pd.DataFrame], num_classes: int | None = None,
-                 where: str = "") -> int:
+
+def check_labels(splits: dict[str, pd.DataFrame], num_classes: int | None = None, where: str = "") -> int:
     """Labels must be ``0..C-1``, all present in train, and dev/test labels seen in train.
     Returns C (``num_classes`` when given, else ``max(train)+1``). ``where`` (e.g. the source
     files) prefixes the messages."""
@@ -98,8 +100,9 @@ def check_labels(splits: dict[str, pd.DataFrame], num_classes: int | None = None
     return classes
 
 
-def apply_max_length(splits: dict[str, pd.DataFrame], max_length: int, truncate: bool = False,
-                     where: str = "") -> list[str]:
+def apply_max_length(
+    splits: dict[str, pd.DataFrame], max_length: int, truncate: bool = False, where: str = ""
+) -> list[str]:
     """Enforce ``max_length`` in place; returns deviation notes (truncation counts)."""
     notes = []
     for name in SPLITS:
@@ -109,8 +112,10 @@ def apply_max_length(splits: dict[str, pd.DataFrame], max_length: int, truncate:
             continue
         if not truncate:
             row = int(np.flatnonzero(over.to_numpy())[0])
-            raise ValueError(f"{where}{name} row {row + 1}: length {int(lengths.iloc[row])} exceeds "
-                             f"max_length {max_length} (pass truncate=True to cut)")
+            raise ValueError(
+                f"{where}{name} row {row + 1}: length {int(lengths.iloc[row])} exceeds "
+                f"max_length {max_length} (pass truncate=True to cut)"
+            )
         splits[name] = splits[name].assign(sequence=splits[name]["sequence"].str.slice(0, max_length))
         notes.append(f"{name}: {int(over.sum())} sequences truncated to {max_length} bp")
     return notes
@@ -134,8 +139,9 @@ def stratified_assign(labels, fractions: dict[str, float], seed: int) -> np.ndar
     return out
 
 
-def subsample_split(splits: dict[str, pd.DataFrame], max_rows: int | None, seed: int,
-                    split: str = "train") -> list[str]:
+def subsample_split(
+    splits: dict[str, pd.DataFrame], max_rows: int | None, seed: int, split: str = "train"
+) -> list[str]:
     """Stratified seeded subsample of ``split`` (default train) to ``max_rows`` rows (in place);
     -> notes ("<split> subsampled to n of N ...")."""
     rows = splits[split]
@@ -154,8 +160,10 @@ def subsample_split(splits: dict[str, pd.DataFrame], max_rows: int | None, seed:
 
 # ---------------------------------------------------------------- builders
 
-def load_gue_task(task_dir, reduced_train: bool = False, dev_fraction: float = 0.1,
-                  seed: int = 0) -> tuple[dict[str, pd.DataFrame], list[str]]:
+
+def load_gue_task(
+    task_dir, reduced_train: bool = False, dev_fraction: float = 0.1, seed: int = 0
+) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """A GUE-style folder -> (splits, deviations).
 
     Without ``train.csv`` the task is refused unless ``reduced_train``: then train is dev minus
@@ -179,9 +187,11 @@ def load_gue_task(task_dir, reduced_train: bool = False, dev_fraction: float = 0
     }
     _check_seen(splits["test"], task_dir / "test.csv", splits["train"], f"{task_dir / 'dev.csv'} (as train)")
     splits["test"] = splits["test"].drop(columns="line")
-    note = (f"reduced-train: official train.csv absent; trained on {len(splits['train'])} rows of "
-            f"the official dev set, internal dev = {len(splits['dev'])} held-out dev rows "
-            f"(stratified, seed {seed}); reported on the official test set")
+    note = (
+        f"reduced-train: official train.csv absent; trained on {len(splits['train'])} rows of "
+        f"the official dev set, internal dev = {len(splits['dev'])} held-out dev rows "
+        f"(stratified, seed {seed}); reported on the official test set"
+    )
     return splits, [note]
 
 
@@ -193,22 +203,26 @@ def _check_seen(frame: pd.DataFrame, path, train: pd.DataFrame, train_path) -> N
         raise ValueError(f"{path} line {row['line']}: label {row['label']} does not occur in {train_path}")
 
 
-def csv_table_task(path, sequence_col: str, label_col: str, fractions: dict[str, float],
-                   seed: int) -> dict[str, pd.DataFrame]:
+def csv_table_task(
+    path, sequence_col: str, label_col: str, fractions: dict[str, float], seed: int
+) -> dict[str, pd.DataFrame]:
     """One labelled CSV without official splits -> seeded stratified train/dev/test."""
     frame = dedupe(load_csv_split(path, sequence_col, label_col))
     return _split_frame(frame, stratified_assign(frame["label"], fractions, seed), path)
 
 
-def fasta_classes_task(files: list, fractions: dict[str, float], seed: int,
-                       unique_ids: bool = True) -> dict[str, pd.DataFrame]:
+def fasta_classes_task(
+    files: list, fractions: dict[str, float], seed: int, unique_ids: bool = True
+) -> dict[str, pd.DataFrame]:
     """One FASTA file per class (label = position in ``files``) -> stratified seeded splits.
     Identical sequences are removed as :func:`dedupe` does; ``unique_ids`` as in
     :func:`stream_fasta`."""
     import pandas as pd
 
-    frames = [pd.DataFrame({"sequence": list(read_fasta(path, unique_ids).values()), "label": label})
-              for label, path in enumerate(files)]
+    frames = [
+        pd.DataFrame({"sequence": list(read_fasta(path, unique_ids).values()), "label": label})
+        for label, path in enumerate(files)
+    ]
     frame = dedupe(pd.concat(frames, ignore_index=True))
     assign = stratified_assign(frame["label"], fractions, seed)
     return _split_frame(frame, assign, ", ".join(map(str, files)))
@@ -233,10 +247,18 @@ def read_label_table(path, name_col: str, label_col: str) -> pd.DataFrame:
     return table[table["label_name"].str.strip() != ""].reset_index(drop=True)
 
 
-def genome_fragments_task(fasta, label_table, name_col: str, label_col: str, fragment_length: int,
-                          min_genomes: int, fractions: dict[str, float], seed: int,
-                          max_n_fraction: float = 0.0,
-                          fragments_per_genome: int | None = None) -> tuple[dict[str, pd.DataFrame], list[str], dict]:
+def genome_fragments_task(
+    fasta,
+    label_table,
+    name_col: str,
+    label_col: str,
+    fragment_length: int,
+    min_genomes: int,
+    fractions: dict[str, float],
+    seed: int,
+    max_n_fraction: float = 0.0,
+    fragments_per_genome: int | None = None,
+) -> tuple[dict[str, pd.DataFrame], list[str], dict]:
     """Labelled genomes -> fragment classification, split by genome (no genome in two splits).
 
     Classes are the labels with at least ``min_genomes`` genomes (sorted by name). Each genome is
@@ -265,14 +287,15 @@ def genome_fragments_task(fasta, label_table, name_col: str, label_col: str, fra
         sequence = genomes[name]
         offset = int(rng.integers(0, fragment_length))
         starts = list(range(offset, len(sequence) - fragment_length + 1, fragment_length))
-        pieces = [sequence[s:s + fragment_length] for s in starts]
+        pieces = [sequence[s : s + fragment_length] for s in starts]
         pieces = [p for p in pieces if p.count("N") <= max_n_fraction * fragment_length]
         if fragments_per_genome is not None and len(pieces) > fragments_per_genome:
             pieces = [pieces[i] for i in sorted(rng.choice(len(pieces), fragments_per_genome, replace=False))]
         rows.extend((p, label, name, split) for p in pieces)
     frame = pd.DataFrame(rows, columns=["sequence", "label", "genome", "split"])
-    splits = {name: frame[frame["split"] == name].drop(columns="split").reset_index(drop=True)
-              for name in SPLITS}
+    splits = {
+        name: frame[frame["split"] == name].drop(columns="split").reset_index(drop=True) for name in SPLITS
+    }
     genome_lists = {name: sorted(table.loc[table["split"] == name, "name"]) for name in SPLITS}
     return splits, label_names, genome_lists
 
@@ -291,12 +314,15 @@ def _split_frame(frame: pd.DataFrame, assign: np.ndarray, source) -> dict[str, p
     empty = [name for name in SPLITS if splits[name].empty]
     if empty:
         counts = frame["label"].value_counts().sort_index().to_dict()
-        raise ValueError(f"{source}: split {empty[0]!r} is empty: {len(frame)} distinct rows "
-                         f"(per label {counts}) are too few for the split fractions")
+        raise ValueError(
+            f"{source}: split {empty[0]!r} is empty: {len(frame)} distinct rows "
+            f"(per label {counts}) are too few for the split fractions"
+        )
     return splits
 
 
 # ---------------------------------------------------------------- the prepared-task folder
+
 
 def write_task(out_dir, splits: dict[str, pd.DataFrame], meta: dict) -> Path:
     """Write ``train/dev/test.csv`` (``sequence,label``) + ``meta.json`` atomically: everything
@@ -330,6 +356,8 @@ def read_task(task_dir) -> tuple[dict[str, pd.DataFrame], dict]:
 
     task_dir = Path(task_dir)
     meta = json.loads((task_dir / "meta.json").read_text())
-    splits = {name: pd.read_csv(task_dir / f"{name}.csv", dtype={"sequence": str, "label": np.int64})
-              for name in SPLITS}
+    splits = {
+        name: pd.read_csv(task_dir / f"{name}.csv", dtype={"sequence": str, "label": np.int64})
+        for name in SPLITS
+    }
     return splits, meta

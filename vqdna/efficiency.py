@@ -19,6 +19,7 @@ numbers give the encoder 2.4-2.8 times fewer per parameter than the tokenizers (
 would follow from 2·N·L is 16 positions (VQ), 18 (HRQ) and 6 (encoder). Our convention at the
 paper's sizes gives 16.4 / 17.4 / 88 GFLOPs per 512 bp sequence (counted: 14.9 / 15.3 / 97).
 """
+
 from __future__ import annotations
 
 import statistics
@@ -35,8 +36,9 @@ def count_parameters(model, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in params.values())
 
 
-def estimate_flops(model, seq_len: int, make_input: Callable[[int], Any] | None = None,
-                   macs: bool = False) -> int:
+def estimate_flops(
+    model, seq_len: int, make_input: Callable[[int], Any] | None = None, macs: bool = False
+) -> int:
     """Forward-pass FLOPs of ``model`` on one sequence of ``seq_len`` positions (see the module
     docstring for the formula). ``make_input(seq_len)`` builds the model's input (default: a
     (1, seq_len) LongTensor of zeros, i.e. token / nucleotide ids); ``macs`` halves the count."""
@@ -44,8 +46,11 @@ def estimate_flops(model, seq_len: int, make_input: Callable[[int], Any] | None 
     from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
     # PyTorch has no formula for the fused CPU attention kernel: the same one as on GPU
-    cpu_attention = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu:
-                     lambda q, k, v, *args, **kwargs: sdpa_flop_count(q, k, v)}
+    cpu_attention = {
+        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: lambda q, k, v, *args, **kwargs: (
+            sdpa_flop_count(q, k, v)
+        )
+    }
     inputs = make_input(seq_len) if make_input else torch.zeros((1, seq_len), dtype=torch.long)
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
     was_training = model.training
@@ -79,8 +84,13 @@ def tokens_per_sequence(tokenizer, sequences: Iterable[str]) -> dict:
     }
 
 
-def measure_throughput(fn: Callable[[], Any], n_items: int, min_seconds: float = 1.0, warmup: int = 1,
-                       clock: Callable[[], float] = time.perf_counter) -> dict:
+def measure_throughput(
+    fn: Callable[[], Any],
+    n_items: int,
+    min_seconds: float = 1.0,
+    warmup: int = 1,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict:
     """Items per second of ``fn`` (one call processes ``n_items``): ``warmup`` untimed calls,
     then repeated calls until ``min_seconds`` have passed. ``fn`` must block until its work is
     done (on a GPU: end with ``torch.cuda.synchronize()``)."""
@@ -117,15 +127,31 @@ def paper_conventions(table: dict = PAPER_TABLE2, length: int = 512, tolerance: 
         for model, (millions, published) in table.items():
             ours = flops(millions * 1e6, length) / 1e9
             ratio = ours / published
-            rows.append({"convention": convention, "model": model, "params_M": millions,
-                         "paper_gflops": published, "gflops": ours, "ratio": ratio,
-                         "within": abs(ratio - 1) <= tolerance,
-                         "length_for_paper_2NL": published * 1e9 / (2 * millions * 1e6)})
+            rows.append(
+                {
+                    "convention": convention,
+                    "model": model,
+                    "params_M": millions,
+                    "paper_gflops": published,
+                    "gflops": ours,
+                    "ratio": ratio,
+                    "within": abs(ratio - 1) <= tolerance,
+                    "length_for_paper_2NL": published * 1e9 / (2 * millions * 1e6),
+                }
+            )
     return rows
 
 
-def efficiency_row(name: str, model_path, tokenizer: Tokenizer, sequences: list[str], seq_len: int = 512,
-                   batch_size: int = 32, min_seconds: float = 1.0, n_sequences: int = 128) -> dict:
+def efficiency_row(
+    name: str,
+    model_path,
+    tokenizer: Tokenizer,
+    sequences: list[str],
+    seq_len: int = 512,
+    batch_size: int = 32,
+    min_seconds: float = 1.0,
+    n_sequences: int = 128,
+) -> dict:
     """The paper's Table 2 columns for one tokenizer + encoder: parameters and forward FLOPs of
     each at ``seq_len`` bp (the encoder sees as many tokens as the tokenizer makes of ``seq_len``
     bp), tokens per sequence (over ``n_sequences`` sequences spread over the input), and
@@ -140,21 +166,29 @@ def efficiency_row(name: str, model_path, tokenizer: Tokenizer, sequences: list[
     encoder = load_encoder(model_path, tokenizer).eval()
     tokens = tokens_per_sequence(tokenizer, windows)
     n_tokens = int(round(tokens["mean"])) + 2
-    row = {"tokenizer": name, "encoder_params": count_parameters(encoder),
-           "encoder_trainable_params": count_parameters(encoder, trainable_only=True),
-           "encoder_gflops": estimate_flops(encoder, n_tokens) / 1e9,
-           "tokenizer_params": 0, "tokenizer_gflops": 0.0, "seq_len_bp": len(windows[0]),
-           "tokens_per_seq": tokens["mean"], "bp_per_token": tokens["bp_per_token"]}
+    row = {
+        "tokenizer": name,
+        "encoder_params": count_parameters(encoder),
+        "encoder_trainable_params": count_parameters(encoder, trainable_only=True),
+        "encoder_gflops": estimate_flops(encoder, n_tokens) / 1e9,
+        "tokenizer_params": 0,
+        "tokenizer_gflops": 0.0,
+        "seq_len_bp": len(windows[0]),
+        "tokens_per_seq": tokens["mean"],
+        "bp_per_token": tokens["bp_per_token"],
+    }
     if isinstance(tokenizer, CodebookTokenizer):
         row["tokenizer_params"] = count_parameters(tokenizer.model)
         row["tokenizer_gflops"] = estimate_flops(tokenizer.model, len(windows[0])) / 1e9
     batch = windows[:batch_size]
     row["tokenizer_bp_per_s"] = measure_throughput(
-        lambda: tokenizer.encode_batch(batch), sum(map(len, batch)), min_seconds)["items_per_s"]
+        lambda: tokenizer.encode_batch(batch), sum(map(len, batch)), min_seconds
+    )["items_per_s"]
     encoded = tokenizer.encode_batch(batch)
     with torch.no_grad():
         row["encoder_seqs_per_s"] = measure_throughput(
-            lambda: encoder(encoded["input_ids"], encoded["attention_mask"]), len(batch), min_seconds)["items_per_s"]
+            lambda: encoder(encoded["input_ids"], encoded["attention_mask"]), len(batch), min_seconds
+        )["items_per_s"]
     row["total_params"] = row["encoder_params"] + row["tokenizer_params"]
     row["total_gflops"] = row["encoder_gflops"] + row["tokenizer_gflops"]
     # the same counts under the other conventions (vqdna.efficiency: paper_conventions)

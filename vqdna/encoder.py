@@ -17,6 +17,7 @@ Input embedding:
   norm 6.3, mean distance between codes 1.6), and without the standardisation HRQ fine-tuning
   collapsed to one class (README, "Choices where the paper is silent").
 """
+
 from __future__ import annotations
 
 import math
@@ -35,6 +36,7 @@ PAD_ID = 0
 class EncoderConfig:
     """Encoder shape. Defaults are CPU-sized; the paper's BERT-base is
     ``EncoderConfig(layers=12, dim=768, heads=12)``."""
+
     layers: int = 2
     dim: int = 128
     heads: int = 4
@@ -66,8 +68,9 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -139,8 +142,9 @@ class CodebookEmbedding(nn.Module):
         levels = self.levels(ids).clamp(min=0)
         n = len(self.level_sizes)
         tables = [self.codebook(level) @ self.proj.weight.T for level in range(n)]
-        regular = self.norm(sum(table[levels[..., level]] for level, table in enumerate(tables)) / n
-                            + self.proj.bias)
+        regular = self.norm(
+            sum(table[levels[..., level]] for level, table in enumerate(tables)) / n + self.proj.bias
+        )
         special = self.special(ids.clamp(max=N_SPECIAL - 1))
         return torch.where((ids < N_SPECIAL)[..., None], special, regular)
 
@@ -148,14 +152,18 @@ class CodebookEmbedding(nn.Module):
 class TransformerEncoder(nn.Module):
     """ids (B, T) + attention_mask (B, T) -> hidden states (B, T, dim), final LayerNorm applied."""
 
-    def __init__(self, cfg: EncoderConfig, vocab_size: int | None = None,
-                 codebooks: list[torch.Tensor] | None = None):
+    def __init__(
+        self, cfg: EncoderConfig, vocab_size: int | None = None, codebooks: list[torch.Tensor] | None = None
+    ):
         super().__init__()
         if (vocab_size is None) == (codebooks is None):
             raise ValueError("give exactly one of vocab_size (learned embedding) or codebooks (frozen)")
         self.cfg = cfg
-        self.embed = nn.Embedding(vocab_size, cfg.dim) if codebooks is None else CodebookEmbedding(
-            codebooks, cfg.dim, standardize=cfg.standardize_codes, eps=cfg.norm_eps)
+        self.embed = (
+            nn.Embedding(vocab_size, cfg.dim)
+            if codebooks is None
+            else CodebookEmbedding(codebooks, cfg.dim, standardize=cfg.standardize_codes, eps=cfg.norm_eps)
+        )
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.ln_f = nn.LayerNorm(cfg.dim, eps=cfg.norm_eps)
@@ -217,8 +225,14 @@ class SequenceClassifier(nn.Module):
     """Encoder + pooling ("mean" over non-pad tokens, or the "cls" token) + head: "mlp" (hidden
     layer, GELU, dropout) or "linear" (one Linear, what a linear probe fits; LP-FT starts from it)."""
 
-    def __init__(self, encoder: TransformerEncoder, num_classes: int, pooling: str = "mean",
-                 head_dropout: float = 0.1, head: str = "mlp"):
+    def __init__(
+        self,
+        encoder: TransformerEncoder,
+        num_classes: int,
+        pooling: str = "mean",
+        head_dropout: float = 0.1,
+        head: str = "mlp",
+    ):
         super().__init__()
         if pooling not in ("mean", "cls"):
             raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
@@ -226,9 +240,13 @@ class SequenceClassifier(nn.Module):
             raise ValueError(f"head must be 'mlp' or 'linear', got {head!r}")
         dim = encoder.cfg.dim
         self.encoder, self.pooling, self.num_classes = encoder, pooling, num_classes
-        self.head = (nn.Linear(dim, num_classes) if head == "linear" else
-                     nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Dropout(head_dropout),
-                                   nn.Linear(dim, num_classes)))
+        self.head = (
+            nn.Linear(dim, num_classes)
+            if head == "linear"
+            else nn.Sequential(
+                nn.Linear(dim, dim), nn.GELU(), nn.Dropout(head_dropout), nn.Linear(dim, num_classes)
+            )
+        )
 
     def forward(self, input_ids, attention_mask=None):
         """-> logits (B, num_classes)."""
@@ -257,8 +275,13 @@ class LoRALinear(nn.Module):
         return self.base(x) + self.scale * (self.drop(x) @ self.lora_a.T @ self.lora_b.T)
 
 
-def apply_lora(model: nn.Module, rank: int = 8, alpha: float = 16.0, dropout: float = 0.05,
-               targets: tuple[str, ...] = ("qkv", "proj", "fc1", "fc2")) -> nn.Module:
+def apply_lora(
+    model: nn.Module,
+    rank: int = 8,
+    alpha: float = 16.0,
+    dropout: float = 0.05,
+    targets: tuple[str, ...] = ("qkv", "proj", "fc1", "fc2"),
+) -> nn.Module:
     """Freeze ``model.encoder`` and wrap its attention/MLP Linears (names in ``targets``) with LoRA,
     in place. Everything outside the encoder (the task head) stays trainable. Returns ``model``."""
     for p in model.encoder.parameters():

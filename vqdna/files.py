@@ -5,6 +5,7 @@ not grow with a line. Every decoding, parsing and field-count problem and a trun
 ``ValueError`` naming the file and the physical line (blank lines and multi-line quoted cells
 counted). FASTA records stream in chunks (:func:`stream_fasta`); tables row by row (:func:`read_table`).
 """
+
 from __future__ import annotations
 
 import codecs
@@ -21,8 +22,12 @@ _GZIP_MAGIC = b"\x1f\x8b"
 # ---------------------------------------------------------------- reading files
 
 #: magic bytes of compressed formats that are not read (only plain text and gzip are)
-_OTHER_COMPRESSION = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"PK\x03\x04": "zip",
-                      b"\x28\xb5\x2f\xfd": "zstd"}
+_OTHER_COMPRESSION = {
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"PK\x03\x04": "zip",
+    b"\x28\xb5\x2f\xfd": "zstd",
+}
 _GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
 #: longest piece of one physical line read at a time (bytes): memory does not grow with the line
 CHUNK_BYTES = 1 << 20
@@ -75,8 +80,10 @@ def read_lines(path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, int,
                 except UnicodeDecodeError as error:  # error.object = bytes held back + raw
                     where = line_bytes - (len(error.object) - len(raw)) + error.start + 1
                     byte = error.object[error.start]
-                    raise ValueError(f"{path} line {line_no}: not UTF-8 text (byte 0x{byte:02x} at "
-                                     f"byte {where} of the line)") from None
+                    raise ValueError(
+                        f"{path} line {line_no}: not UTF-8 text (byte 0x{byte:02x} at "
+                        f"byte {where} of the line)"
+                    ) from None
                 if at_start:
                     text, at_start = text.removeprefix("\ufeff"), False
                 if ends and text.endswith("\r"):
@@ -91,8 +98,9 @@ def read_lines(path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, int,
                 try:
                     decoder.decode(b"", final=True)
                 except UnicodeDecodeError:
-                    raise ValueError(f"{path} line {line_no}: not UTF-8 text (cut multi-byte "
-                                     f"character at the end)") from None
+                    raise ValueError(
+                        f"{path} line {line_no}: not UTF-8 text (cut multi-byte character at the end)"
+                    ) from None
     except _GZIP_ERRORS as error:
         raise ValueError(f"{path}: corrupt or truncated gzip after line {line_no - 1} ({error})") from error
 
@@ -109,8 +117,13 @@ def whole_lines(path) -> Iterator[tuple[int, str]]:
         yield line_no, "".join(parts)
 
 
-def stream_fasta(path, chunk_lines: int = 1000, unique_ids: bool = True, allow_empty: bool = True,
-                 chunk_chars: int = CHUNK_BYTES) -> Iterator[tuple[str, str]]:
+def stream_fasta(
+    path,
+    chunk_lines: int = 1000,
+    unique_ids: bool = True,
+    allow_empty: bool = True,
+    chunk_chars: int = CHUNK_BYTES,
+) -> Iterator[tuple[str, str]]:
     """Yield ``(record_id, chunk)`` pieces of a FASTA(.gz) file, each chunk the normalised
     concatenation of up to ``chunk_lines`` sequence lines and about ``chunk_chars`` bases (a
     long line is read in pieces); memory does not grow with the file or the line.
@@ -213,8 +226,10 @@ def read_table(path, columns: list[str], sep: str = ",") -> Iterator[tuple[int, 
                 continue
             if len(row) != len(header):
                 extra = " (a trailing separator?)" if len(row) > len(header) and not row[-1] else ""
-                raise ValueError(f"{path} line {start}: {len(row)} fields, the header (line "
-                                 f"{numbers[0]}) has {len(header)}{extra}")
+                raise ValueError(
+                    f"{path} line {start}: {len(row)} fields, the header (line "
+                    f"{numbers[0]}) has {len(header)}{extra}"
+                )
             yield start, {c: row[i] for c, i in index.items()}
     except csv.Error as error:
         raise ValueError(f"{path} line {numbers[-1] if numbers else 1}: malformed table ({error})") from None

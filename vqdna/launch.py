@@ -8,6 +8,7 @@ checkpoint at ``scale.resume_path``. The notebook then runs as usual in one proc
 finished checkpoint, resumes at the last step (nothing left to train), writes its outputs and
 removes the checkpoint. Rank 0 prints the training history as one ``history:`` JSON line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,19 +28,38 @@ def train(stage: str, params: dict) -> list[dict]:
     """Train ``stage`` as its notebook does (same parameters, same seeds), keeping the final
     resume checkpoint. -> the history (empty for a tokenizer that is built, not trained)."""
     if not params.get("scale", {}).get("resume_path"):
-        raise ValueError("a torchrun launch needs scale.resume_path: the notebook takes its result from there")
+        raise ValueError(
+            "a torchrun launch needs scale.resume_path: the notebook takes its result from there"
+        )
     scale = {**params["scale"], "keep_final": True}
-    train_windows, val_windows = corpus.read_windows(params["train_path"]), corpus.read_windows(params["val_path"])
+    train_windows, val_windows = (
+        corpus.read_windows(params["train_path"]),
+        corpus.read_windows(params["val_path"]),
+    )
     if stage == "train_tokenizer":
         if params["spec"]["type"] not in ("vq", "hrq"):
             return []  # char / k-mer / BPE: nothing data-parallel to train; the notebook builds it
-        _, history = train_tokenizer(params["spec"], train_windows, val_windows, seed=params["seed"],
-                                            device=params["device"], scale=scale)
+        _, history = train_tokenizer(
+            params["spec"],
+            train_windows,
+            val_windows,
+            seed=params["seed"],
+            device=params["device"],
+            scale=scale,
+        )
         return history
     tokenizer = load_tokenizer(params["tokenizer_path"])
     model = stages.build_masked_lm(tokenizer, params["encoder"], seed=params["seed"])
-    return stages.pretrain(model, tokenizer, train_windows, val_windows, params["pretrain"], seed=params["seed"],
-                           device=params["device"], scale=scale)
+    return stages.pretrain(
+        model,
+        tokenizer,
+        train_windows,
+        val_windows,
+        params["pretrain"],
+        seed=params["seed"],
+        device=params["device"],
+        scale=scale,
+    )
 
 
 def main(argv=None) -> None:

@@ -25,6 +25,7 @@ peak = model states + activations saved for backward + the largest transient + C
 
 All of it is an estimate; validate on the GPU you have (``torch.cuda.max_memory_allocated``).
 """
+
 from __future__ import annotations
 
 import functools
@@ -37,8 +38,10 @@ import torch
 GIB = 2**30
 #: activation bytes per element, measured on CPU (see the module docstring), by precision
 MLM_BYTES = {"fp32": {"layer": 66.6, "head": 4.1}, "bf16": {"layer": 38.4, "head": 4.1}}
-VQVAE_BYTES = {"fp32": {"block": 45.5, "stem": 8.9, "level": 9.0, "bp": 607.0},
-               "bf16": {"block": 22.7, "stem": 10.9, "level": 8.1, "bp": 197.0}}
+VQVAE_BYTES = {
+    "fp32": {"block": 45.5, "stem": 8.9, "level": 9.0, "bp": 607.0},
+    "bf16": {"block": 22.7, "stem": 10.9, "level": 8.1, "bp": 197.0},
+}
 OVERHEAD_BYTES = 1 * GIB
 FRAGMENTATION = 1.10
 
@@ -58,9 +61,11 @@ class Estimate:
         return self.states_gb + FRAGMENTATION * dynamic + OVERHEAD_BYTES / GIB
 
     def __str__(self) -> str:
-        return (f"{self.stage} at micro-batch {self.micro_batch}: ~{self.total_gb:.1f} GiB (model states "
-                f"{self.states_gb:.1f}, activations {self.activations_gb:.1f}, "
-                f"transient {self.transient_gb:.1f})")
+        return (
+            f"{self.stage} at micro-batch {self.micro_batch}: ~{self.total_gb:.1f} GiB (model states "
+            f"{self.states_gb:.1f}, activations {self.activations_gb:.1f}, "
+            f"transient {self.transient_gb:.1f})"
+        )
 
 
 def saved_tensor_bytes(model: torch.nn.Module, forward) -> int:
@@ -96,8 +101,14 @@ def _vqvae_states(config_json: str, precision: str) -> float:
 
 
 @functools.lru_cache(maxsize=256)
-def _mlm_states(encoder_json: str, target_sizes: tuple, codebook_sizes: tuple, code_dim: int,
-                vocab_size: int, precision: str) -> float:
+def _mlm_states(
+    encoder_json: str,
+    target_sizes: tuple,
+    codebook_sizes: tuple,
+    code_dim: int,
+    vocab_size: int,
+    precision: str,
+) -> float:
     from vqdna.encoder import EncoderConfig, MaskedLM, TransformerEncoder
 
     cfg = EncoderConfig(**json.loads(encoder_json))
@@ -109,8 +120,9 @@ def _mlm_states(encoder_json: str, target_sizes: tuple, codebook_sizes: tuple, c
         return _states(MaskedLM(body, list(target_sizes)), precision)
 
 
-def estimate_vqvae(spec: dict, micro_batch: int, length: int, precision: str = "bf16",
-                   checkpointing: bool = False) -> Estimate:
+def estimate_vqvae(
+    spec: dict, micro_batch: int, length: int, precision: str = "bf16", checkpointing: bool = False
+) -> Estimate:
     """Peak memory of a ``fit_vqvae`` step: ``spec`` a tokenizer spec (``study.tokenizer_spec``),
     ``length`` the window in bp."""
     from vqdna.vqvae import VQVAEConfig
@@ -122,30 +134,46 @@ def estimate_vqvae(spec: dict, micro_batch: int, length: int, precision: str = "
     code_dim = config.code_dim or config.dim
     block = c["block"] * k * tokens * config.dim
     blocks = 2 * config.depth * (4 * k * tokens * config.dim if checkpointing else block)
-    rest = (c["stem"] * k * length * config.stem_dim + c["bp"] * k * length
-            + c["level"] * config.levels * k * tokens * code_dim)
+    rest = (
+        c["stem"] * k * length * config.stem_dim
+        + c["bp"] * k * length
+        + c["level"] * config.levels * k * tokens * code_dim
+    )
     distances = 2 * k * tokens * max(config.level_sizes) * 4
-    return Estimate("VQ-VAE", micro_batch, states / GIB, (blocks + rest) / GIB,
-                    max(block, distances) / GIB)
+    return Estimate("VQ-VAE", micro_batch, states / GIB, (blocks + rest) / GIB, max(block, distances) / GIB)
 
 
-def estimate_mlm(encoder: dict, target_sizes: list[int], micro_batch: int, tokens: int, mask_ratio: float,
-                 precision: str = "bf16", checkpointing: bool = False,
-                 codebook_sizes: list[int] | None = None, code_dim: int = 0, vocab_size: int = 0) -> Estimate:
+def estimate_mlm(
+    encoder: dict,
+    target_sizes: list[int],
+    micro_batch: int,
+    tokens: int,
+    mask_ratio: float,
+    precision: str = "bf16",
+    checkpointing: bool = False,
+    codebook_sizes: list[int] | None = None,
+    code_dim: int = 0,
+    vocab_size: int = 0,
+) -> Estimate:
     """Peak memory of a ``pretrain_mlm`` step for the encoder section ``encoder``, one head per
     entry of ``target_sizes``; the embedding is learned (``vocab_size``) or frozen codebooks
     (``codebook_sizes`` x ``code_dim``)."""
     from vqdna.encoder import EncoderConfig
 
     cfg = EncoderConfig(**encoder)
-    states = _mlm_states(json.dumps(encoder, sort_keys=True), tuple(target_sizes),
-                         tuple(codebook_sizes or ()), code_dim, vocab_size, precision)
+    states = _mlm_states(
+        json.dumps(encoder, sort_keys=True),
+        tuple(target_sizes),
+        tuple(codebook_sizes or ()),
+        code_dim,
+        vocab_size,
+        precision,
+    )
     c, k = MLM_BYTES[precision], micro_batch
     layer = c["layer"] * k * tokens * cfg.dim
     layers = cfg.layers * (4 * k * tokens * cfg.dim if checkpointing else layer)
     head = c["head"] * math.ceil(k * tokens * mask_ratio) * sum(target_sizes)
-    return Estimate("masked LM", micro_batch, states / GIB, (layers + head) / GIB,
-                    max(layer, head) / GIB)
+    return Estimate("masked LM", micro_batch, states / GIB, (layers + head) / GIB, max(layer, head) / GIB)
 
 
 def largest_micro_batch(estimate, budget_gb: float, upper: int) -> int:

@@ -1,4 +1,5 @@
 """Classification metrics as GUE reports them (scikit-learn MCC, macro F1, accuracy)."""
+
 from __future__ import annotations
 
 import numpy as np

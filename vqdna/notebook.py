@@ -5,6 +5,7 @@ writes ``out/finetune.ipynb`` (executed, with the injected parameters) and ``out
 Doing the three steps (jupytext -> papermill -> nbconvert) in one interpreter instead of three
 command-line tools saves several seconds of start-up per workflow job.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,9 @@ def run_notebook(source, output, parameters: dict | None = None, kernel: str = "
     output.parent.mkdir(parents=True, exist_ok=True)
     notebook = jupytext.read(source)
     notebook.metadata.setdefault("language_info", {"name": "python"})
-    executed = papermill.execute_notebook(notebook, str(output), parameters=parameters or {},
-                                          kernel_name=kernel, progress_bar=False, cwd=None)
+    executed = papermill.execute_notebook(
+        notebook, str(output), parameters=parameters or {}, kernel_name=kernel, progress_bar=False, cwd=None
+    )
     html, _ = HTMLExporter().from_notebook_node(nbformat.from_dict(executed))
     output.with_suffix(".html").write_text(html)
     return output

@@ -1,5 +1,6 @@
 """The paper's published numbers (Li et al., VQDNA, ICML 2024: Tables 1, 2, 6-9)
 and how this study's tokenizer and task names map onto them. Data only: tables look them up."""
+
 from __future__ import annotations
 
 #: our tokenizer name -> the model name the paper's numbers are published under (Table 1 / 2)
@@ -18,10 +19,26 @@ PAPER_TASKS = {"covid": "CVC", "EMP_H3": "H3"}
 ABLATION_TASK_ALIASES = {**PAPER_TASKS, "who_variant": "CVC"}
 #: Table 1 (CVC, macro-F1 x100) by paper model name, per stage
 PAPER_TABLE1 = {
-    "finetune": {"CVC": {"VQDNA-HRQ": 74.32, "VQDNA-VQ": 73.16, "DNABERT-2": 71.02, "DNABERT-6mer": 55.50,
-                         "NT-6mer": 66.73, "HyenaDNA": 54.10}},
-    "linear_probe": {"CVC": {"VQDNA-HRQ": 48.87, "VQDNA-VQ": 44.76, "DNABERT-2": 36.53, "DNABERT-6mer": 23.54,
-                             "NT-6mer": 23.54, "HyenaDNA": 5.47}},
+    "finetune": {
+        "CVC": {
+            "VQDNA-HRQ": 74.32,
+            "VQDNA-VQ": 73.16,
+            "DNABERT-2": 71.02,
+            "DNABERT-6mer": 55.50,
+            "NT-6mer": 66.73,
+            "HyenaDNA": 54.10,
+        }
+    },
+    "linear_probe": {
+        "CVC": {
+            "VQDNA-HRQ": 48.87,
+            "VQDNA-VQ": 44.76,
+            "DNABERT-2": 36.53,
+            "DNABERT-6mer": 23.54,
+            "NT-6mer": 23.54,
+            "HyenaDNA": 5.47,
+        }
+    },
 }
 
 # Paper ablations, Li et al. 2024, Tables 7 (codebook size), 8 (code dimension), 9 (mask
@@ -64,6 +81,10 @@ PAPER_TABLE6 = {
     "VQDNA-HRQ": {1000: 61.57, 20000: 88.05, 32000: 99.46},
 }
 #: our Table 6 analogue: task name -> (species set, sequence length in bp), benchmarks/embedded.yaml
-SPECIES_TASKS = {"species_1k": ("Drosophila (6)", 1000), "species_10k": ("Drosophila (6)", 10000),
-                 "species_32k": ("Drosophila (6)", 32000), "yeast_species_1k": ("Saccharomyces (3)", 1000),
-                 "yeast_species_10k": ("Saccharomyces (3)", 10000)}
+SPECIES_TASKS = {
+    "species_1k": ("Drosophila (6)", 1000),
+    "species_10k": ("Drosophila (6)", 10000),
+    "species_32k": ("Drosophila (6)", 32000),
+    "yeast_species_1k": ("Saccharomyces (3)", 1000),
+    "yeast_species_10k": ("Saccharomyces (3)", 10000),
+}

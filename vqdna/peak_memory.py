@@ -8,6 +8,7 @@ memory does not depend on the weights), BPE is trained on 200 windows of the fil
 peak after imports and setup, and the peak after ``read_fasta`` + ``tokenizer.encode_array`` (``encode``'s
 Python list would add 8 bytes per id, plus 28 per id above 256).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,7 +55,8 @@ def build(kind: str, path: Path):
     if kind == "bpe":
         _, chunk = next(stream_fasta(path, chunk_chars=200 * 128))
         return build_tokenizer("bpe", vocab_size=1024).train(
-            [chunk[i:i + 128] for i in range(0, len(chunk), 128)])
+            [chunk[i : i + 128] for i in range(0, len(chunk), 128)]
+        )
     import torch
 
     from vqdna.vqvae import VQVAE, VQVAEConfig
@@ -78,8 +80,10 @@ def main(argv=None) -> None:
     (sequence,) = read_fasta(path).values()
     ids = tokenizer.encode_array(sequence)
     seconds = time.perf_counter() - start
-    print(f"{args.kind}\t{args.mbp:g} Mbp\t{len(ids)} tokens\tpeak after setup {setup:.0f} MB\t"
-          f"peak after read+tokenize {peak_mb():.0f} MB\t{seconds:.1f} s")
+    print(
+        f"{args.kind}\t{args.mbp:g} Mbp\t{len(ids)} tokens\tpeak after setup {setup:.0f} MB\t"
+        f"peak after read+tokenize {peak_mb():.0f} MB\t{seconds:.1f} s"
+    )
 
 
 if __name__ == "__main__":

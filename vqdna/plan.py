@@ -8,6 +8,7 @@ assumes ``cores`` one-thread jobs run side by side, so it is a rough guide, not 
 
     python -m vqdna.plan measure results/gue [--table benchmarks/job_seconds.csv] [--machine "2-core CPU"]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,14 @@ COLUMNS = ["stage", "tokenizer", "task", "seconds", "machine", "profile"]
 _PATTERNS = [
     (re.compile(r"tokenizers/(?P<tok>[^/]+)/seed\d+(/metrics\.json|\.tsv)$"), "train_tokenizer"),
     (re.compile(r"(models|pretrain)/(?P<tok>[^/]+)/rep\d+(/metrics\.json|\.tsv)$"), "pretrain"),
-    (re.compile(r"finetune/(?P<task>[^/]+/[^/]+)/(?P<tok>[^/]+)/rep\d+(/seed\d+/metrics\.json|\.tsv)$"), "finetune"),
-    (re.compile(r"linear_probe/(?P<task>[^/]+/[^/]+)/(?P<tok>[^/]+)/rep\d+(/metrics\.json|\.tsv)$"), "linear_probe"),
+    (
+        re.compile(r"finetune/(?P<task>[^/]+/[^/]+)/(?P<tok>[^/]+)/rep\d+(/seed\d+/metrics\.json|\.tsv)$"),
+        "finetune",
+    ),
+    (
+        re.compile(r"linear_probe/(?P<task>[^/]+/[^/]+)/(?P<tok>[^/]+)/rep\d+(/metrics\.json|\.tsv)$"),
+        "linear_probe",
+    ),
     (re.compile(r"baseline/(?P<task>[^/]+/[^/]+)(/metrics\.json|\.tsv)$"), "baseline"),
     (re.compile(r"(?P<stage>efficiency|sarscov2)\.tsv$"), None),
 ]
@@ -67,7 +74,9 @@ def measure(workdir: str | Path, machine: str, profile: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def estimate(planned: Iterable[tuple[str, str, str]], measured: pd.DataFrame, cores: int) -> tuple[pd.DataFrame, float]:
+def estimate(
+    planned: Iterable[tuple[str, str, str]], measured: pd.DataFrame, cores: int
+) -> tuple[pd.DataFrame, float]:
     """-> (per stage: jobs, seconds per job (mean of the matched measurements), job-seconds,
     unmeasured jobs; wall minutes = job-seconds / cores)."""
     planned = list(planned)
@@ -88,17 +97,21 @@ def estimate(planned: Iterable[tuple[str, str, str]], measured: pd.DataFrame, co
     return table, float(table["job_seconds"].sum()) / max(cores, 1) / 60
 
 
-def describe(planned: Iterable[tuple[str, str, str]], cores: int, profile: str = "", table: str | Path = TABLE) -> str:
+def describe(
+    planned: Iterable[tuple[str, str, str]], cores: int, profile: str = "", table: str | Path = TABLE
+) -> str:
     """The plan as text: jobs and seconds per job per stage, and the wall-time estimate. Uses
     ``profile``'s own measurements where the table has them, else every profile's."""
     measured = pd.read_csv(table) if Path(table).exists() else pd.DataFrame(columns=COLUMNS)
     if (measured["profile"] == profile).any():
         measured = measured[measured["profile"] == profile]
     per_stage, minutes = estimate(planned, measured, cores)
-    lines = [f"plan: {int(per_stage['jobs'].sum())} benchmarked jobs, about {minutes:.0f} min on {cores} "
-             f"one-thread job slots (seconds per job measured on: "
-             f"{', '.join(sorted(set(measured['machine']))) or 'nothing yet'}, profile "
-             f"{', '.join(sorted(set(measured['profile']))) or '-'}; {table}); gathering jobs not counted"]
+    lines = [
+        f"plan: {int(per_stage['jobs'].sum())} benchmarked jobs, about {minutes:.0f} min on {cores} "
+        f"one-thread job slots (seconds per job measured on: "
+        f"{', '.join(sorted(set(measured['machine']))) or 'nothing yet'}, profile "
+        f"{', '.join(sorted(set(measured['profile']))) or '-'}; {table}); gathering jobs not counted"
+    ]
     for row in per_stage.itertuples():
         unknown = f", {row.unmeasured} not measured" if row.unmeasured else ""
         lines.append(f"  {row.stage:<16} {row.jobs:>4} jobs x {row.seconds_per_job:6.1f} s{unknown}")

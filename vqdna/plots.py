@@ -1,4 +1,5 @@
 """Figures from the gathered metrics records (returned, never saved here)."""
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,17 @@ def plot_task_scores(df: pd.DataFrame, stage: str = "finetune"):
         fig = plt.figure(figsize=(4, 1))
         fig.text(0.5, 0.5, f"no {stage} runs", ha="center", va="center")
         return fig
-    grid = sns.catplot(data=runs, kind="bar", x="task", y="score100", hue="tokenizer", col="protocol",
-                       errorbar="sd", height=4, aspect=1.5)
+    grid = sns.catplot(
+        data=runs,
+        kind="bar",
+        x="task",
+        y="score100",
+        hue="tokenizer",
+        col="protocol",
+        errorbar="sd",
+        height=4,
+        aspect=1.5,
+    )
     grid.set_axis_labels("task", f"{stage} score (x100)")
     return grid.figure
 
@@ -33,7 +43,8 @@ def plot_rank_heatmap(summary: pd.DataFrame):
 
     ranked = summary[~summary["is_reference"]]
     wide = ranked.assign(column=ranked["task"] + " [" + ranked["protocol"] + "]").pivot_table(
-        index="tokenizer", columns="column", values="rank")
+        index="tokenizer", columns="column", values="rank"
+    )
     fig, ax = plt.subplots(figsize=(1.2 + 0.8 * wide.shape[1], 1 + 0.5 * wide.shape[0]))
     sns.heatmap(wide, annot=True, fmt=".1f", cmap="viridis_r", cbar_kws={"label": "rank (1 = best)"}, ax=ax)
     return fig
@@ -44,8 +55,18 @@ def plot_ablation(df: pd.DataFrame, name: str):
     import seaborn as sns
 
     runs = ablation_rows(df, name)
-    grid = sns.relplot(data=runs, kind="line", x="value", y="score", hue="tokenizer", col="quantity",
-                       marker="o", errorbar="sd", facet_kws={"sharey": False}, height=3.5)
+    grid = sns.relplot(
+        data=runs,
+        kind="line",
+        x="value",
+        y="score",
+        hue="tokenizer",
+        col="quantity",
+        marker="o",
+        errorbar="sd",
+        facet_kws={"sharey": False},
+        height=3.5,
+    )
     grid.set_axis_labels(name, "score (x100)")
     return grid.figure
 
@@ -69,15 +90,22 @@ def plot_task_differences(per_task: pd.DataFrame, effects: pd.DataFrame, fig=Non
     if fig is None:
         fig = plt.figure(figsize=(width, height), layout="constrained")
     axes = fig.subplots(nrows, ncols, sharey=True, squeeze=False)
-    for ax in axes.flat[len(comparisons):]:
+    for ax in axes.flat[len(comparisons) :]:
         ax.set_visible(False)
     tasks = sorted(per_task["task"].unique())
     positions = {t: i + 2 for i, t in enumerate(tasks)}
     for ax, comparison in zip(axes.flat, comparisons):
         rows = per_task[per_task["comparison"] == comparison]
         y = [positions[t] for t in rows["task"]]
-        ax.errorbar(rows["diff"], y, xerr=[rows["diff"] - rows["ci_low"], rows["ci_high"] - rows["diff"]],
-                    fmt="o", color="tab:blue", ms=4, capsize=2)
+        ax.errorbar(
+            rows["diff"],
+            y,
+            xerr=[rows["diff"] - rows["ci_low"], rows["ci_high"] - rows["diff"]],
+            fmt="o",
+            color="tab:blue",
+            ms=4,
+            capsize=2,
+        )
         overall = effects[effects["comparison"] == comparison]
         if len(overall) and not math.isnan(overall["mean_diff"].iloc[0]):
             m, lo, hi = (float(overall[c].iloc[0]) for c in ("mean_diff", "ci_low", "ci_high"))
@@ -108,7 +136,8 @@ def plot_stage_differences(per_task: pd.DataFrame, effects: pd.DataFrame, stage:
     fig = plt.figure(figsize=(max(s[2] for s in sizes), sum(s[3] + 0.4 for s in sizes)), layout="constrained")
     subfigures = fig.subfigures(len(protocols), 1, squeeze=False, height_ratios=[s[3] + 0.4 for s in sizes])
     for subfigure, protocol in zip(subfigures.flat, protocols):
-        plot_task_differences(per_task[per_task["protocol"] == protocol], effects[effects["protocol"] == protocol],
-                              subfigure)
+        plot_task_differences(
+            per_task[per_task["protocol"] == protocol], effects[effects["protocol"] == protocol], subfigure
+        )
         subfigure.suptitle(f"{stage} ({protocol})", fontsize=9)
     return fig

@@ -33,6 +33,7 @@ and commitment terms into one ``commitment_weight * ||x - e||^2``, not the VQ-VA
 own beta. The ~100 lines below do exactly the spec, and every random draw takes an explicit
 ``torch.Generator``.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -44,9 +45,9 @@ from torch import nn
 
 
 class Quantized(NamedTuple):
-    quantized: torch.Tensor   # (..., dim) straight-through codes
-    indices: torch.Tensor     # (...) long, chosen code per vector
-    loss: torch.Tensor        # scalar: beta * commitment (+ codebook loss when ema=False)
+    quantized: torch.Tensor  # (..., dim) straight-through codes
+    indices: torch.Tensor  # (...) long, chosen code per vector
+    loss: torch.Tensor  # scalar: beta * commitment (+ codebook loss when ema=False)
     commitment: torch.Tensor  # scalar: unweighted ||x - sg(e)||^2 (mean over elements)
 
 
@@ -59,9 +60,18 @@ class VectorQuantizer(nn.Module):
     that is never chosen keeps its value (its count decays, which dead-code restart watches).
     """
 
-    def __init__(self, codebook_size: int, dim: int, decay: float = 0.99,
-                 commitment_weight: float = 0.5, ema: bool = True, dead_code_threshold: float = 0.0,
-                 data_init: bool = True, kmeans_iters: int = 10, eps: float = 1e-5):
+    def __init__(
+        self,
+        codebook_size: int,
+        dim: int,
+        decay: float = 0.99,
+        commitment_weight: float = 0.5,
+        ema: bool = True,
+        dead_code_threshold: float = 0.0,
+        data_init: bool = True,
+        kmeans_iters: int = 10,
+        eps: float = 1e-5,
+    ):
         super().__init__()
         self.codebook_size, self.dim = codebook_size, dim
         self.decay, self.commitment_weight, self.ema = decay, commitment_weight, ema
@@ -149,8 +159,14 @@ class VectorQuantizer(nn.Module):
         self._update(flat, None, generator, counts=pending["counts"], sums=pending["sums"])
 
     @torch.no_grad()
-    def _update(self, flat: torch.Tensor, indices: torch.Tensor | None, generator: torch.Generator | None,
-                counts: torch.Tensor | None = None, sums: torch.Tensor | None = None) -> None:
+    def _update(
+        self,
+        flat: torch.Tensor,
+        indices: torch.Tensor | None,
+        generator: torch.Generator | None,
+        counts: torch.Tensor | None = None,
+        sums: torch.Tensor | None = None,
+    ) -> None:
         """EMA usage counts (both modes), EMA codes (``ema=True``), then dead-code restart.
         ``counts``/``sums``: accumulated statistics instead of those of ``flat``/``indices``."""
         if counts is None:

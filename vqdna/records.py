@@ -7,6 +7,7 @@ deviations from the paper's protocol ("full protocol" when there are none), and 
 fine-tuning and linear-probe row its bp ``coverage`` (the bases each tokenizer saw,
 vqdna.stages.coverage); tables never pool or rank rows whose labels differ.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,16 +65,28 @@ METRICS_SCHEMA = {
                 "accuracy": _FRACTION,
                 "paper": {"type": "object", "additionalProperties": {"type": "number"}},
             },
-            "required": ["stage", "suite", "task", "tokenizer", "seed", "metric",
-                         "mcc", "macro_f1", "accuracy", "deviations"],
+            "required": [
+                "stage",
+                "suite",
+                "task",
+                "tokenizer",
+                "seed",
+                "metric",
+                "mcc",
+                "macro_f1",
+                "accuracy",
+                "deviations",
+            ],
             # a model's run also says which bases it saw (vqdna.stages.coverage)
             "if": {"properties": {"stage": {"enum": ["finetune", "linear_probe"]}}},
             "then": {
                 "properties": {
                     "coverage": {"type": "string", "minLength": 1},
-                    "bp_seen": {"type": "object", "required": ["mean", "min", "max"],
-                                "properties": {k: {"type": "number", "minimum": 0}
-                                               for k in ("mean", "min", "max")}},
+                    "bp_seen": {
+                        "type": "object",
+                        "required": ["mean", "min", "max"],
+                        "properties": {k: {"type": "number", "minimum": 0} for k in ("mean", "min", "max")},
+                    },
                     "n_cut": {"type": "integer", "minimum": 0},
                 },
                 "required": ["coverage", "bp_seen", "n_cut"],
@@ -84,8 +97,11 @@ METRICS_SCHEMA = {
                 "stage": {"const": "tokenizer"},
                 **_COMMON,
                 "recon_accuracy": {"type": "number", "minimum": 0, "maximum": 1},
-                "code_usage": {"type": "array", "minItems": 1,
-                               "items": {"type": "number", "minimum": 0, "maximum": 1}},
+                "code_usage": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "number", "minimum": 0, "maximum": 1},
+                },
                 "perplexity": {"type": "array", "minItems": 1, "items": {"type": "number", "minimum": 0}},
                 "bp_per_token": {"type": "number", "exclusiveMinimum": 0},
             },
@@ -128,7 +144,6 @@ def protocol_label(deviations: Iterable[str]) -> str:
     return "; ".join(deviations) if deviations else FULL_PROTOCOL
 
 
-
 def collect_metrics(paths: Iterable[str | Path]) -> pd.DataFrame:
     """Read and validate metrics JSONs -> one row per record.
 
@@ -148,8 +163,8 @@ def collect_metrics(paths: Iterable[str | Path]) -> pd.DataFrame:
             ablation_value=ablation.get("value"),
             base_tokenizer=base_name(record["tokenizer"]),
             protocol=protocol_label(record.get("deviations", [])),
-            coverage=record.get("coverage") or (WHOLE_SEQUENCES if record.get("stage") == "baseline"
-                                                else UNRECORDED_COVERAGE),
+            coverage=record.get("coverage")
+            or (WHOLE_SEQUENCES if record.get("stage") == "baseline" else UNRECORDED_COVERAGE),
         )
         if "metric" in record:
             record["score"] = record[record["metric"]]
@@ -179,14 +194,19 @@ SMALL_CORPUS = "small pre-training corpus"
 MIN_PAPER_BP = CorpusConfig.min_paper_bp
 TRUNCATED = "inputs truncated"
 #: data-preparation notes (vqdna.data / vqdna.suites) -> the category that labels table rows
-DATA_DEVIATIONS = {"train subsampled": "train subsampled", "reduced-train": "reduced-train",
-                   "sequences truncated": TRUNCATED}
+DATA_DEVIATIONS = {
+    "train subsampled": "train subsampled",
+    "reduced-train": "reduced-train",
+    "sequences truncated": TRUNCATED,
+}
 
 
 def deviation_tags(notes: list[str]) -> list[str]:
     """Detailed data notes ("train subsampled to 3000 of 4904 ...") -> their categories, so
     that every task subsampled the same way shares one protocol label."""
-    return sorted({next((tag for key, tag in DATA_DEVIATIONS.items() if key in note), note) for note in notes})
+    return sorted(
+        {next((tag for key, tag in DATA_DEVIATIONS.items() if key in note), note) for note in notes}
+    )
 
 
 def profile_deviations(profile: str) -> list[str]:
@@ -213,13 +233,30 @@ def _world_field(world: int) -> dict:
 def tokenizer_record(name: str, spec: dict, stats: dict, profile: str, seed: int = 0, world: int = 1) -> dict:
     """The metrics JSON of a tokenizer job (``seed``: its training seed; ``world``: how many
     processes trained it, recorded as ``world_size`` when > 1)."""
-    return {"stage": "tokenizer", "tokenizer": name, "type": spec["type"], "seed": seed,
-            "ablation": ablation_of(name), "deviations": profile_deviations(profile), "profile": profile,
-            "spec": spec, **stats, **_world_field(world)}
+    return {
+        "stage": "tokenizer",
+        "tokenizer": name,
+        "type": spec["type"],
+        "seed": seed,
+        "ablation": ablation_of(name),
+        "deviations": profile_deviations(profile),
+        "profile": profile,
+        "spec": spec,
+        **stats,
+        **_world_field(world),
+    }
 
 
-def pretrain_record(name: str, tokenizer: Tokenizer, encoder: dict, settings: dict, history: list[dict],
-                    profile: str, deviations: list[str] = (), replicate: int = 0) -> dict:
+def pretrain_record(
+    name: str,
+    tokenizer: Tokenizer,
+    encoder: dict,
+    settings: dict,
+    history: list[dict],
+    profile: str,
+    deviations: list[str] = (),
+    replicate: int = 0,
+) -> dict:
     """The metrics JSON of a pre-training job: final losses and the pretext check, i.e. the
     held-out masked-token loss against the unigram (frequency-only) loss of the same targets
     (``unigram_margin``: nats below it; ``unigram_margin_fraction``: as a share of it), and
@@ -227,20 +264,42 @@ def pretrain_record(name: str, tokenizer: Tokenizer, encoder: dict, settings: di
     last = history[-1]
     val, unigram = last.get("val_loss"), last.get("unigram_loss")
     margin = None if val is None or unigram is None else unigram - val
-    return {"stage": "pretrain", "tokenizer": name, "seed": replicate, "replicate": replicate,
-            "ablation": ablation_of(name), "profile": profile, "tokenizer_type": tokenizer.name,
-            "encoder": encoder, "pretrain": settings, "vocab_size": tokenizer.vocab_size,
-            "mlm_span": getattr(tokenizer, "mlm_span", 1) if settings.get("masking", "tokenizer") == "tokenizer" else 1,
-            "final_train_loss": last["train_loss"], "final_val_loss": val,
-            "final_val_accuracy": last.get("val_accuracy"), "unigram_loss": unigram,
-            "unigram_margin": margin, "unigram_margin_fraction": None if margin is None else margin / unigram,
-            "steps_per_s": last.get("steps_per_s"),
-            "deviations": sorted(set(profile_deviations(profile)) | set(deviations)),
-            **_world_field(world_size(history))}
+    return {
+        "stage": "pretrain",
+        "tokenizer": name,
+        "seed": replicate,
+        "replicate": replicate,
+        "ablation": ablation_of(name),
+        "profile": profile,
+        "tokenizer_type": tokenizer.name,
+        "encoder": encoder,
+        "pretrain": settings,
+        "vocab_size": tokenizer.vocab_size,
+        "mlm_span": getattr(tokenizer, "mlm_span", 1)
+        if settings.get("masking", "tokenizer") == "tokenizer"
+        else 1,
+        "final_train_loss": last["train_loss"],
+        "final_val_loss": val,
+        "final_val_accuracy": last.get("val_accuracy"),
+        "unigram_loss": unigram,
+        "unigram_margin": margin,
+        "unigram_margin_fraction": None if margin is None else margin / unigram,
+        "steps_per_s": last.get("steps_per_s"),
+        "deviations": sorted(set(profile_deviations(profile)) | set(deviations)),
+        **_world_field(world_size(history)),
+    }
 
 
-def evaluation_record(stage: str, task: tuple[dict, dict], name: str, seed: int, result: dict, profile: str,
-                      settings: dict | None = None, replicate: int = 0) -> dict:
+def evaluation_record(
+    stage: str,
+    task: tuple[dict, dict],
+    name: str,
+    seed: int,
+    result: dict,
+    profile: str,
+    settings: dict | None = None,
+    replicate: int = 0,
+) -> dict:
     """The metrics JSON of a fine-tuning / linear-probe job: test scores (fractions), each with
     its 95% test-set bootstrap interval (``test_interval``, from the confusion matrix), the
     task's primary metric, the paper's published numbers and every protocol deviation.
@@ -248,26 +307,47 @@ def evaluation_record(stage: str, task: tuple[dict, dict], name: str, seed: int,
     from vqdna.uncertainty import METRICS, bootstrap_interval
 
     _, meta = task
-    deviations = (deviation_tags(meta.get("deviations", [])) + profile_deviations(profile)
-                  + list(result.get("pretrain_deviations", [])))
+    deviations = (
+        deviation_tags(meta.get("deviations", []))
+        + profile_deviations(profile)
+        + list(result.get("pretrain_deviations", []))
+    )
     if stage == "finetune" and (settings or {}).get("protocol") != "benchmark":
         deviations.append(SHORT_FINETUNE)
     notes = list(meta.get("notes", []))  # conditions shown beside the score, not a protocol group
     if result.get("n_cut"):
-        how = ("read in pooled windows" if result["coverage_pooling"] == "sliding"
-               else f"cut to the {result['coverage']} window")
-        notes.append(f"{result['n_cut']} of {result['n_sequences']} sequences longer than "
-                     f"{result['coverage_bp']} bp, {how}")
+        how = (
+            "read in pooled windows"
+            if result["coverage_pooling"] == "sliding"
+            else f"cut to the {result['coverage']} window"
+        )
+        notes.append(
+            f"{result['n_cut']} of {result['n_sequences']} sequences longer than "
+            f"{result['coverage_bp']} bp, {how}"
+        )
     return {
-        "stage": stage, "suite": meta["suite"], "task": meta["task"], "tokenizer": name, "seed": seed,
+        "stage": stage,
+        "suite": meta["suite"],
+        "task": meta["task"],
+        "tokenizer": name,
+        "seed": seed,
         "replicate": replicate,
         "test_interval": {m: bootstrap_interval(result["confusion_matrix"], m, seed=seed) for m in METRICS},
-        "metric": meta["metric"], **{k: float(result["test"][k]) for k in ("mcc", "macro_f1", "accuracy")},
-        "deviations": sorted(set(deviations)), "deviation_details": meta.get("deviations", []),
-        "notes": notes, "paper": meta.get("paper", {}), "ablation": ablation_of(name),
-        "profile": profile, "settings": result.get("settings", settings), "max_tokens": result["max_tokens"],
-        "truncated_fraction": result["truncated_fraction"], "confusion_matrix": result["confusion_matrix"],
-        "vocab_usage": result.get("vocab_usage"), "task_recon_accuracy": result.get("task_recon_accuracy"),
-        "select_by": result.get("select_by"), "best_step": result.get("best_step"),
+        "metric": meta["metric"],
+        **{k: float(result["test"][k]) for k in ("mcc", "macro_f1", "accuracy")},
+        "deviations": sorted(set(deviations)),
+        "deviation_details": meta.get("deviations", []),
+        "notes": notes,
+        "paper": meta.get("paper", {}),
+        "ablation": ablation_of(name),
+        "profile": profile,
+        "settings": result.get("settings", settings),
+        "max_tokens": result["max_tokens"],
+        "truncated_fraction": result["truncated_fraction"],
+        "confusion_matrix": result["confusion_matrix"],
+        "vocab_usage": result.get("vocab_usage"),
+        "task_recon_accuracy": result.get("task_recon_accuracy"),
+        "select_by": result.get("select_by"),
+        "best_step": result.get("best_step"),
         **{k: result.get(k) for k in COVERAGE_FIELDS},
     }

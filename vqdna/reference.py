@@ -13,6 +13,7 @@ the workflow's ``provenance`` rule), adding the wall time and peak memory of the
 the ``/usr/bin/time -v`` log. ``compare`` reports, metric by metric, whether a fresh run matches
 the reference; timing fields (:data:`TIMING_KEYS`) are skipped, everything else must be equal.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,11 +31,31 @@ from pathlib import Path
 #: fields that measure speed, not results: never compared
 TIMING_KEYS = ("steps_per_s", "train_time_s", "wall_time_s", "seconds", "items_per_s")
 #: what a published reference holds, relative to the run's workdir
-PUBLISHED = ("**/metrics.json", "summary/*.md", "summary/*.csv", "summary/figures/*.png", "summary/*.html",
-             "sarscov2/*.md", "sarscov2/*.csv", "sarscov2/*.png", "sarscov2/*.html", "index.md",
-             "provenance.json")
-LIBRARIES = ("torch", "numpy", "pandas", "scipy", "scikit-learn", "tokenizers", "snakemake", "papermill",
-             "nbconvert", "umap-learn")
+PUBLISHED = (
+    "**/metrics.json",
+    "summary/*.md",
+    "summary/*.csv",
+    "summary/figures/*.png",
+    "summary/*.html",
+    "sarscov2/*.md",
+    "sarscov2/*.csv",
+    "sarscov2/*.png",
+    "sarscov2/*.html",
+    "index.md",
+    "provenance.json",
+)
+LIBRARIES = (
+    "torch",
+    "numpy",
+    "pandas",
+    "scipy",
+    "scikit-learn",
+    "tokenizers",
+    "snakemake",
+    "papermill",
+    "nbconvert",
+    "umap-learn",
+)
 
 
 def config_hash(config: dict) -> str:
@@ -44,7 +65,9 @@ def config_hash(config: dict) -> str:
 
 def _git(*args: str, cwd: Path) -> str:
     try:
-        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return ""
 
@@ -80,8 +103,13 @@ def provenance(config: dict, repo: str | Path = ".") -> dict:
         "config": config,
         "python": platform.python_version(),
         "libraries": versions,
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "memory_gib": memory,
-                    "platform": platform.platform(), "threads_per_job": config.get("threads_per_job")},
+        "machine": {
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "memory_gib": memory,
+            "platform": platform.platform(),
+            "threads_per_job": config.get("threads_per_job"),
+        },
     }
 
 
@@ -95,8 +123,11 @@ def read_time_log(path: str | Path) -> dict:
     seconds = 0.0
     for part in wall.group(1).split(":"):
         seconds = seconds * 60 + float(part)
-    return {"wall_time_s": seconds, "peak_rss_mib": int(rss.group(1)) / 1024,
-            "command": (re.search(r'Command being timed: "(.*)"', text) or [None, None])[1]}
+    return {
+        "wall_time_s": seconds,
+        "peak_rss_mib": int(rss.group(1)) / 1024,
+        "command": (re.search(r'Command being timed: "(.*)"', text) or [None, None])[1],
+    }
 
 
 def publish(workdir: str | Path, dest: str | Path, time_log: str | Path | None = None) -> list[Path]:
@@ -104,9 +135,17 @@ def publish(workdir: str | Path, dest: str | Path, time_log: str | Path | None =
     what was there (written to a temporary folder first, so a failure leaves the old reference)."""
     workdir, dest = Path(workdir), Path(dest)
     if not (workdir / "provenance.json").exists():
-        raise FileNotFoundError(f"{workdir}/provenance.json: not a finished run (run `snakemake --cores all` first)")
-    files = sorted({p for pattern in PUBLISHED for p in workdir.glob(pattern)
-                    if p.is_file() and "reference" not in p.relative_to(workdir).parts})  # not the tracked one
+        raise FileNotFoundError(
+            f"{workdir}/provenance.json: not a finished run (run `snakemake --cores all` first)"
+        )
+    files = sorted(
+        {
+            p
+            for pattern in PUBLISHED
+            for p in workdir.glob(pattern)
+            if p.is_file() and "reference" not in p.relative_to(workdir).parts
+        }
+    )  # not the tracked one
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     for path in files:
@@ -132,7 +171,9 @@ def _differences(reference, fresh, prefix: str = "") -> list[tuple[str, object, 
             out += _differences(reference.get(key), fresh.get(key), f"{prefix}{key}.")
         return out
     if isinstance(reference, list) and isinstance(fresh, list) and len(reference) == len(fresh):
-        return [d for i, (a, b) in enumerate(zip(reference, fresh)) for d in _differences(a, b, f"{prefix}{i}.")]
+        return [
+            d for i, (a, b) in enumerate(zip(reference, fresh)) for d in _differences(a, b, f"{prefix}{i}.")
+        ]
     return [] if reference == fresh else [(prefix.rstrip("."), reference, fresh)]
 
 
@@ -154,18 +195,30 @@ def compare(workdir: str | Path, reference: str | Path, ran_only: bool = False) 
         elif rel not in ref_files:
             rows.append({"file": str(rel), "status": "extra", "differences": []})
         else:
-            diffs = _differences(json.loads((reference / rel).read_text()), json.loads((workdir / rel).read_text()))
-            rows.append({"file": str(rel), "status": "differs" if diffs else "identical",
-                         "differences": [{"key": k, "reference": a, "fresh": b} for k, a, b in diffs]})
+            diffs = _differences(
+                json.loads((reference / rel).read_text()), json.loads((workdir / rel).read_text())
+            )
+            rows.append(
+                {
+                    "file": str(rel),
+                    "status": "differs" if diffs else "identical",
+                    "differences": [{"key": k, "reference": a, "fresh": b} for k, a, b in diffs],
+                }
+            )
     return rows
 
 
 def compare_markdown(rows: list[dict], reference: str | Path) -> str:
     """The comparison as a Markdown page: counts per status, then every difference."""
     counts = {s: sum(r["status"] == s for r in rows) for s in ("identical", "differs", "missing", "extra")}
-    lines = [f"# Fresh run vs tracked reference `{reference}`", "",
-             "Every metrics JSON, every field except timings. "
-             + ", ".join(f"{n} {s}" for s, n in counts.items()) + ".", ""]
+    lines = [
+        f"# Fresh run vs tracked reference `{reference}`",
+        "",
+        "Every metrics JSON, every field except timings. "
+        + ", ".join(f"{n} {s}" for s, n in counts.items())
+        + ".",
+        "",
+    ]
     if not rows:
         lines.append("No reference metrics found: nothing compared.")
     for row in rows:
@@ -181,12 +234,15 @@ def write_index(workdir, out_path, profile: str) -> None:
     """A Markdown page linking the gathered results and every rendered notebook of the run
     (per-job notebooks are local files: git tracks only the summary ones)."""
     workdir, out_path = Path(workdir), Path(out_path)
-    lines = [f"# vqdna results — profile `{profile}`", "",
-             "- [Results tables (Markdown)](summary/results.md) · [CSV](summary/results.csv)",
-             "- [Claim verdicts](summary/claims.md) · [Pretext learned](summary/pretext.md) · "
-             "[Variance: replicates vs fine-tuning](summary/variance.md)",
-             "- [Summary notebook](summary/summary.html) · [Efficiency](summary/efficiency.html)",
-             "- [Provenance of this run](provenance.json) (commit, config hash, libraries, machine)"]
+    lines = [
+        f"# vqdna results — profile `{profile}`",
+        "",
+        "- [Results tables (Markdown)](summary/results.md) · [CSV](summary/results.csv)",
+        "- [Claim verdicts](summary/claims.md) · [Pretext learned](summary/pretext.md) · "
+        "[Variance: replicates vs fine-tuning](summary/variance.md)",
+        "- [Summary notebook](summary/summary.html) · [Efficiency](summary/efficiency.html)",
+        "- [Provenance of this run](provenance.json) (commit, config hash, libraries, machine)",
+    ]
     if (workdir / "sarscov2" / "sarscov2.html").exists():
         lines.append("- [SARS-CoV-2 analysis (paper Fig. 5)](sarscov2/sarscov2.html)")
     lines += ["", "## Rendered job notebooks (present after a local run)", ""]
@@ -194,13 +250,18 @@ def write_index(workdir, out_path, profile: str) -> None:
         pages = sorted(workdir.glob(f"{stage}/**/*.html"))
         if pages:
             lines.append(f"### {stage} ({len(pages)})\n")
-            lines += [f"- [{page.parent.relative_to(workdir / stage)}]({page.relative_to(workdir)})" for page in pages]
+            lines += [
+                f"- [{page.parent.relative_to(workdir / stage)}]({page.relative_to(workdir)})"
+                for page in pages
+            ]
             lines.append("")
     out_path.write_text("\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("publish", help="copy a finished run into a tracked reference folder")
     p.add_argument("workdir")

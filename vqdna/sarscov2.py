@@ -11,6 +11,7 @@ stretches between anchors (point mutations, indels, N runs) and the unanchored e
 with Biopython's affine-gap ``PairwiseAligner``. For genomes that are >99% identical this gives
 the global alignment at a tiny fraction of a full 30 kb x 30 kb dynamic programme.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -47,12 +48,23 @@ class CoordinateMap:
         return self.genome_to_ref[np.asarray(genome_positions)]
 
 
-def make_aligner(match: float = 2, mismatch: float = -4, gap_open: float = -6, gap_extend: float = -2,
-                 free_end: str | None = None) -> PairwiseAligner:
+def make_aligner(
+    match: float = 2,
+    mismatch: float = -4,
+    gap_open: float = -6,
+    gap_extend: float = -2,
+    free_end: str | None = None,
+) -> PairwiseAligner:
     """Global affine-gap aligner (minimap2-like scores; N scores 0 against anything).
     ``free_end`` "left" / "right": gaps at that end cost nothing (unanchored genome ends)."""
-    aligner = PairwiseAligner(mode="global", match_score=match, mismatch_score=mismatch,
-                              open_gap_score=gap_open, extend_gap_score=gap_extend, wildcard="N")
+    aligner = PairwiseAligner(
+        mode="global",
+        match_score=match,
+        mismatch_score=mismatch,
+        open_gap_score=gap_open,
+        extend_gap_score=gap_extend,
+        wildcard="N",
+    )
     if free_end:
         setattr(aligner, f"{free_end}_gap_score", 0)
     return aligner
@@ -65,8 +77,8 @@ def _kmer_codes(seq: str, k: int) -> tuple[np.ndarray, np.ndarray]:
     m = len(index) - k + 1
     code, ok = np.zeros(max(m, 0), dtype=np.int64), np.ones(max(m, 0), dtype=bool)
     for j in range(k):
-        code = code * 4 + np.where(valid[j:j + m], index[j:j + m], 0)
-        ok &= valid[j:j + m]
+        code = code * 4 + np.where(valid[j : j + m], index[j : j + m], 0)
+        ok &= valid[j : j + m]
     return code, ok
 
 
@@ -129,8 +141,9 @@ def _blocks(chain: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
     return blocks
 
 
-def align_to_reference(genome: str, reference: str, k: int = 21,
-                       aligner: PairwiseAligner | None = None) -> CoordinateMap:
+def align_to_reference(
+    genome: str, reference: str, k: int = 21, aligner: PairwiseAligner | None = None
+) -> CoordinateMap:
     """Align ``genome`` to ``reference`` (both normalised, upper-case) -> :class:`CoordinateMap`.
 
     ``k``: anchor length (21 is unique within a coronavirus genome and still hits between
@@ -138,7 +151,11 @@ def align_to_reference(genome: str, reference: str, k: int = 21,
     :func:`make_aligner`)."""
     blocks = _blocks(_chain(_anchor_runs(genome, reference, k)))
     ref_to_genome = np.full(len(reference), -1, dtype=np.int64)
-    inner, left, right = aligner or make_aligner(), make_aligner(free_end="left"), make_aligner(free_end="right")
+    inner, left, right = (
+        aligner or make_aligner(),
+        make_aligner(free_end="left"),
+        make_aligner(free_end="right"),
+    )
 
     def fill(g0, g1, r0, r1, which):
         if g1 > g0 and r1 > r0:
@@ -152,7 +169,7 @@ def align_to_reference(genome: str, reference: str, k: int = 21,
         g_end = r_end = 0
         for n, (g, r, length) in enumerate(blocks):
             fill(g_end, g, r_end, r, left if n == 0 else inner)
-            ref_to_genome[r:r + length] = np.arange(g, g + length)
+            ref_to_genome[r : r + length] = np.arange(g, g + length)
             g_end, r_end = g + length, r + length
         fill(g_end, len(genome), r_end, len(reference), right)
     genome_to_ref = np.full(len(genome), -1, dtype=np.int64)
@@ -197,8 +214,9 @@ def clade_definition(clades: pd.DataFrame, clade: str) -> dict[int, str]:
     return {**inherited, **dict(zip(own["site"].astype(int), own["alt"]))}
 
 
-def mutation_sites(genome: str, reference: str, clades: pd.DataFrame | str | Path,
-                   cmap: CoordinateMap | None = None) -> pd.DataFrame:
+def mutation_sites(
+    genome: str, reference: str, clades: pd.DataFrame | str | Path, cmap: CoordinateMap | None = None
+) -> pd.DataFrame:
     """Every clade-defining nucleotide site with this genome's allele.
 
     Columns: clade, site (1-based), ref_index (0-based), ref_allele, alt, genome_index (-1 =
@@ -210,20 +228,34 @@ def mutation_sites(genome: str, reference: str, clades: pd.DataFrame | str | Pat
     site = nuc["site"].astype(int).to_numpy()
     genome_index = cmap.to_genome(site - 1)
     genome_allele = np.array([genome[i] if i >= 0 else "-" for i in genome_index])
-    return pd.DataFrame({
-        "clade": nuc["clade"].to_numpy(), "site": site, "ref_index": site - 1,
-        "ref_allele": [reference[i] for i in site - 1], "alt": nuc["alt"].to_numpy(),
-        "genome_index": genome_index, "genome_allele": genome_allele,
-        "carries_alt": genome_allele == nuc["alt"].to_numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "clade": nuc["clade"].to_numpy(),
+            "site": site,
+            "ref_index": site - 1,
+            "ref_allele": [reference[i] for i in site - 1],
+            "alt": nuc["alt"].to_numpy(),
+            "genome_index": genome_index,
+            "genome_allele": genome_allele,
+            "carries_alt": genome_allele == nuc["alt"].to_numpy(),
+        }
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Per-level code changes at mutations
 # ---------------------------------------------------------------------------------------------
-def code_changes_at_sites(ref_codes: np.ndarray, genome_codes: np.ndarray, cmap: CoordinateMap,
-                          sites, window: int = 0, mutated=None, exclusion: int = 32,
-                          n_background: int | None = None, seed: int = 0) -> pd.DataFrame:
+def code_changes_at_sites(
+    ref_codes: np.ndarray,
+    genome_codes: np.ndarray,
+    cmap: CoordinateMap,
+    sites,
+    window: int = 0,
+    mutated=None,
+    exclusion: int = 32,
+    n_background: int | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Per codebook level: share of positions whose code differs from the reference's code at
     the aligned position, at mutation sites vs at unmutated background positions.
 
@@ -263,19 +295,31 @@ def code_changes_at_sites(ref_codes: np.ndarray, genome_codes: np.ndarray, cmap:
 
     rows = []
     for level in range(ref_codes.shape[1]):
-        site_changed = (ref_codes[site_ref, level] != genome_codes[site_gen, level]).mean() if len(site_ref) else np.nan
-        back_changed = (ref_codes[back_ref, level] != genome_codes[back_gen, level]).mean() if len(back_ref) else np.nan
-        rows.append(dict(level=level, n_site=len(site_ref), site_changed=site_changed, n_background=len(back_ref),
-                         background_changed=back_changed,
-                         ratio=site_changed / back_changed if back_changed > 0 else np.nan))
+        site_changed = (
+            (ref_codes[site_ref, level] != genome_codes[site_gen, level]).mean() if len(site_ref) else np.nan
+        )
+        back_changed = (
+            (ref_codes[back_ref, level] != genome_codes[back_gen, level]).mean() if len(back_ref) else np.nan
+        )
+        rows.append(
+            dict(
+                level=level,
+                n_site=len(site_ref),
+                site_changed=site_changed,
+                n_background=len(back_ref),
+                background_changed=back_changed,
+                ratio=site_changed / back_changed if back_changed > 0 else np.nan,
+            )
+        )
     return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------------------------------
 # Lineage structure of embeddings
 # ---------------------------------------------------------------------------------------------
-def silhouette_and_knn(embeddings: np.ndarray, labels, k: int = 5, seed: int = 0,
-                       sample_size: int | None = None) -> dict:
+def silhouette_and_knn(
+    embeddings: np.ndarray, labels, k: int = 5, seed: int = 0, sample_size: int | None = None
+) -> dict:
     """Lineage structure of per-genome embeddings: sklearn silhouette score (Euclidean;
     ``sample_size`` genomes sampled with ``seed`` if given) and leave-one-out k-NN accuracy
     (majority of the ``k`` nearest other genomes; ties to the nearest neighbour's label)."""
@@ -297,12 +341,19 @@ def silhouette_and_knn(embeddings: np.ndarray, labels, k: int = 5, seed: int = 0
     }
 
 
-def umap_2d(embeddings: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1) -> np.ndarray:
+def umap_2d(
+    embeddings: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1
+) -> np.ndarray:
     """2-D UMAP of the embeddings (fixed ``random_state``, so reproducible single-threaded)."""
     import umap
 
-    reducer = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, len(embeddings) - 1),
-                        min_dist=min_dist, random_state=seed, n_jobs=1)  # a seed means one thread anyway
+    reducer = umap.UMAP(
+        n_components=2,
+        n_neighbors=min(n_neighbors, len(embeddings) - 1),
+        min_dist=min_dist,
+        random_state=seed,
+        n_jobs=1,
+    )  # a seed means one thread anyway
     return reducer.fit_transform(np.asarray(embeddings))
 
 
@@ -310,7 +361,9 @@ def genome_codes(tokenizer: CodebookTokenizer, genome: str) -> np.ndarray:
     """Per-token codes (T, levels) of a whole genome (one token per base at stride 1)."""
     import torch
 
-    return tokenizer.ids_to_levels(torch.as_tensor(tokenizer.encode(genome, add_special_tokens=False))).numpy()
+    return tokenizer.ids_to_levels(
+        torch.as_tensor(tokenizer.encode(genome, add_special_tokens=False))
+    ).numpy()
 
 
 def token_profiles(tokenizer: Tokenizer, genomes: list[str]) -> dict[str, np.ndarray]:

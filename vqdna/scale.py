@@ -12,6 +12,7 @@ contiguous shard of its rows (``DataParallel.shard``), so N ranks at micro-batch
 the micro-batches one process sees at micro-batch m, and their summed gradients equal its
 accumulated gradient up to float summation order.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,6 +31,7 @@ PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
 # --------------------------------------------------------------------------- precision
+
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``auto`` -> bf16 on a CUDA device that supports it, else fp32; fp32/bf16 as given."""
@@ -51,6 +53,7 @@ def autocast(device: torch.device, precision: str):
 
 # --------------------------------------------------------------------------- micro-batches
 
+
 def micro_batches(n_rows: int, micro_batch_size: int | None) -> list[slice]:
     """Row slices of at most ``micro_batch_size`` rows covering ``n_rows`` (None: one slice)."""
     size = micro_batch_size or n_rows
@@ -60,6 +63,7 @@ def micro_batches(n_rows: int, micro_batch_size: int | None) -> list[slice]:
 
 
 # --------------------------------------------------------------------------- data parallel
+
 
 class DataParallel:
     """The rank / world of this process. ``WORLD_SIZE > 1`` (set by ``torchrun``) starts the
@@ -77,8 +81,9 @@ class DataParallel:
 
     def check_batch(self, batch_size: int) -> None:
         if batch_size % self.world:
-            raise ValueError(f"batch_size {batch_size} is not divisible by the {self.world} "
-                             "data-parallel ranks")
+            raise ValueError(
+                f"batch_size {batch_size} is not divisible by the {self.world} data-parallel ranks"
+            )
 
     def shard(self, n_rows: int) -> slice:
         """This rank's contiguous share of a batch of ``n_rows`` (ranks in order = the batch)."""
@@ -122,6 +127,7 @@ def no_sync(model: torch.nn.Module, last: bool):
 
 # --------------------------------------------------------------------------- resume
 
+
 class Preempted(RuntimeError):
     """Raised after a resume checkpoint was written because SIGTERM/SIGUSR1 arrived: the job
     fails (non-zero exit) so the scheduler requeues it, and the rerun resumes."""
@@ -155,9 +161,13 @@ class PreemptionFlag:
 
 def rng_states(generator: torch.Generator) -> dict:
     """Every random state a loop draws from: its batch generator, torch (CPU and CUDA), numpy, python."""
-    return {"generator": generator.get_state(), "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "numpy": np.random.get_state(), "python": random.getstate()}
+    return {
+        "generator": generator.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
 
 
 def restore_training(resumed: dict, model, optimizer, scheduler, generator, rank: int) -> None:
@@ -198,10 +208,15 @@ def load_resume(path: str | Path | None, fingerprint: dict) -> dict | None:
     if state.get("step") == fingerprint.get("steps") and "world" in fingerprint:
         fingerprint = {**fingerprint, "world": state["fingerprint"].get("world")}
     if state["fingerprint"] != fingerprint:
-        changed = sorted(k for k in {**fingerprint, **state["fingerprint"]}
-                         if fingerprint.get(k) != state["fingerprint"].get(k))
-        raise ValueError(f"{path}: resume checkpoint of a different run (settings differ: {changed}); "
-                         f"delete it to start over")
+        changed = sorted(
+            k
+            for k in {**fingerprint, **state["fingerprint"]}
+            if fingerprint.get(k) != state["fingerprint"].get(k)
+        )
+        raise ValueError(
+            f"{path}: resume checkpoint of a different run (settings differ: {changed}); "
+            f"delete it to start over"
+        )
     return state
 
 
@@ -211,7 +226,10 @@ def scale_options(scale: dict | None) -> dict:
     ``torchrun`` launch, :mod:`vqdna.launch`, adds ``keep_final``), with the defaults that
     reproduce the plain fp32 loop."""
     scale = scale or {}
-    return {"precision": scale.get("precision", "fp32"),
-            "activation_checkpointing": bool(scale.get("activation_checkpointing", False)),
-            "resume_path": scale.get("resume_path"), "checkpoint_every": scale.get("checkpoint_every") or 0,
-            "keep_final": bool(scale.get("keep_final", False))}
+    return {
+        "precision": scale.get("precision", "fp32"),
+        "activation_checkpointing": bool(scale.get("activation_checkpointing", False)),
+        "resume_path": scale.get("resume_path"),
+        "checkpoint_every": scale.get("checkpoint_every") or 0,
+        "keep_final": bool(scale.get("keep_final", False)),
+    }

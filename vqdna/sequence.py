@@ -15,6 +15,7 @@ Policy (documented in README, "Data and input policy"):
 How ``N`` is then tokenized is each tokenizer's documented choice (char: its own token;
 k-mer: a k-mer with N is [UNK]; BPE: an ordinary symbol; VQ/HRQ: an all-zero one-hot column).
 """
+
 from __future__ import annotations
 
 import re
@@ -31,12 +32,16 @@ N_INDEX = 4
 _ACCEPTED = BASES + "U" + AMBIGUOUS
 _INVALID = re.compile(f"[^{_ACCEPTED}{_ACCEPTED.lower()}{re.escape(WHITESPACE)}]")
 _CHANGED = re.compile("[^ACGTN]")  # once _INVALID passed: a character that translate would change
-_TRANSLATE = str.maketrans({
-    **{c: None for c in WHITESPACE},
-    **{c.lower(): c for c in BASES},
-    "U": "T", "u": "T",
-    **{c: "N" for c in AMBIGUOUS}, **{c.lower(): "N" for c in AMBIGUOUS},
-})
+_TRANSLATE = str.maketrans(
+    {
+        **{c: None for c in WHITESPACE},
+        **{c.lower(): c for c in BASES},
+        "U": "T",
+        "u": "T",
+        **{c: "N" for c in AMBIGUOUS},
+        **{c.lower(): "N" for c in AMBIGUOUS},
+    }
+)
 _LOOKUP = np.full(256, -1, dtype=np.int8)
 for _base, _index in BASE_INDEX.items():
     _LOOKUP[ord(_base)] = _index
@@ -51,9 +56,12 @@ def normalize(seq: str, where: str = "", offset: int = 0) -> str:
     bad = _INVALID.search(seq)
     if bad:
         char = bad.group()
-        raise ValueError(f"{prefix}invalid character {char!r} at position {offset + bad.start() + 1} "
-                         f"(U+{ord(char):04X})")
-    if _CHANGED.search(seq):  # an already normalised sequence is returned as is: no second copy of a long record
+        raise ValueError(
+            f"{prefix}invalid character {char!r} at position {offset + bad.start() + 1} (U+{ord(char):04X})"
+        )
+    if _CHANGED.search(
+        seq
+    ):  # an already normalised sequence is returned as is: no second copy of a long record
         seq = seq.translate(_TRANSLATE)
     if not seq:
         raise ValueError(f"{prefix}empty sequence")

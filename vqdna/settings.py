@@ -7,6 +7,7 @@ are an error naming them, and a key the section leaves out takes the field's def
 default is the value ``config/config.yaml`` sets (a test holds them equal), so code and config
 cannot disagree about what an omitted key means.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,12 +37,12 @@ class _Section:
 class CorpusConfig(_Section):
     """The pre-training corpus (``vqdna.corpus.write_corpus``)."""
 
-    window: int = 128                 # bp per window
-    max_windows: int = 1200           # per genome file and split (reservoir-sampled)
-    max_n_fraction: float = 0.01      # windows with more N are skipped
-    val_fraction: float = 0.2         # held out per file; >= the tasks' dev+test share
+    window: int = 128  # bp per window
+    max_windows: int = 1200  # per genome file and split (reservoir-sampled)
+    max_n_fraction: float = 0.01  # windows with more N are skipped
+    val_fraction: float = 0.2  # held out per file; >= the tasks' dev+test share
     extra_fasta: list = field(default_factory=list)  # [{fasta: path, species: name}]
-    min_paper_bp: float = 1e9         # extra_fasta below this labels a paper-profile run
+    min_paper_bp: float = 1e9  # extra_fasta below this labels a paper-profile run
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class PretrainConfig(_Section):
     lr: float = 0.002
     warmup_steps: int = 40
     mask_ratio: float = 0.25
-    masking: str = "tokenizer"        # tokenizer: its own span (overlapping k-mers); token: single tokens
+    masking: str = "tokenizer"  # tokenizer: its own span (overlapping k-mers); token: single tokens
     max_tokens: int = 130
 
 
@@ -63,16 +64,16 @@ class FinetuneConfig(_Section):
     """Fine-tuning on a task (``training.finetune``); ``protocol: benchmark`` takes epochs, lr,
     batch size and warm-up from the task's official protocol instead."""
 
-    protocol: str = "config"          # config | benchmark
+    protocol: str = "config"  # config | benchmark
     epochs: int = 6
     lr: float = 0.001
     batch_size: int = 32
-    lora_rank: int | None = 8         # None = full fine-tuning
-    head_init: str = "probe"          # probe: LP-FT | random: MLP head from scratch
-    patience: int | None = 3          # None = never stop early
-    max_bp: int | None = 200          # bp every tokenizer sees (vqdna.coverage)
-    window: str = "centre"            # centre | start
-    select_by: str = "dev_loss"       # dev_loss | dev_metric
+    lora_rank: int | None = 8  # None = full fine-tuning
+    head_init: str = "probe"  # probe: LP-FT | random: MLP head from scratch
+    patience: int | None = 3  # None = never stop early
+    max_bp: int | None = 200  # bp every tokenizer sees (vqdna.coverage)
+    window: str = "centre"  # centre | start
+    select_by: str = "dev_loss"  # dev_loss | dev_metric
     warmup_steps: int = 50
 
 
@@ -82,7 +83,7 @@ class ProbeConfig(_Section):
 
     max_bp: int | None = 128
     window: str = "centre"
-    pooling: str = "fixed"            # fixed | sliding
+    pooling: str = "fixed"  # fixed | sliding
 
 
 @dataclass
@@ -92,20 +93,21 @@ class VQVAEConfig:
     levels=1 (VQ-VAE) or 2 (HRQ), ema=True, commitment_weight=0.5, stride=1. EMA decay, codebook
     initialisation and dead-code restart are not reported by the paper (documented choices; both
     configs turn dead-code restart on, ``dead_code_threshold: 1``, the class default is off)."""
+
     stem_dim: int = 64
     dim: int = 64
     depth: int = 2
     codebook_size: int = 64
-    code_dim: int | None = None       # None: = dim; else project in/out of the code space
-    levels: int = 1                   # 1: VQ-VAE; 2: HRQ (paper); 3: HRQ ablation
-    codebook_growth: int = 2          # level n has codebook_size * growth**(n-1) codes
-    ema: bool = True                  # False: codebook loss instead of EMA (ablation)
-    decay: float = 0.95               # EMA decay (paper: NOT FOUND)
-    commitment_weight: float = 0.5    # beta (paper)
+    code_dim: int | None = None  # None: = dim; else project in/out of the code space
+    levels: int = 1  # 1: VQ-VAE; 2: HRQ (paper); 3: HRQ ablation
+    codebook_growth: int = 2  # level n has codebook_size * growth**(n-1) codes
+    ema: bool = True  # False: codebook loss instead of EMA (ablation)
+    decay: float = 0.95  # EMA decay (paper: NOT FOUND)
+    commitment_weight: float = 0.5  # beta (paper)
     dead_code_threshold: float = 0.0  # > 0: restart codes whose EMA count falls below (ablation)
-    data_init: bool = True            # k-means init of codebooks on the first training batch
+    data_init: bool = True  # k-means init of codebooks on the first training batch
     kmeans_iters: int = 10
-    stride: int = 1                   # encoder down-sampling: bp per token (ablation 1/2/4)
+    stride: int = 1  # encoder down-sampling: bp per token (ablation 1/2/4)
     stem_kernel: int = 5
     block_kernel: int = 7
     mlp_ratio: int = 4
@@ -125,9 +127,13 @@ class VQVAEConfig:
 
     @property
     def level_sizes(self) -> list[int]:
-        return [self.codebook_size * self.codebook_growth ** n for n in range(self.levels)]
+        return [self.codebook_size * self.codebook_growth**n for n in range(self.levels)]
 
 
 #: config section -> its settings class
-SECTIONS: dict[str, Any] = {"corpus": CorpusConfig, "pretrain": PretrainConfig, "finetune": FinetuneConfig,
-                            "linear_probe": ProbeConfig}
+SECTIONS: dict[str, Any] = {
+    "corpus": CorpusConfig,
+    "pretrain": PretrainConfig,
+    "finetune": FinetuneConfig,
+    "linear_probe": ProbeConfig,
+}

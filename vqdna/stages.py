@@ -1,10 +1,11 @@
 """What the model-training notebooks do, as plain functions (the notebooks only add tables and
 plots): stage 1 ``tokenizer_statistics`` (training itself is the tokenizer's own,
-:func:`vqdna.tokenizers.train_tokenizer`); stage 2 ``build_masked_lm`` /
-``pretrain`` / ``save_encoder`` / ``load_encoder``; stage 3 ``finetune_on_task`` / ``linear_probe_on_task`` on a
+:func:`vqdna.tokenizers.train_tokenizer`); stage 2 ``build_masked_lm`` / ``pretrain`` /
+``save_encoder`` / ``load_encoder``; stage 3 ``finetune_on_task`` / ``linear_probe_on_task`` on a
 prepared task, each reading the bases :func:`vqdna.coverage.coverage` declares. The loops they
 call live in :mod:`vqdna.training`; the records the jobs write in :mod:`vqdna.records`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,7 +33,9 @@ def usage_counts(tokenizer: Tokenizer, windows: list[str]) -> dict[str, np.ndarr
     return {"vocabulary": tokenizer.token_counts(windows)[N_SPECIAL:]}
 
 
-def tokenizer_statistics(tokenizer: Tokenizer, windows: list[str], counts: dict[str, np.ndarray] | None = None) -> dict:
+def tokenizer_statistics(
+    tokenizer: Tokenizer, windows: list[str], counts: dict[str, np.ndarray] | None = None
+) -> dict:
     """Held-out statistics as fractions: reconstruction accuracy (1.0 for the rule-based
     tokenizers, which are invertible), usage and perplexity per level (one "level" = the whole
     vocabulary for char/k-mer/BPE), bp per token. ``counts``: :func:`usage_counts` of
@@ -56,15 +59,22 @@ def build_masked_lm(tokenizer: Tokenizer, encoder: dict, seed: int = 0) -> Maske
     """A fresh encoder (frozen codebook embedding for VQ/HRQ) with one head per MLM target,
     initialised from ``seed``: the initial weights are part of the run, so they are seeded too."""
     training.seed_everything(seed)
-    return MaskedLM(TransformerEncoder.from_tokenizer(tokenizer, EncoderConfig(**encoder)),
-                    tokenizer.mlm_target_sizes)
+    return MaskedLM(
+        TransformerEncoder.from_tokenizer(tokenizer, EncoderConfig(**encoder)), tokenizer.mlm_target_sizes
+    )
 
 
-
-
-def pretrain(model: MaskedLM, tokenizer: Tokenizer, train_windows: list[str], val_windows: list[str],
-             settings: PretrainConfig | dict, seed: int = 0, device: str | None = "auto", progress: bool = False,
-             scale: dict | None = None) -> list[dict]:
+def pretrain(
+    model: MaskedLM,
+    tokenizer: Tokenizer,
+    train_windows: list[str],
+    val_windows: list[str],
+    settings: PretrainConfig | dict,
+    seed: int = 0,
+    device: str | None = "auto",
+    progress: bool = False,
+    scale: dict | None = None,
+) -> list[dict]:
     """Masked-modeling pre-training with the config's ``pretrain`` section (``scale``: see
     :func:`scale_options`). No tokenizer makes more tokens than bases, so ``max_tokens`` >= the
     longest window + 2 ([CLS]/[SEP]) cuts no window; a smaller cap is an error rather than a
@@ -73,23 +83,43 @@ def pretrain(model: MaskedLM, tokenizer: Tokenizer, train_windows: list[str], va
     longest = max(map(len, train_windows + val_windows))
     if settings.max_tokens < longest + 2:
         cap = settings.max_tokens
-        raise ValueError(f"pretrain.max_tokens {cap} would cut the {longest} bp corpus windows: set it to "
-                         f"at least {longest + 2} (or corpus.window to at most {cap - 2})")
+        raise ValueError(
+            f"pretrain.max_tokens {cap} would cut the {longest} bp corpus windows: set it to "
+            f"at least {longest + 2} (or corpus.window to at most {cap - 2})"
+        )
     options = scale_options(scale)
     model.encoder.activation_checkpointing = options.pop("activation_checkpointing")
     return training.pretrain_mlm(
-        model, tokenizer, train_windows, steps=settings.steps, batch_size=settings.batch_size,
-        lr=settings.lr, mask_ratio=settings.mask_ratio, max_length=settings.max_tokens, seed=seed,
-        warmup_steps=settings.warmup_steps, val_sequences=spread_windows(val_windows),
-        eval_every=max(1, settings.steps // 10), device=_device(device), progress=progress,
-        masking=settings.masking, micro_batch_size=settings.micro_batch_size, **options)
+        model,
+        tokenizer,
+        train_windows,
+        steps=settings.steps,
+        batch_size=settings.batch_size,
+        lr=settings.lr,
+        mask_ratio=settings.mask_ratio,
+        max_length=settings.max_tokens,
+        seed=seed,
+        warmup_steps=settings.warmup_steps,
+        val_sequences=spread_windows(val_windows),
+        eval_every=max(1, settings.steps // 10),
+        device=_device(device),
+        progress=progress,
+        masking=settings.masking,
+        micro_batch_size=settings.micro_batch_size,
+        **options,
+    )
 
 
 def save_encoder(path, model: MaskedLM, encoder: dict, tokenizer_path, deviations: list[str] = ()) -> None:
     """Encoder weights + its config + which tokenizer it reads (the MLM heads are dropped) + the
     pre-training's deviations (:func:`corpus_deviations`), which every record of the encoder carries."""
-    training.save_checkpoint(path, model.encoder, encoder_config=dict(encoder),
-                             tokenizer_path=str(tokenizer_path), pretrain_deviations=list(deviations))
+    training.save_checkpoint(
+        path,
+        model.encoder,
+        encoder_config=dict(encoder),
+        tokenizer_path=str(tokenizer_path),
+        pretrain_deviations=list(deviations),
+    )
 
 
 def pretrain_deviations(path) -> list[str]:
@@ -112,8 +142,15 @@ def _xy(frame) -> tuple[list[str], np.ndarray]:
 SELECT_BY = {"dev_loss": "loss", "dev_metric": None}
 
 
-def finetune_on_task(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], settings: FinetuneConfig | dict,
-                     seed: int = 0, device: str | None = "auto", progress: bool = False) -> dict:
+def finetune_on_task(
+    model_path,
+    tokenizer: Tokenizer,
+    task: tuple[dict, dict],
+    settings: FinetuneConfig | dict,
+    seed: int = 0,
+    device: str | None = "auto",
+    progress: bool = False,
+) -> dict:
     """Fine-tune the pre-trained encoder + MLP head on one task (config ``finetune`` section).
 
     ``settings.protocol == "benchmark"`` takes epochs, lr, batch size and warm-up from the
@@ -125,48 +162,85 @@ def finetune_on_task(model_path, tokenizer: Tokenizer, task: tuple[dict, dict], 
     """
     splits, meta = task
     if isinstance(settings, dict) and "max_tokens" in settings:
-        raise ValueError("finetune.max_tokens is gone: set finetune.max_bp, the bp every tokenizer sees "
-                         "(token caps now follow from it, README 'Equal coverage')")
+        raise ValueError(
+            "finetune.max_tokens is gone: set finetune.max_bp, the bp every tokenizer sees "
+            "(token caps now follow from it, README 'Equal coverage')"
+        )
     given = settings if isinstance(settings, dict) else dataclasses.asdict(settings)
     settings = FinetuneConfig.from_dict(settings)
     if settings.protocol == "benchmark":
-        official = {k: meta["protocol"][k] for k in ("epochs", "lr", "batch_size", "warmup_steps")
-                    if k in meta.get("protocol", {})}
+        official = {
+            k: meta["protocol"][k]
+            for k in ("epochs", "lr", "batch_size", "warmup_steps")
+            if k in meta.get("protocol", {})
+        }
         settings, given = settings.replace(**official), {**given, **official}
     if settings.select_by not in SELECT_BY:
         raise ValueError(f"finetune.select_by must be one of {sorted(SELECT_BY)}, got {settings.select_by!r}")
-    splits, seen = coverage(splits, meta, ProbeConfig(max_bp=settings.max_bp, window=settings.window, pooling="fixed"))
+    splits, seen = coverage(
+        splits, meta, ProbeConfig(max_bp=settings.max_bp, window=settings.window, pooling="fixed")
+    )
     training.seed_everything(seed)
-    model = SequenceClassifier(load_encoder(model_path, tokenizer), meta["num_classes"],
-                               head="linear" if settings.head_init == "probe" else "mlp")
+    model = SequenceClassifier(
+        load_encoder(model_path, tokenizer),
+        meta["num_classes"],
+        head="linear" if settings.head_init == "probe" else "mlp",
+    )
     max_length = tokens_needed(tokenizer, splits)
     result = training.finetune(
-        model, tokenizer, _xy(splits["train"]), _xy(splits["dev"]), _xy(splits["test"]),
-        epochs=settings.epochs, lr=settings.lr, batch_size=settings.batch_size,
-        max_length=max_length, seed=seed, lora_rank=settings.lora_rank, patience=settings.patience,
-        warmup_steps=settings.warmup_steps, select_metric=SELECT_BY[settings.select_by] or meta["metric"],
-        head_init=settings.head_init, device=_device(device), progress=progress)
+        model,
+        tokenizer,
+        _xy(splits["train"]),
+        _xy(splits["dev"]),
+        _xy(splits["test"]),
+        epochs=settings.epochs,
+        lr=settings.lr,
+        batch_size=settings.batch_size,
+        max_length=max_length,
+        seed=seed,
+        lora_rank=settings.lora_rank,
+        patience=settings.patience,
+        warmup_steps=settings.warmup_steps,
+        select_metric=SELECT_BY[settings.select_by] or meta["metric"],
+        head_init=settings.head_init,
+        device=_device(device),
+        progress=progress,
+    )
     # the record keeps the settings as given (plus the official protocol's): what the config said
-    return {**result, **seen, "max_tokens": max_length, "truncated_fraction": 0.0, "select_by": settings.select_by,
-            "settings": given, "pretrain_deviations": pretrain_deviations(model_path)}
+    return {
+        **result,
+        **seen,
+        "max_tokens": max_length,
+        "truncated_fraction": 0.0,
+        "select_by": settings.select_by,
+        "settings": given,
+        "pretrain_deviations": pretrain_deviations(model_path),
+    }
 
 
-def _pooled_embeddings(encoder, tokenizer: Tokenizer, sequences: list[str], max_bp: int | None,
-                       max_length: int, device) -> np.ndarray:
+def _pooled_embeddings(
+    encoder, tokenizer: Tokenizer, sequences: list[str], max_bp: int | None, max_length: int, device
+) -> np.ndarray:
     """Each sequence's embedding: the mean over its ``max_bp`` windows (:func:`sliding_windows`;
     one window for a sequence that fits) of the encoder's mean-pooled window embeddings."""
     windows = [sliding_windows(s, max_bp) for s in sequences]
-    flat = training.embed_sequences(encoder, tokenizer, [w for ws in windows for w in ws],
-                                    max_length=max_length, device=device)
+    flat = training.embed_sequences(
+        encoder, tokenizer, [w for ws in windows for w in ws], max_length=max_length, device=device
+    )
     owner = np.repeat(np.arange(len(sequences)), [len(ws) for ws in windows])
     pooled = np.zeros((len(sequences), flat.shape[1]), dtype=flat.dtype)
     np.add.at(pooled, owner, flat)
     return pooled / np.bincount(owner)[:, None]
 
 
-def linear_probe_on_task(model_path, tokenizer: Tokenizer, task: tuple[dict, dict],
-                         coverage_settings: ProbeConfig | dict | None = None, seed: int = 0,
-                         device: str | None = "auto") -> dict:
+def linear_probe_on_task(
+    model_path,
+    tokenizer: Tokenizer,
+    task: tuple[dict, dict],
+    coverage_settings: ProbeConfig | dict | None = None,
+    seed: int = 0,
+    device: str | None = "auto",
+) -> dict:
     """Frozen pre-trained encoder -> logistic regression on the task's train split, scored on test.
 
     ``coverage_settings`` (config ``linear_probe``: ``max_bp``, ``window``, ``pooling``) sets the
@@ -179,31 +253,58 @@ def linear_probe_on_task(model_path, tokenizer: Tokenizer, task: tuple[dict, dic
     if seen["coverage_pooling"] == "sliding" and seen["n_cut"]:
         max_bp = seen["coverage_bp"]
         max_length = tokens_needed(tokenizer, splits, max_bp)
-        result = _pooled_probe(encoder, tokenizer, splits, meta["num_classes"], max_bp, max_length, seed,
-                               _device(device))
+        result = _pooled_probe(
+            encoder, tokenizer, splits, meta["num_classes"], max_bp, max_length, seed, _device(device)
+        )
     else:
         max_length = tokens_needed(tokenizer, splits)
-        result = training.linear_probe(encoder, tokenizer, _xy(splits["train"]), _xy(splits["test"]),
-                                       seed=seed, max_length=max_length, device=_device(device))
+        result = training.linear_probe(
+            encoder,
+            tokenizer,
+            _xy(splits["train"]),
+            _xy(splits["test"]),
+            seed=seed,
+            max_length=max_length,
+            device=_device(device),
+        )
     counts = usage_counts(tokenizer, list(splits["train"]["sequence"]))
-    out = {**result, **seen, "max_tokens": max_length, "truncated_fraction": 0.0,
-           "vocab_usage": [float((c > 0).mean()) for c in counts.values()],
-           "pretrain_deviations": pretrain_deviations(model_path)}
+    out = {
+        **result,
+        **seen,
+        "max_tokens": max_length,
+        "truncated_fraction": 0.0,
+        "vocab_usage": [float((c > 0).mean()) for c in counts.values()],
+        "pretrain_deviations": pretrain_deviations(model_path),
+    }
     if isinstance(tokenizer, CodebookTokenizer):  # reconstruction on the task's held-out sequences too
-        out["task_recon_accuracy"] = heldout_percentages(tokenizer.model, list(splits["test"]["sequence"]))[
-            "recon_accuracy"] / 100.0
+        out["task_recon_accuracy"] = (
+            heldout_percentages(tokenizer.model, list(splits["test"]["sequence"]))["recon_accuracy"] / 100.0
+        )
     return out
 
 
-def _pooled_probe(encoder, tokenizer: Tokenizer, splits: dict, num_classes: int, max_bp: int, max_length: int,
-                  seed: int, device) -> dict:
+def _pooled_probe(
+    encoder,
+    tokenizer: Tokenizer,
+    splits: dict,
+    num_classes: int,
+    max_bp: int,
+    max_length: int,
+    seed: int,
+    device,
+) -> dict:
     """``training.linear_probe`` on window-pooled embeddings (the same standardised logistic
     regression, so fixed and sliding probes differ only in what they embed)."""
     from vqdna.metrics import classification_metrics, confusion
 
     (x_train, y_train), (x_test, y_test) = _xy(splits["train"]), _xy(splits["test"])
-    e_train, e_test = (_pooled_embeddings(encoder, tokenizer, x, max_bp, max_length, device)
-                       for x in (x_train, x_test))
+    e_train, e_test = (
+        _pooled_embeddings(encoder, tokenizer, x, max_bp, max_length, device) for x in (x_train, x_test)
+    )
     predictions = training.fit_logistic(e_train, y_train, seed).predict(e_test)
-    return {"test": classification_metrics(y_test, predictions), "confusion_matrix":
-            confusion(y_test, predictions, num_classes), "n_train": len(y_train), "n_test": len(y_test)}
+    return {
+        "test": classification_metrics(y_test, predictions),
+        "confusion_matrix": confusion(y_test, predictions, num_classes),
+        "n_train": len(y_train),
+        "n_test": len(y_test),
+    }

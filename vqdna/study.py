@@ -13,6 +13,7 @@ A *replicate* ``r`` is one run of the whole pipeline: the learned tokenizer trai
 :func:`finetune_seed` derives from ``r`` and each of ``config["seeds"]``. Rule-based tokenizers
 (char, k-mer) and BPE (deterministic for a given corpus) are built once, at seed 0.
 """
+
 from __future__ import annotations
 
 import copy
@@ -108,8 +109,15 @@ def ablation_runs(config: dict) -> list[dict]:
                     current = spec["dim"]
                 is_default = _same(current, value)
                 name = base if is_default else variant_name(base, knob, value)
-                runs.append({"ablation": knob, "value": value, "tokenizer_base": base,
-                             "tokenizer": model_spec(config, name)["tokenizer"], "model": name})
+                runs.append(
+                    {
+                        "ablation": knob,
+                        "value": value,
+                        "tokenizer_base": base,
+                        "tokenizer": model_spec(config, name)["tokenizer"],
+                        "model": name,
+                    }
+                )
     return runs
 
 
@@ -153,8 +161,11 @@ def with_ablation_defaults(records, runs: list[dict]):
     for run in runs:
         if run["model"] != run["tokenizer_base"]:
             continue
-        base = records[(records["tokenizer"] == run["model"]) & records["ablation_name"].isna()
-                       & (records["stage"] != "baseline")]
+        base = records[
+            (records["tokenizer"] == run["model"])
+            & records["ablation_name"].isna()
+            & (records["stage"] != "baseline")
+        ]
         copies.append(base.assign(ablation_name=run["ablation"], ablation_value=run["value"]))
     return pd.concat([records, *copies], ignore_index=True) if copies else records
 
@@ -191,8 +202,11 @@ def mlm_shape(spec: dict) -> dict:
         from vqdna.settings import VQVAEConfig
 
         config = VQVAEConfig.from_spec(spec)
-        return {"target_sizes": config.level_sizes, "codebook_sizes": config.level_sizes,
-                "code_dim": config.code_dim or config.dim}
+        return {
+            "target_sizes": config.level_sizes,
+            "codebook_sizes": config.level_sizes,
+            "code_dim": config.code_dim or config.dim,
+        }
     if ":" in kind:  # a tokenizer class of your own: its vocabulary is known once built
         from vqdna.tokenizers import tokenizer_class
 
@@ -220,6 +234,7 @@ def memory_plan(config: dict) -> list[tuple]:
 
         def vqvae(k, spec=spec):
             return memory.estimate_vqvae(spec, k, config["corpus"]["window"], precision, checkpointing)
+
         plans.append((name, vqvae(micro), memory.largest_micro_batch(vqvae, budget, micro)))
     for name in all_models(config):
         model = model_spec(config, name)
@@ -232,9 +247,16 @@ def memory_plan(config: dict) -> list[tuple]:
         micro = settings.get("micro_batch_size") or settings["batch_size"]
 
         def mlm(k, shape=shape, settings=settings):
-            return memory.estimate_mlm(config["encoder"], micro_batch=k, tokens=settings["max_tokens"],
-                                       mask_ratio=settings["mask_ratio"], precision=precision,
-                                       checkpointing=checkpointing, **shape)
+            return memory.estimate_mlm(
+                config["encoder"],
+                micro_batch=k,
+                tokens=settings["max_tokens"],
+                mask_ratio=settings["mask_ratio"],
+                precision=precision,
+                checkpointing=checkpointing,
+                **shape,
+            )
+
         plans.append((name, mlm(micro), memory.largest_micro_batch(mlm, budget, micro)))
     return plans
 
@@ -246,9 +268,14 @@ def check_memory(config: dict) -> None:
     if not config.get("gpu_memory_gb"):
         return
     budget = config["gpu_memory_gb"]
-    problems = [f"  {name}: {estimate}; largest micro-batch that fits: {fits or 'none (a smaller model)'}"
-                for name, estimate, fits in memory_plan(config) if estimate.total_gb > budget]
+    problems = [
+        f"  {name}: {estimate}; largest micro-batch that fits: {fits or 'none (a smaller model)'}"
+        for name, estimate, fits in memory_plan(config)
+        if estimate.total_gb > budget
+    ]
     if problems:
-        raise ValueError(f"estimated peak GPU memory exceeds gpu_memory_gb={budget} (vqdna/memory.py); set "
-                         "vqvae.micro_batch_size / pretrain.micro_batch_size (gradients accumulate to the "
-                         "batch size) or activation_checkpointing:\n" + "\n".join(problems))
+        raise ValueError(
+            f"estimated peak GPU memory exceeds gpu_memory_gb={budget} (vqdna/memory.py); set "
+            "vqvae.micro_batch_size / pretrain.micro_batch_size (gradients accumulate to the "
+            "batch size) or activation_checkpointing:\n" + "\n".join(problems)
+        )

@@ -45,6 +45,7 @@ Suite YAML schema (one file per suite; adding a task is one entry under ``tasks`
                                 BPE-token cap, recorded only: inputs are set in bp, stages.coverage)
         paper: {model: score}   official_rows: {train, dev, test}   description: text
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -68,6 +69,7 @@ DEFAULT_FRACTIONS = {"train": 0.8, "dev": 0.1, "test": 0.1}
 
 
 # ---------------------------------------------------------------- definitions
+
 
 def load_suites(benchmarks_dir=None) -> dict[str, dict]:
     """Every ``*.yaml`` suite file, keyed by its ``suite`` name; each task already merged with
@@ -93,15 +95,18 @@ def check_params(fmt: str, params: dict, where: str) -> None:
     silently run with the default)."""
     unknown = sorted(set(params) - PARAMS[fmt])
     if unknown:
-        raise ValueError(f"{where}: unknown parameter {unknown[0]!r} for format {fmt!r}; "
-                         f"known: {sorted(PARAMS[fmt])}")
+        raise ValueError(
+            f"{where}: unknown parameter {unknown[0]!r} for format {fmt!r}; known: {sorted(PARAMS[fmt])}"
+        )
 
 
 def _merge(base: dict, override: dict) -> dict:
     """``override`` over ``base``; nested dicts (protocol, params) are merged key by key."""
     merged = dict(base)
     for key, value in override.items():
-        merged[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+        merged[key] = (
+            _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+        )
     return merged
 
 
@@ -116,6 +121,7 @@ def _location(config: dict, suite: dict) -> Path | None:
 
 
 # ---------------------------------------------------------------- which tasks run
+
 
 def plan_tasks(config: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
     """(tasks to run, skipped tasks with a reason) for the suites and tasks config enables."""
@@ -133,8 +139,9 @@ def plan_tasks(config: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str
         for task, params in (options.get("task_params") or {}).items():
             if task not in suite["tasks"]:
                 raise ValueError(f"data.suites.{name}.task_params: unknown task {task!r} of suite {name!r}")
-            check_params(suite["tasks"][task]["format"], params or {},
-                         f"data.suites.{name}.task_params.{task}")
+            check_params(
+                suite["tasks"][task]["format"], params or {}, f"data.suites.{name}.task_params.{task}"
+            )
         for task in tasks:
             reason = _missing_input(suite, suite["tasks"][task], config, options)
             if reason:
@@ -176,6 +183,7 @@ def _missing_input(suite: dict, spec: dict, config: dict, options: dict) -> str 
 
 # ---------------------------------------------------------------- building one task
 
+
 def prepare_task(suite: str, task: str, config: dict, out_dir) -> Path:
     """Build one task into the prepared-task folder ``out_dir`` (see docs/design.md), atomically.
 
@@ -190,22 +198,38 @@ def prepare_task(suite: str, task: str, config: dict, out_dir) -> Path:
     built = BUILDERS[spec["format"]](spec["params"], root, options, seed)
     splits, deviations = built["splits"], list(built.get("deviations", []))
     max_length = spec.get("max_length") or max(int(s["sequence"].str.len().max()) for s in splits.values())
-    deviations += data.apply_max_length(splits, max_length, options.get("truncate", False), f"{suite}/{task} ")
+    deviations += data.apply_max_length(
+        splits, max_length, options.get("truncate", False), f"{suite}/{task} "
+    )
     deviations += data.subsample_split(splits, options.get("max_train"), seed)
     notes = data.subsample_split(splits, options.get("max_dev"), seed, split="dev")
     num_classes = data.check_labels(splits, spec.get("num_classes"), where=_sources(spec, root, suite, task))
     meta = {
-        "suite": suite, "task": task, "num_classes": num_classes,
-        "label_names": spec.get("label_names") or built.get("label_names") or [str(i) for i in range(num_classes)],
-        "metric": spec["metric"], "max_length": int(max_length), "protocol": spec.get("protocol", {}),
+        "suite": suite,
+        "task": task,
+        "num_classes": num_classes,
+        "label_names": spec.get("label_names")
+        or built.get("label_names")
+        or [str(i) for i in range(num_classes)],
+        "metric": spec["metric"],
+        "max_length": int(max_length),
+        "protocol": spec.get("protocol", {}),
         "coverage_bp": spec.get("coverage_bp"),
         "mode": "reduced-train" if any(d.startswith("reduced-train") for d in deviations) else "full",
-        "deviations": deviations, "notes": notes, "paper": spec.get("paper", {}),
+        "deviations": deviations,
+        "notes": notes,
+        "paper": spec.get("paper", {}),
         "paper_units": definition.get("paper_units"),
-        "official_rows": spec.get("official_rows"), "label_source": definition.get("label_source"),
+        "official_rows": spec.get("official_rows"),
+        "label_source": definition.get("label_source"),
         "description": spec.get("description", definition.get("description")),
-        "source": {"format": spec["format"], "location": str(root) if root else None,
-                   "params": spec["params"], "seed": seed, **built.get("source", {})},
+        "source": {
+            "format": spec["format"],
+            "location": str(root) if root else None,
+            "params": spec["params"],
+            "seed": seed,
+            **built.get("source", {}),
+        },
     }
     return data.write_task(out_dir, splits, meta)
 
@@ -222,30 +246,49 @@ def _sources(spec: dict, root, suite: str, task: str) -> str:
 
 
 def _build_gue_csv(params, root, options, seed):
-    splits, deviations = data.load_gue_task(root / params["path"], options.get("reduced_train", False),
-                                            options.get("reduced_dev_fraction", 0.1), seed)
+    splits, deviations = data.load_gue_task(
+        root / params["path"],
+        options.get("reduced_train", False),
+        options.get("reduced_dev_fraction", 0.1),
+        seed,
+    )
     return {"splits": splits, "deviations": deviations}
 
 
 def _build_fasta_classes(params, root, options, seed):
-    splits = data.fasta_classes_task([root / f for f in params["files"]],
-                                     params.get("fractions", DEFAULT_FRACTIONS), seed,
-                                     params.get("unique_ids", True))
+    splits = data.fasta_classes_task(
+        [root / f for f in params["files"]],
+        params.get("fractions", DEFAULT_FRACTIONS),
+        seed,
+        params.get("unique_ids", True),
+    )
     return {"splits": splits}
 
 
 def _build_csv_table(params, root, options, seed):
-    splits = data.csv_table_task(root / params["path"], params.get("sequence_col", "sequence"),
-                                 params.get("label_col", "label"), params.get("fractions", DEFAULT_FRACTIONS), seed)
+    splits = data.csv_table_task(
+        root / params["path"],
+        params.get("sequence_col", "sequence"),
+        params.get("label_col", "label"),
+        params.get("fractions", DEFAULT_FRACTIONS),
+        seed,
+    )
     return {"splits": splits}
 
 
 def _build_genome_fragments(params, root, options, seed):
     splits, label_names, genomes = data.genome_fragments_task(
-        root / params["fasta"], root / params["labels"], params.get("name_col", "name"),
-        params.get("label_col", "label"), params["fragment_length"], params["min_genomes"],
-        params.get("fractions", DEFAULT_FRACTIONS), seed, params.get("max_n_fraction", 0.0),
-        params.get("fragments_per_genome"))
+        root / params["fasta"],
+        root / params["labels"],
+        params.get("name_col", "name"),
+        params.get("label_col", "label"),
+        params["fragment_length"],
+        params["min_genomes"],
+        params.get("fractions", DEFAULT_FRACTIONS),
+        seed,
+        params.get("max_n_fraction", 0.0),
+        params.get("fragments_per_genome"),
+    )
     return {"splits": splits, "label_names": label_names, "source": {"genomes": genomes}}
 
 
@@ -259,10 +302,29 @@ PARAMS = {
     "gue_csv": {"path"},
     "fasta_classes": {"files", "fractions", "unique_ids"},
     "csv_table": {"path", "sequence_col", "label_col", "fractions"},
-    "genome_fragments": {"fasta", "labels", "name_col", "label_col", "fragment_length", "min_genomes",
-                         "fractions", "max_n_fraction", "fragments_per_genome"},
-    "annotation": {"kind", "species", "length", "n_per_class", "fractions", "n_blocks", "max_n_fraction", "step",
-                   "within", "genus"},
+    "genome_fragments": {
+        "fasta",
+        "labels",
+        "name_col",
+        "label_col",
+        "fragment_length",
+        "min_genomes",
+        "fractions",
+        "max_n_fraction",
+        "fragments_per_genome",
+    },
+    "annotation": {
+        "kind",
+        "species",
+        "length",
+        "n_per_class",
+        "fractions",
+        "n_blocks",
+        "max_n_fraction",
+        "step",
+        "within",
+        "genus",
+    },
 }
 BUILDERS = {
     "gue_csv": _build_gue_csv,
@@ -274,6 +336,7 @@ BUILDERS = {
 
 
 # ---------------------------------------------------------------- fetching GUE
+
 
 def download_gue(config: dict, trusted_sha256: str | None = None) -> Path:
     """Fetch the official GUE zip, check its sha256 and unpack it so ``data.gue_dir`` exists.
@@ -292,8 +355,10 @@ def download_gue(config: dict, trusted_sha256: str | None = None) -> Path:
     fetch = settings.get("gue_download", {}) or {}
     expected = trusted_sha256 or fetch.get("sha256")
     url = fetch.get("url", GUE_URL)
-    where = (f"download GUE.zip yourself ({url}) and unpack it so that {gue_dir}/tf/0/train.csv exists "
-             f"(layout <gue_dir>/<group>/<task>/{{train,dev,test}}.csv), or point data.gue_dir at it")
+    where = (
+        f"download GUE.zip yourself ({url}) and unpack it so that {gue_dir}/tf/0/train.csv exists "
+        f"(layout <gue_dir>/<group>/<task>/{{train,dev,test}}.csv), or point data.gue_dir at it"
+    )
     gue_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=gue_dir.parent) as tmp:
         archive = Path(tmp) / "GUE.zip"
@@ -305,8 +370,10 @@ def download_gue(config: dict, trusted_sha256: str | None = None) -> Path:
             raise RuntimeError(f"cannot fetch GUE ({error}); offline: {where}") from error
         actual = hashlib.sha256(archive.read_bytes()).hexdigest()
         if expected is None:
-            raise RuntimeError(f"no trusted sha256 for GUE (data.gue_download.sha256 is unset); the "
-                               f"downloaded file has sha256 {actual}: pass it if you trust it")
+            raise RuntimeError(
+                f"no trusted sha256 for GUE (data.gue_download.sha256 is unset); the "
+                f"downloaded file has sha256 {actual}: pass it if you trust it"
+            )
         if actual != expected.lower():
             raise RuntimeError(f"GUE archive sha256 {actual} does not match the trusted {expected}")
         _unpack_gue(archive, Path(tmp) / "unpacked", gue_dir)

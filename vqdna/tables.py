@@ -9,6 +9,7 @@ are never ranked against each other. The classical reference (:data:`BASELINE_NA
 every table but is not ranked: ranks compare tokenizers. (~370 lines: every table the summary
 writes, each a short function over the same gathered frame.)
 """
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,12 @@ def _paper_value(papers: pd.Series, tokenizer: str, paper_names: Mapping[str, st
     return math.nan
 
 
-def summary_table(df: pd.DataFrame, stage: str, paper_names: Mapping[str, str] = PAPER_NAMES,
-                  paper_tasks: Mapping[str, str] = PAPER_TASKS) -> pd.DataFrame:
+def summary_table(
+    df: pd.DataFrame,
+    stage: str,
+    paper_names: Mapping[str, str] = PAPER_NAMES,
+    paper_tasks: Mapping[str, str] = PAPER_TASKS,
+) -> pd.DataFrame:
     """Per suite x task x tokenizer x protocol: n_runs (replicates x fine-tuning seeds), n_replicates,
     mean and sd over runs, the 95% interval over every source of randomness (x100), rank,
     average rank and the paper's number.
@@ -63,9 +68,13 @@ def summary_table(df: pd.DataFrame, stage: str, paper_names: Mapping[str, str] =
     base = plain[(plain["stage"] == "baseline")]
     # the reference row is shown (unranked) in every protocol group of its task
     base = base.drop(columns=["protocol", "coverage"]).merge(
-        runs[["suite", "task", "protocol", "coverage"]].drop_duplicates(), on=["suite", "task"])
-    base = base.assign(notes=[[] if c == WHOLE_SEQUENCES else ["reference reads the whole sequences"]
-                              for c in base["coverage"]])
+        runs[["suite", "task", "protocol", "coverage"]].drop_duplicates(), on=["suite", "task"]
+    )
+    base = base.assign(
+        notes=[
+            [] if c == WHOLE_SEQUENCES else ["reference reads the whole sequences"] for c in base["coverage"]
+        ]
+    )
     rows = pd.concat([runs, base])
     if "notes" not in rows:
         rows = rows.assign(notes=[[] for _ in range(len(rows))])
@@ -74,14 +83,25 @@ def summary_table(df: pd.DataFrame, stage: str, paper_names: Mapping[str, str] =
     if "replicate" not in rows:
         rows = rows.assign(replicate=0)
     # LP-FT (finetune.head_init: probe): which runs kept their linear-probe start (step 0)
-    lpft = [isinstance(st, dict) and st.get("head_init") == "probe" for st in rows.get("settings", [None] * len(rows))]
+    lpft = [
+        isinstance(st, dict) and st.get("head_init") == "probe"
+        for st in rows.get("settings", [None] * len(rows))
+    ]
     kept = rows["best_step"].eq(0).to_numpy() if "best_step" in rows else False
-    rows = rows.assign(replicate=rows["replicate"].fillna(0).astype(int), lpft=lpft, kept=np.logical_and(lpft, kept))
+    rows = rows.assign(
+        replicate=rows["replicate"].fillna(0).astype(int), lpft=lpft, kept=np.logical_and(lpft, kept)
+    )
     table = (
         rows.groupby(keys, sort=True)
-        .agg(n_runs=("score", "size"), n_replicates=("replicate", "nunique"), mean=("score", "mean"),
-             sd=("score", "std"), notes=("notes", lambda ns: "; ".join(sorted({n for note in ns for n in note}))),
-             lpft_runs=("lpft", "sum"), kept_runs=("kept", "sum"))
+        .agg(
+            n_runs=("score", "size"),
+            n_replicates=("replicate", "nunique"),
+            mean=("score", "mean"),
+            sd=("score", "std"),
+            notes=("notes", lambda ns: "; ".join(sorted({n for note in ns for n in note}))),
+            lpft_runs=("lpft", "sum"),
+            kept_runs=("kept", "sum"),
+        )
         .reset_index()
     )
     kept = zip(table.pop("kept_runs"), table.pop("lpft_runs"))
@@ -97,16 +117,22 @@ def summary_table(df: pd.DataFrame, stage: str, paper_names: Mapping[str, str] =
     table1 = PAPER_TABLE1.get(stage, {})
 
     def paper(suite, task, tokenizer):
-        found = (_paper_value(papers.get_group((suite, task)), tokenizer, paper_names) if papers is not None
-                 else math.nan)
+        found = (
+            _paper_value(papers.get_group((suite, task)), tokenizer, paper_names)
+            if papers is not None
+            else math.nan
+        )
         fallback = pd.Series([table1.get(paper_tasks.get(task))])
         return found if not math.isnan(found) else _paper_value(fallback, tokenizer, paper_names)
 
-    table["paper"] = [paper(s, t, tok) for s, t, tok in zip(table["suite"], table["task"], table["tokenizer"])]
+    table["paper"] = [
+        paper(s, t, tok) for s, t, tok in zip(table["suite"], table["task"], table["tokenizer"])
+    ]
     table["is_reference"] = table["tokenizer"] == BASELINE_NAME
     ranked = table[~table["is_reference"]]
     table["rank"] = ranked.groupby(["suite", "task", "protocol", "coverage"])["mean"].rank(
-        ascending=False, method="average")
+        ascending=False, method="average"
+    )
     avg = ranked.assign(rank=table["rank"]).groupby(["protocol", "tokenizer"])["rank"].agg(["mean", "size"])
     avg.columns = ["avg_rank", "n_ranked_tasks"]
     table = table.merge(avg.reset_index(), on=["protocol", "tokenizer"], how="left")
@@ -119,12 +145,16 @@ def _cell_interval(runs: pd.DataFrame) -> tuple[float, float]:
     fine-tuning seeds, test set; :func:`vqdna.uncertainty.hierarchical_interval`), as fractions."""
     from vqdna.uncertainty import hierarchical_interval
 
-    have = [isinstance(c, list) and len(c) > 0 for c in runs.get("confusion_matrix", pd.Series([None] * len(runs)))]
+    have = [
+        isinstance(c, list) and len(c) > 0
+        for c in runs.get("confusion_matrix", pd.Series([None] * len(runs)))
+    ]
     if not all(have) or runs.empty:
         return math.nan, math.nan
     metric = runs["metric"].iloc[0]
-    return hierarchical_interval(list(runs["replicate"]), [np.array(c) for c in runs["confusion_matrix"]], metric,
-                                 n_boot=1000)
+    return hierarchical_interval(
+        list(runs["replicate"]), [np.array(c) for c in runs["confusion_matrix"]], metric, n_boot=1000
+    )
 
 
 #: how far below its unigram loss an encoder must end when its masked targets are largely fixed
@@ -142,8 +172,18 @@ def pretext_table(df: pd.DataFrame, context_margin: float = CONTEXT_MARGIN) -> p
       neighbours (VQ, HRQ, overlapping k-mers), the margin is at least ``context_margin`` of
       the unigram loss;
     - "no" otherwise. A table row whose encoder did not learn says so beside its score."""
-    columns = ["tokenizer", "type", "replicates", "val_loss", "unigram_loss", "margin", "margin_sd", "margin %",
-               "required %", "learned"]
+    columns = [
+        "tokenizer",
+        "type",
+        "replicates",
+        "val_loss",
+        "unigram_loss",
+        "margin",
+        "margin_sd",
+        "margin %",
+        "required %",
+        "learned",
+    ]
     plain = df[df["ablation_name"].isna()] if "ablation_name" in df else df
     runs = plain[(plain["stage"] == "pretrain")] if "stage" in plain else plain.iloc[:0]
     if runs.empty or "unigram_loss" not in runs:
@@ -154,17 +194,31 @@ def pretext_table(df: pd.DataFrame, context_margin: float = CONTEXT_MARGIN) -> p
         if group.empty:
             continue
         kind = group["tokenizer_type"].iloc[0] if "tokenizer_type" in group else ""
-        span = int(group["mlm_span"].iloc[0]) if "mlm_span" in group and not pd.isna(group["mlm_span"].iloc[0]) else 1
+        span = (
+            int(group["mlm_span"].iloc[0])
+            if "mlm_span" in group and not pd.isna(group["mlm_span"].iloc[0])
+            else 1
+        )
         context = kind in ("vq", "hrq") or (kind == "kmer" and span > 1)
         margin = group["unigram_loss"] - group["final_val_loss"]
         spread = float(group["final_val_loss"].std()) if len(group) > 1 else 0.005
         share = float((margin / group["unigram_loss"]).mean())
         required = context_margin if context else 0.0
         ok = margin.mean() > 2 * spread and share >= required
-        rows.append({"tokenizer": tokenizer, "type": kind, "replicates": len(group),
-                     "val_loss": group["final_val_loss"].mean(), "unigram_loss": group["unigram_loss"].mean(),
-                     "margin": margin.mean(), "margin_sd": margin.std() if len(group) > 1 else math.nan,
-                     "margin %": 100 * share, "required %": 100 * required, "learned": "yes" if ok else "no"})
+        rows.append(
+            {
+                "tokenizer": tokenizer,
+                "type": kind,
+                "replicates": len(group),
+                "val_loss": group["final_val_loss"].mean(),
+                "unigram_loss": group["unigram_loss"].mean(),
+                "margin": margin.mean(),
+                "margin_sd": margin.std() if len(group) > 1 else math.nan,
+                "margin %": 100 * share,
+                "required %": 100 * required,
+                "learned": "yes" if ok else "no",
+            }
+        )
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -177,20 +231,36 @@ def variance_table(df: pd.DataFrame, stage: str = "finetune") -> pd.DataFrame:
 
     plain = df[df["ablation_name"].isna()] if "ablation_name" in df else df
     runs = plain[plain["stage"] == stage]
-    columns = ["task", "tokenizer", "replicates", "runs per replicate", "between replicates", "within (fine-tuning)",
-               "replicate share %"]
+    columns = [
+        "task",
+        "tokenizer",
+        "replicates",
+        "runs per replicate",
+        "between replicates",
+        "within (fine-tuning)",
+        "replicate share %",
+    ]
     if runs.empty or "replicate" not in runs:
         return pd.DataFrame(columns=columns)
     rows = []
     for (task, tokenizer), group in runs.groupby(["task", "tokenizer"]):
         parts = variance_components(group.assign(score=100 * group["score"]))
-        rows.append({"task": task, "tokenizer": tokenizer, "replicates": parts["n_replicates"],
-                     "runs per replicate": parts["runs_per_replicate"], "between replicates": parts["between"],
-                     "within (fine-tuning)": parts["within"], "replicate share %": 100 * parts["share_replicate"]})
+        rows.append(
+            {
+                "task": task,
+                "tokenizer": tokenizer,
+                "replicates": parts["n_replicates"],
+                "runs per replicate": parts["runs_per_replicate"],
+                "between replicates": parts["between"],
+                "within (fine-tuning)": parts["within"],
+                "replicate share %": 100 * parts["share_replicate"],
+            }
+        )
     table = pd.DataFrame(rows, columns=columns)
     pooled = table.groupby("tokenizer")[["between replicates", "within (fine-tuning)"]].mean().reset_index()
-    pooled["replicate share %"] = 100 * pooled["between replicates"] / (
-        pooled["between replicates"] + pooled["within (fine-tuning)"])
+    pooled["replicate share %"] = (
+        100 * pooled["between replicates"] / (pooled["between replicates"] + pooled["within (fine-tuning)"])
+    )
     pooled["task"] = "all tasks (mean)"
     return pd.concat([table, pooled], ignore_index=True)[columns]
 
@@ -216,18 +286,30 @@ def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
     ours = [
         _fmt(m) + ("" if math.isnan(s) else f" ± {s:.2f}") for m, s in zip(summary["mean"], summary["sd"])
     ]
-    interval = ["–" if math.isnan(lo) else f"[{lo:.1f}, {hi:.1f}]"
-                for lo, hi in zip(summary["ci_low"], summary["ci_high"])]
-    return pd.DataFrame({
-        "suite": summary["suite"], "task": summary["task"], "protocol": summary["protocol"],
-        "coverage": summary["coverage"],
-        "tokenizer": summary["tokenizer"], "metric": summary["metric"], "replicates": summary["n_replicates"],
-        "runs": summary["n_runs"], "ours (x100) mean ± sd": ours, "95% CI": interval,
-        "paper": [_fmt(v) for v in summary["paper"]],
-        "rank": [_fmt(v, 1) for v in summary["rank"]], "avg rank": [_fmt(v, 2) for v in summary["avg_rank"]],
-        "pretext learned": summary["pretext learned"], "probe start kept": summary["probe start kept"],
-        "notes": summary["notes"],
-    })
+    interval = [
+        "–" if math.isnan(lo) else f"[{lo:.1f}, {hi:.1f}]"
+        for lo, hi in zip(summary["ci_low"], summary["ci_high"])
+    ]
+    return pd.DataFrame(
+        {
+            "suite": summary["suite"],
+            "task": summary["task"],
+            "protocol": summary["protocol"],
+            "coverage": summary["coverage"],
+            "tokenizer": summary["tokenizer"],
+            "metric": summary["metric"],
+            "replicates": summary["n_replicates"],
+            "runs": summary["n_runs"],
+            "ours (x100) mean ± sd": ours,
+            "95% CI": interval,
+            "paper": [_fmt(v) for v in summary["paper"]],
+            "rank": [_fmt(v, 1) for v in summary["rank"]],
+            "avg rank": [_fmt(v, 2) for v in summary["avg_rank"]],
+            "pretext learned": summary["pretext learned"],
+            "probe start kept": summary["probe start kept"],
+            "notes": summary["notes"],
+        }
+    )
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -235,6 +317,7 @@ def markdown(table: pd.DataFrame) -> str:
     a table without columns is "(none)"."""
     if len(table.columns) == 0:
         return "(none)\n"
+
     def cell(value) -> str:
         if isinstance(value, float):
             return "–" if math.isnan(value) else f"{value:.0f}" if value.is_integer() else f"{value:.2f}"
@@ -261,19 +344,29 @@ def tokenizer_comparison(df: pd.DataFrame) -> pd.DataFrame:
     plain = df[df["ablation_name"].isna()] if "ablation_name" in df else df
     rows = []
     for (suite, task, tokenizer), group in plain[plain["stage"].isin(["linear_probe", "finetune"])].groupby(
-            ["suite", "task", "tokenizer"]):
+        ["suite", "task", "tokenizer"]
+    ):
         probe, tune = group[group["stage"] == "linear_probe"], group[group["stage"] == "finetune"]
-        usage = [min(u) for u in probe.get("vocab_usage", pd.Series(dtype=object)) if isinstance(u, list) and u]
-        rows.append({"suite": suite, "task": task, "tokenizer": tokenizer,
-                     "usage %": 100 * float(np.mean(usage)) if usage else math.nan,
-                     "linear probe": 100 * probe["score"].mean() if len(probe) else math.nan,
-                     "fine-tune": 100 * tune["score"].mean() if len(tune) else math.nan,
-                     "fine-tune sd": 100 * tune["score"].std() if len(tune) > 1 else math.nan})
+        usage = [
+            min(u) for u in probe.get("vocab_usage", pd.Series(dtype=object)) if isinstance(u, list) and u
+        ]
+        rows.append(
+            {
+                "suite": suite,
+                "task": task,
+                "tokenizer": tokenizer,
+                "usage %": 100 * float(np.mean(usage)) if usage else math.nan,
+                "linear probe": 100 * probe["score"].mean() if len(probe) else math.nan,
+                "fine-tune": 100 * tune["score"].mean() if len(tune) else math.nan,
+                "fine-tune sd": 100 * tune["score"].std() if len(tune) > 1 else math.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def species_length_table(df: pd.DataFrame, tasks: Mapping[str, tuple] = SPECIES_TASKS,
-                         paper_names: Mapping[str, str] = PAPER_NAMES) -> pd.DataFrame:
+def species_length_table(
+    df: pd.DataFrame, tasks: Mapping[str, tuple] = SPECIES_TASKS, paper_names: Mapping[str, str] = PAPER_NAMES
+) -> pd.DataFrame:
     """Paper Table 6 analogue: top-1 accuracy (x100, mean ± sd over seeds) per stage, species set,
     tokenizer and sequence length, with the bp each tokenizer saw (``coverage``) and the paper's
     numbers at the lengths it reports (1k, 20k, 32k; its task is 5 mammals, ours the embedded
@@ -284,24 +377,37 @@ def species_length_table(df: pd.DataFrame, tasks: Mapping[str, tuple] = SPECIES_
         return pd.DataFrame()
     rows = []
     for (stage, task, tokenizer, protocol, coverage), group in runs.groupby(
-            ["stage", "task", "tokenizer", "protocol", "coverage"]):
+        ["stage", "task", "tokenizer", "protocol", "coverage"]
+    ):
         species, length = tasks[task]
         mean, sd = 100 * group["accuracy"].mean(), 100 * group["accuracy"].std()
-        rows.append({"stage": stage, "species": species, "length": length, "tokenizer": tokenizer,
-                     "protocol": protocol, "coverage": coverage,
-                     "ours": _fmt(mean) + ("" if math.isnan(sd) else f" ± {sd:.2f}")})
+        rows.append(
+            {
+                "stage": stage,
+                "species": species,
+                "length": length,
+                "tokenizer": tokenizer,
+                "protocol": protocol,
+                "coverage": coverage,
+                "ours": _fmt(mean) + ("" if math.isnan(sd) else f" ± {sd:.2f}"),
+            }
+        )
     long = pd.DataFrame(rows)
     long["length"] = long["length"].map(lambda n: f"{n // 1000}k bp")
-    wide = long.pivot_table(index=["stage", "species", "protocol", "tokenizer"], columns="length",
-                            values=["ours", "coverage"], aggfunc="first")
+    wide = long.pivot_table(
+        index=["stage", "species", "protocol", "tokenizer"],
+        columns="length",
+        values=["ours", "coverage"],
+        aggfunc="first",
+    )
     wide.columns = [f"{length} {'acc' if what == 'ours' else 'coverage'}" for what, length in wide.columns]
     wide = wide[sorted(wide.columns, key=lambda c: (int(c.split("k")[0]), c))].reset_index()
     for length in sorted({n for table in PAPER_TABLE6.values() for n in table}):
-        published = [PAPER_TABLE6.get(paper_names.get(t, t), {}).get(length, math.nan)
-                     for t in wide["tokenizer"]]
+        published = [
+            PAPER_TABLE6.get(paper_names.get(t, t), {}).get(length, math.nan) for t in wide["tokenizer"]
+        ]
         wide[f"paper {length // 1000}k"] = [_fmt(v) for v in published]
     return wide
-
 
 
 def ablation_rows(df: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -332,7 +438,9 @@ def ablation_rows(df: pd.DataFrame, name: str) -> pd.DataFrame:
     return out
 
 
-def _paper_ablation(name: str, value, tokenizer: str, quantity: str, task_aliases: Mapping[str, str]) -> float:
+def _paper_ablation(
+    name: str, value, tokenizer: str, quantity: str, task_aliases: Mapping[str, str]
+) -> float:
     """The paper's number for one ablation cell, or NaN where the paper has no such value."""
     stage, _, task = quantity.split(" [")[0].partition(":")
     key = f"{stage}:{task_aliases.get(task, task)}" if task else stage
@@ -348,8 +456,9 @@ def _sorted_values(values: Iterable) -> list:
     return sorted(values) if numeric else sorted(values, key=str)
 
 
-def ablation_table(df: pd.DataFrame, name: str,
-                   task_aliases: Mapping[str, str] = ABLATION_TASK_ALIASES) -> pd.DataFrame:
+def ablation_table(
+    df: pd.DataFrame, name: str, task_aliases: Mapping[str, str] = ABLATION_TASK_ALIASES
+) -> pd.DataFrame:
     """Paper Table 7/8/9 layout for knob ``name``: rows = value, columns (tokenizer, quantity,
     field) (quantities as in :func:`ablation_rows`) with fields ``ours`` (mean over seeds, x100),
     ``sd``, ``n`` and ``paper``
@@ -366,7 +475,8 @@ def ablation_table(df: pd.DataFrame, name: str,
         _paper_ablation(name, v, t, q, task_aliases)
         for v, t, q in zip(cells["value"], cells["tokenizer"], cells["quantity"])
     ]
-    wide = cells.pivot_table(index="value", columns=["tokenizer", "quantity"],
-                             values=["ours", "sd", "n", "paper"], dropna=False)
+    wide = cells.pivot_table(
+        index="value", columns=["tokenizer", "quantity"], values=["ours", "sd", "n", "paper"], dropna=False
+    )
     wide = wide.reorder_levels([1, 2, 0], axis=1).sort_index(axis=1)
     return wide.reindex(_sorted_values(wide.index))

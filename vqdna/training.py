@@ -5,6 +5,7 @@ fine-tuning (full or LoRA), frozen embeddings and a linear probe.
 Why one file of ~500 lines: the three loops share the seeding, optimizer, early-stopping and
 checkpoint helpers above them, and reading them side by side is how one checks that every stage
 seeds, schedules and checkpoints the same way (as nanoGPT keeps its loop in one train.py)."""
+
 from __future__ import annotations
 
 import math
@@ -44,8 +45,14 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def make_optimizer(model: torch.nn.Module, lr: float, total_steps: int, warmup_steps: int = 0,
-                   weight_decay: float = 0.01, min_lr_ratio: float = 0.0):
+def make_optimizer(
+    model: torch.nn.Module,
+    lr: float,
+    total_steps: int,
+    warmup_steps: int = 0,
+    weight_decay: float = 0.01,
+    min_lr_ratio: float = 0.0,
+):
     """AdamW over trainable parameters with linear warm-up then cosine decay to ``min_lr_ratio*lr``.
 
     Biases and norm weights (1-D parameters) get no weight decay. Returns (optimizer, scheduler);
@@ -144,8 +151,14 @@ def _as_xy(split) -> tuple[list[str], np.ndarray]:
     return list(sequences), np.asarray(labels, dtype=np.int64)
 
 
-def mask_tokens(ids: torch.Tensor, mask_ratio: float, generator: torch.Generator,
-                mask_id: int = 4, n_special: int = 5, span: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+def mask_tokens(
+    ids: torch.Tensor,
+    mask_ratio: float,
+    generator: torch.Generator,
+    mask_id: int = 4,
+    n_special: int = 5,
+    span: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mask about ``mask_ratio`` of each row's n regular tokens, in contiguous spans of ``span``
     tokens: round(mask_ratio * n / span) span starts (at least one) are drawn uniformly with
     ``generator`` and each covers the next ``span`` regular tokens (spans may overlap, so a
@@ -165,8 +178,13 @@ def mask_tokens(ids: torch.Tensor, mask_ratio: float, generator: torch.Generator
     return ids.masked_fill(positions, mask_id), positions
 
 
-def unigram_loss(tokenizer, train_ids: torch.Tensor, val_ids: torch.Tensor, val_positions: torch.Tensor,
-                 smoothing: float = 1.0) -> float:
+def unigram_loss(
+    tokenizer,
+    train_ids: torch.Tensor,
+    val_ids: torch.Tensor,
+    val_positions: torch.Tensor,
+    smoothing: float = 1.0,
+) -> float:
     """The masked-modeling loss of a model that knows only target frequencies: cross-entropy
     (summed over targets, like ``MaskedLM``) of the validation masked targets under the
     add-``smoothing`` frequencies of the training targets. A pre-trained model that learned
@@ -193,24 +211,46 @@ def _mlm_evaluate(model, ids, mask, labels, batch_size: int, device) -> dict[str
     model.eval()
     loss_sum, correct, count = 0.0, 0.0, 0
     for start in range(0, len(ids), batch_size):
-        b_ids, b_mask = _trim(ids[start:start + batch_size], mask[start:start + batch_size])
-        b_labels = labels[start:start + batch_size, : b_ids.shape[1]].to(device)
+        b_ids, b_mask = _trim(ids[start : start + batch_size], mask[start : start + batch_size])
+        b_labels = labels[start : start + batch_size, : b_ids.shape[1]].to(device)
         logits, loss = model(b_ids.to(device), b_mask.to(device), b_labels)
         selected = b_labels[..., 0] != -100
         targets = b_labels[selected]
         hits = torch.stack([(lg.argmax(-1) == targets[:, i]).float() for i, lg in enumerate(logits)]).mean(0)
-        loss_sum, correct, count = loss_sum + float(loss) * len(hits), correct + float(hits.sum()), count + len(hits)
+        loss_sum, correct, count = (
+            loss_sum + float(loss) * len(hits),
+            correct + float(hits.sum()),
+            count + len(hits),
+        )
     model.train()
     return {"val_loss": loss_sum / max(1, count), "val_accuracy": correct / max(1, count)}
 
 
-def pretrain_mlm(model, tokenizer, sequences: list[str], steps: int = 300, batch_size: int = 32,
-                 lr: float = 5e-4, mask_ratio: float = 0.25, max_length: int = 128, seed: int = 0,
-                 warmup_steps: int = 30, val_sequences: list[str] | None = None, eval_every: int = 50,
-                 weight_decay: float = 0.01, grad_clip: float = 1.0, device: str | None = None,
-                 progress: bool = True, masking: str = "tokenizer", micro_batch_size: int | None = None,
-                 precision: str = "fp32", resume_path: str | Path | None = None, checkpoint_every: int = 0,
-                 keep_final: bool = False, on_step=None) -> list[dict]:
+def pretrain_mlm(
+    model,
+    tokenizer,
+    sequences: list[str],
+    steps: int = 300,
+    batch_size: int = 32,
+    lr: float = 5e-4,
+    mask_ratio: float = 0.25,
+    max_length: int = 128,
+    seed: int = 0,
+    warmup_steps: int = 30,
+    val_sequences: list[str] | None = None,
+    eval_every: int = 50,
+    weight_decay: float = 0.01,
+    grad_clip: float = 1.0,
+    device: str | None = None,
+    progress: bool = True,
+    masking: str = "tokenizer",
+    micro_batch_size: int | None = None,
+    precision: str = "fp32",
+    resume_path: str | Path | None = None,
+    checkpoint_every: int = 0,
+    keep_final: bool = False,
+    on_step=None,
+) -> list[dict]:
     """Masked-modeling pre-training of a ``MaskedLM`` (paper stage 2: 25% masking, AdamW, cosine).
 
     Sequences are tokenised once; batches are drawn epoch-wise without replacement from a seeded
@@ -247,16 +287,27 @@ def pretrain_mlm(model, tokenizer, sequences: list[str], steps: int = 300, batch
     val, baseline = None, None
     if val_sequences:
         v_ids, v_mask = _tokenize(tokenizer, val_sequences, max_length)
-        v_masked, v_positions = mask_tokens(v_ids, mask_ratio, torch.Generator().manual_seed(seed + 1),
-                                            span=span)
+        v_masked, v_positions = mask_tokens(
+            v_ids, mask_ratio, torch.Generator().manual_seed(seed + 1), span=span
+        )
         val = (v_masked, v_mask, _mlm_labels(tokenizer, v_ids, v_positions))
         baseline = unigram_loss(tokenizer, ids, v_ids, v_positions)
     optimizer, scheduler = make_optimizer(model, lr, steps, warmup_steps, weight_decay)
     history, losses, order, eval_time = [], [], torch.empty(0, dtype=torch.long), 0.0
-    fingerprint = {"stage": "pretrain_mlm", "steps": steps, "batch_size": batch_size, "lr": lr,
-                   "mask_ratio": mask_ratio, "max_length": max_length, "seed": seed,
-                   "warmup_steps": warmup_steps, "eval_every": eval_every, "n_sequences": len(ids),
-                   "world": ranks.world, "span": span}
+    fingerprint = {
+        "stage": "pretrain_mlm",
+        "steps": steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "mask_ratio": mask_ratio,
+        "max_length": max_length,
+        "seed": seed,
+        "warmup_steps": warmup_steps,
+        "eval_every": eval_every,
+        "n_sequences": len(ids),
+        "world": ranks.world,
+        "span": span,
+    }
     start = 0
     resumed = scale.load_resume(resume_path, fingerprint)
     if resumed is not None:
@@ -268,14 +319,24 @@ def pretrain_mlm(model, tokenizer, sequences: list[str], steps: int = 300, batch
     def checkpoint(step):
         rng = ranks.gather(scale.rng_states(generator))
         if ranks.is_main:
-            scale.save_resume(resume_path, fingerprint=fingerprint, step=step, model=model.state_dict(),
-                              optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), rng=rng,
-                              history=history, losses=losses, order=order)
+            scale.save_resume(
+                resume_path,
+                fingerprint=fingerprint,
+                step=step,
+                model=model.state_dict(),
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                rng=rng,
+                history=history,
+                losses=losses,
+                order=order,
+            )
 
     tic = time.perf_counter()
     with scale.PreemptionFlag(enabled=resume_path is not None) as preemption:
-        for step in tqdm(range(start + 1, steps + 1), desc="pretrain", disable=not progress,
-                         initial=start, total=steps):
+        for step in tqdm(
+            range(start + 1, steps + 1), desc="pretrain", disable=not progress, initial=start, total=steps
+        ):
             if len(order) < batch_size:
                 order = torch.cat([order, torch.randperm(len(ids), generator=generator)])
             index, order = order[:batch_size], order[batch_size:]
@@ -303,8 +364,12 @@ def pretrain_mlm(model, tokenizer, sequences: list[str], steps: int = 300, batch
             scheduler.step()
             losses.append(ranks.sum(step_loss))
             if step % eval_every == 0 or step == steps:
-                entry = {"step": step, "train_loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[0],
-                         "steps_per_s": (step - start) / (time.perf_counter() - tic - eval_time)}
+                entry = {
+                    "step": step,
+                    "train_loss": float(np.mean(losses)),
+                    "lr": scheduler.get_last_lr()[0],
+                    "steps_per_s": (step - start) / (time.perf_counter() - tic - eval_time),
+                }
                 if ranks.world > 1:
                     entry["world_size"] = ranks.world
                 if val is not None:
@@ -319,8 +384,10 @@ def pretrain_mlm(model, tokenizer, sequences: list[str], steps: int = 300, batch
             if resume_path is not None and step < steps:
                 if ranks.any(preemption.raised is not None):
                     checkpoint(step)
-                    raise scale.Preempted(f"pretrain_mlm stopped by {preemption.raised or 'a peer rank'} "
-                                          f"after step {step}; resume checkpoint {resume_path}")
+                    raise scale.Preempted(
+                        f"pretrain_mlm stopped by {preemption.raised or 'a peer rank'} "
+                        f"after step {step}; resume checkpoint {resume_path}"
+                    )
                 if checkpoint_every and step % checkpoint_every == 0:
                     checkpoint(step)
     if resume_path is not None and keep_final:
@@ -337,7 +404,7 @@ def _predict(model, ids, mask, batch_size: int, device) -> torch.Tensor:
     model.eval()
     out = []
     for start in range(0, len(ids), batch_size):
-        b_ids, b_mask = _trim(ids[start:start + batch_size], mask[start:start + batch_size])
+        b_ids, b_mask = _trim(ids[start : start + batch_size], mask[start : start + batch_size])
         out.append(model(b_ids.to(device), b_mask.to(device)).float().cpu())
     model.train(was_training)
     return torch.cat(out)
@@ -351,12 +418,30 @@ def _evaluate(model, ids, mask, labels: np.ndarray, batch_size: int, device) -> 
     return {"loss": loss, **classification_metrics(labels, predictions)}, predictions
 
 
-def finetune(model, tokenizer, train, dev, test, epochs: int = 3, lr: float = 1e-4,
-             batch_size: int = 32, max_length: int = 128, seed: int = 0, lora_rank: int | None = None,
-             lora_alpha: float = 16.0, lora_dropout: float = 0.05, patience: int | None = None,
-             eval_every: int | None = None, select_metric: str = "mcc", warmup_steps: int = 50,
-             weight_decay: float = 0.01, grad_clip: float = 1.0, head_init: str = "random",
-             device: str | None = None, progress: bool = True) -> dict:
+def finetune(
+    model,
+    tokenizer,
+    train,
+    dev,
+    test,
+    epochs: int = 3,
+    lr: float = 1e-4,
+    batch_size: int = 32,
+    max_length: int = 128,
+    seed: int = 0,
+    lora_rank: int | None = None,
+    lora_alpha: float = 16.0,
+    lora_dropout: float = 0.05,
+    patience: int | None = None,
+    eval_every: int | None = None,
+    select_metric: str = "mcc",
+    warmup_steps: int = 50,
+    weight_decay: float = 0.01,
+    grad_clip: float = 1.0,
+    head_init: str = "random",
+    device: str | None = None,
+    progress: bool = True,
+) -> dict:
     """Fine-tune a ``SequenceClassifier`` (paper stage 3) and report test metrics at the best dev
     checkpoint.
 
@@ -392,8 +477,9 @@ def finetune(model, tokenizer, train, dev, test, epochs: int = 3, lr: float = 1e
     eval_every = eval_every or steps_per_epoch
     optimizer, scheduler = make_optimizer(model, lr, total_steps, warmup_steps, weight_decay)
     trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-    stopper = EarlyStopping(patience if patience is not None else math.inf,
-                            mode="min" if select_metric == "loss" else "max")
+    stopper = EarlyStopping(
+        patience if patience is not None else math.inf, mode="min" if select_metric == "loss" else "max"
+    )
     best, history, losses, step, stop = None, [], [], 0, False
 
     def evaluate_dev(step: int, epoch: int, **train) -> bool:
@@ -401,10 +487,16 @@ def finetune(model, tokenizer, train, dev, test, epochs: int = 3, lr: float = 1e
         -> whether patience has run out."""
         nonlocal best
         dev_metrics, _ = _evaluate(model, dev_ids, dev_mask, y_dev, batch_size, device)
-        history.append({"step": step, "epoch": epoch, **train, **{f"dev_{k}": v for k, v in dev_metrics.items()}})
+        history.append(
+            {"step": step, "epoch": epoch, **train, **{f"dev_{k}": v for k, v in dev_metrics.items()}}
+        )
         if stopper.improved(dev_metrics[select_metric]):
-            best = {"step": step, "epoch": epoch, "dev": dev_metrics,
-                    "weights": {name: p.detach().clone() for name, p in trainable}}
+            best = {
+                "step": step,
+                "epoch": epoch,
+                "dev": dev_metrics,
+                "weights": {name: p.detach().clone() for name, p in trainable},
+            }
         return stopper.step(dev_metrics[select_metric])
 
     tic = time.perf_counter()
@@ -426,7 +518,9 @@ def finetune(model, tokenizer, train, dev, test, epochs: int = 3, lr: float = 1e
             losses.append(loss.item())
             bar.update()
             if step % eval_every == 0 or step == total_steps:
-                stop = evaluate_dev(step, epoch, train_loss=float(np.mean(losses)), lr=scheduler.get_last_lr()[0])
+                stop = evaluate_dev(
+                    step, epoch, train_loss=float(np.mean(losses)), lr=scheduler.get_last_lr()[0]
+                )
                 losses = []
                 if stop:
                     break
@@ -439,18 +533,31 @@ def finetune(model, tokenizer, train, dev, test, epochs: int = 3, lr: float = 1e
             p.copy_(best["weights"][name])
     test_metrics, predictions = _evaluate(model, test_ids, test_mask, y_test, batch_size, device)
     return {
-        "test": test_metrics, "dev": best["dev"], "best_step": best["step"], "best_epoch": best["epoch"],
-        "steps": step, "stopped_early": stop, "history": history,
+        "test": test_metrics,
+        "dev": best["dev"],
+        "best_step": best["step"],
+        "best_epoch": best["epoch"],
+        "steps": step,
+        "stopped_early": stop,
+        "history": history,
         "confusion_matrix": confusion(y_test, predictions, model.num_classes),
-        "n_predictions": len(predictions), "train_time_s": train_time,
+        "n_predictions": len(predictions),
+        "train_time_s": train_time,
         "trainable_params": sum(p.numel() for _, p in trainable),
-        "total_params": sum(p.numel() for p in model.parameters()), "lora_rank": lora_rank,
+        "total_params": sum(p.numel() for p in model.parameters()),
+        "lora_rank": lora_rank,
     }
 
 
 @torch.no_grad()
-def embed_sequences(encoder, tokenizer, sequences: list[str], batch_size: int = 64,
-                    max_length: int = 512, device: str | None = None) -> np.ndarray:
+def embed_sequences(
+    encoder,
+    tokenizer,
+    sequences: list[str],
+    batch_size: int = 64,
+    max_length: int = 512,
+    device: str | None = None,
+) -> np.ndarray:
     """(N, dim) float32 embeddings: encoder hidden states mean-pooled over non-pad tokens."""
     device = pick_device(device)
     was_training = encoder.training
@@ -458,14 +565,16 @@ def embed_sequences(encoder, tokenizer, sequences: list[str], batch_size: int = 
     ids, mask = _tokenize(tokenizer, sequences, max_length)
     out = []
     for start in range(0, len(ids), batch_size):
-        b_ids, b_mask = _trim(ids[start:start + batch_size], mask[start:start + batch_size])
+        b_ids, b_mask = _trim(ids[start : start + batch_size], mask[start : start + batch_size])
         b_ids, b_mask = b_ids.to(device), b_mask.to(device)
         out.append(mean_pool(encoder(b_ids, b_mask), b_mask).float().cpu())
     encoder.train(was_training)
     return torch.cat(out).numpy()
 
 
-def fit_logistic(features: np.ndarray, labels: np.ndarray, seed: int = 0, C: float = 1.0, max_iter: int = 2000):
+def fit_logistic(
+    features: np.ndarray, labels: np.ndarray, seed: int = 0, C: float = 1.0, max_iter: int = 2000
+):
     """The probe every frozen-encoder evaluation uses: standardised features -> logistic
     regression (lbfgs, so deterministic). Returns the fitted sklearn pipeline."""
     from sklearn.linear_model import LogisticRegression
@@ -473,26 +582,47 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, seed: int = 0, C: flo
     from sklearn.preprocessing import StandardScaler
 
     return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter, random_state=seed)).fit(
-        features, labels)
+        features, labels
+    )
 
 
-def linear_probe(encoder, tokenizer, train, test, seed: int = 0, max_length: int = 512,
-                 batch_size: int = 64, C: float = 1.0, max_iter: int = 2000,
-                 device: str | None = None) -> dict:
+def linear_probe(
+    encoder,
+    tokenizer,
+    train,
+    test,
+    seed: int = 0,
+    max_length: int = 512,
+    batch_size: int = 64,
+    C: float = 1.0,
+    max_iter: int = 2000,
+    device: str | None = None,
+) -> dict:
     """Frozen-encoder evaluation: mean-pooled embeddings -> :func:`fit_logistic`.
     ``train``/``test`` as in ``finetune``. -> test metrics + confusion matrix + sizes."""
     (x_train, y_train), (x_test, y_test) = _as_xy(train), _as_xy(test)
     e_train = embed_sequences(encoder, tokenizer, x_train, batch_size, max_length, device)
     e_test = embed_sequences(encoder, tokenizer, x_test, batch_size, max_length, device)
     predictions = fit_logistic(e_train, y_train, seed, C, max_iter).predict(e_test)
-    return {"test": classification_metrics(y_test, predictions),
-            "confusion_matrix": confusion(y_test, predictions, int(max(y_train.max(), y_test.max())) + 1),
-            "n_train": len(y_train), "n_test": len(y_test)}
+    return {
+        "test": classification_metrics(y_test, predictions),
+        "confusion_matrix": confusion(y_test, predictions, int(max(y_train.max(), y_test.max())) + 1),
+        "n_train": len(y_train),
+        "n_test": len(y_test),
+    }
 
 
 @torch.no_grad()
-def init_head_from_probe(model, tokenizer, sequences: list[str], labels: np.ndarray, max_length: int,
-                         seed: int = 0, batch_size: int = 64, device: str | None = None) -> None:
+def init_head_from_probe(
+    model,
+    tokenizer,
+    sequences: list[str],
+    labels: np.ndarray,
+    max_length: int,
+    seed: int = 0,
+    batch_size: int = 64,
+    device: str | None = None,
+) -> None:
     """LP-FT (Kumar et al., ICLR 2022): fit :func:`fit_logistic` on the frozen encoder's mean-pooled
     train embeddings and load it into the classifier's linear head, scaler folded in, so
     fine-tuning starts from the linear probe instead of a random head that first distorts the
@@ -503,7 +633,9 @@ def init_head_from_probe(model, tokenizer, sequences: list[str], labels: np.ndar
     probe = fit_logistic(features, labels, seed)
     scaler, logistic = probe[0], probe[-1]
     coef = torch.as_tensor(logistic.coef_ / scaler.scale_, dtype=torch.float32)
-    bias = torch.as_tensor(logistic.intercept_ - logistic.coef_ @ (scaler.mean_ / scaler.scale_), dtype=torch.float32)
+    bias = torch.as_tensor(
+        logistic.intercept_ - logistic.coef_ @ (scaler.mean_ / scaler.scale_), dtype=torch.float32
+    )
     weight = torch.zeros_like(model.head.weight)
     full_bias = torch.zeros_like(model.head.bias)
     rows = torch.as_tensor(logistic.classes_, dtype=torch.long)

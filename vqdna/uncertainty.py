@@ -15,6 +15,7 @@ the runs of one table cell into
 Scores are computed from confusion matrices with the same definitions as scikit-learn
 (:mod:`vqdna.metrics`); a test checks they agree.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -58,8 +59,9 @@ def _resample(confusion: np.ndarray, n: int, rng: np.random.Generator) -> np.nda
     return draws.reshape(n, *cm.shape)
 
 
-def bootstrap_interval(confusion, metric: str, n_boot: int = 2000, level: float = 0.95,
-                       seed: int = 0) -> tuple[float, float]:
+def bootstrap_interval(
+    confusion, metric: str, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
     """Percentile interval of one run's ``metric`` over bootstrap resamples of its test set."""
     rng = np.random.default_rng(seed)
     values = metric_from_confusion(_resample(confusion, n_boot, rng), metric)
@@ -68,8 +70,14 @@ def bootstrap_interval(confusion, metric: str, n_boot: int = 2000, level: float 
     return float(low), float(high)
 
 
-def hierarchical_interval(replicates: Sequence[str | int], confusions: Sequence, metric: str,
-                          n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+def hierarchical_interval(
+    replicates: Sequence[str | int],
+    confusions: Sequence,
+    metric: str,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
     """Percentile interval of a cell's mean ``metric`` that resamples every source of randomness:
     replicates with replacement, then the runs (fine-tuning seeds) of each drawn replicate with
     replacement, then the test set of each drawn run. ``replicates[i]`` names the replicate of
@@ -115,5 +123,10 @@ def variance_components(runs: pd.DataFrame, value: str = "score", replicate: str
         between = max(0.0, between)
     total = (between if not np.isnan(between) else 0.0) + (within if not np.isnan(within) else 0.0)
     share = between / total if total > 0 and not np.isnan(between) and not np.isnan(within) else np.nan
-    return {"between": between, "within": within, "share_replicate": share,
-            "n_replicates": int(len(means)), "runs_per_replicate": float(sizes.mean())}
+    return {
+        "between": between,
+        "within": within,
+        "share_replicate": share,
+        "n_replicates": int(len(means)),
+        "runs_per_replicate": float(sizes.mean()),
+    }

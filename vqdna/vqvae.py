@@ -32,6 +32,7 @@ the encoder, and the decoder output is cropped back to L; the padding is never s
 Loss = nucleotide cross-entropy over non-N positions + mean over levels of the quantizer loss
 (beta * commitment, plus the codebook loss in the ``ema=False`` ablation).
 """
+
 from __future__ import annotations
 
 import math
@@ -50,19 +51,26 @@ from vqdna import scale
 from vqdna.quantizer import Quantized, VectorQuantizer
 from vqdna.sequence import N_INDEX, to_indices
 from vqdna.settings import VQVAEConfig
-from vqdna.training import check_finite, load_checkpoint, make_optimizer, pick_device, save_checkpoint, seed_everything
+from vqdna.training import (
+    check_finite,
+    load_checkpoint,
+    make_optimizer,
+    pick_device,
+    save_checkpoint,
+    seed_everything,
+)
 
 
 @dataclass
 class VQVAEOutput:
-    logits: torch.Tensor       # (B, L, 4)
-    indices: torch.Tensor      # (B, T, levels) long
-    quantized: torch.Tensor    # (B, T, code_dim), mean of the levels' straight-through codes
-    loss: torch.Tensor         # recon_loss + quant_loss
-    recon_loss: torch.Tensor   # cross-entropy over non-N positions
+    logits: torch.Tensor  # (B, L, 4)
+    indices: torch.Tensor  # (B, T, levels) long
+    quantized: torch.Tensor  # (B, T, code_dim), mean of the levels' straight-through codes
+    loss: torch.Tensor  # recon_loss + quant_loss
+    recon_loss: torch.Tensor  # cross-entropy over non-N positions
     commit_loss: torch.Tensor  # unweighted commitment ||H - sg(e)||^2, mean over levels
-    quant_loss: torch.Tensor   # quantizer loss, mean over levels
-    n_scored: torch.Tensor     # non-N positions recon_loss averages over
+    quant_loss: torch.Tensor  # quantizer loss, mean over levels
+    n_scored: torch.Tensor  # non-N positions recon_loss averages over
 
 
 class Block(nn.Module):
@@ -90,23 +98,40 @@ class VQVAE(nn.Module):
         # encoder
         self.stem = nn.Conv1d(4, c.stem_dim, c.stem_kernel, padding=c.stem_kernel // 2)
         self.stem_norm = nn.LayerNorm(c.stem_dim)
-        self.down = (nn.Conv1d(c.stem_dim, c.dim, c.stride, stride=c.stride)
-                     if c.stride > 1 or c.stem_dim != c.dim else nn.Identity())
+        self.down = (
+            nn.Conv1d(c.stem_dim, c.dim, c.stride, stride=c.stride)
+            if c.stride > 1 or c.stem_dim != c.dim
+            else nn.Identity()
+        )
         self.encoder = nn.ModuleList(Block(c.dim, c.block_kernel, c.mlp_ratio) for _ in range(c.depth))
         # quantization levels
         self.pre_quant = nn.ModuleList(
-            nn.Sequential(nn.LayerNorm(c.dim), nn.Linear(c.dim, code_dim) if code_dim != c.dim else nn.Identity())
-            for _ in range(c.levels))
+            nn.Sequential(
+                nn.LayerNorm(c.dim), nn.Linear(c.dim, code_dim) if code_dim != c.dim else nn.Identity()
+            )
+            for _ in range(c.levels)
+        )
         self.quantizers = nn.ModuleList(
-            VectorQuantizer(size, code_dim, decay=c.decay, commitment_weight=c.commitment_weight, ema=c.ema,
-                            dead_code_threshold=c.dead_code_threshold, data_init=c.data_init,
-                            kmeans_iters=c.kmeans_iters)
-            for size in c.level_sizes)
+            VectorQuantizer(
+                size,
+                code_dim,
+                decay=c.decay,
+                commitment_weight=c.commitment_weight,
+                ema=c.ema,
+                dead_code_threshold=c.dead_code_threshold,
+                data_init=c.data_init,
+                kmeans_iters=c.kmeans_iters,
+            )
+            for size in c.level_sizes
+        )
         # decoder
         self.post_quant = nn.Linear(code_dim, c.dim) if code_dim != c.dim else nn.Identity()
         self.decoder = nn.ModuleList(Block(c.dim, c.block_kernel, c.mlp_ratio) for _ in range(c.depth))
-        self.up = (nn.ConvTranspose1d(c.dim, c.stem_dim, c.stride, stride=c.stride)
-                   if c.stride > 1 or c.stem_dim != c.dim else nn.Identity())
+        self.up = (
+            nn.ConvTranspose1d(c.dim, c.stem_dim, c.stride, stride=c.stride)
+            if c.stride > 1 or c.stem_dim != c.dim
+            else nn.Identity()
+        )
         self.head_norm = nn.LayerNorm(c.stem_dim)
         self.head = nn.ConvTranspose1d(c.stem_dim, 4, c.stem_kernel, padding=c.stem_kernel // 2)
         self.activation_checkpointing = False  # True: recompute block activations in backward
@@ -122,8 +147,8 @@ class VQVAE(nn.Module):
 
     def encode(self, idx: torch.Tensor, generator: torch.Generator | None = None) -> list[Quantized]:
         """``idx (B, L)`` -> one :class:`Quantized` per level, each over ``T = ceil(L/stride)`` tokens."""
-        x = F.one_hot(idx.long(), 5)[..., :4].float()                    # N -> all-zero column
-        x = F.pad(x, (0, 0, 0, -idx.shape[1] % self.config.stride))     # right-pad with N
+        x = F.one_hot(idx.long(), 5)[..., :4].float()  # N -> all-zero column
+        x = F.pad(x, (0, 0, 0, -idx.shape[1] % self.config.stride))  # right-pad with N
         h = F.gelu(self.stem_norm(self.stem(x.transpose(1, 2)).transpose(1, 2)))
         h = _channels_first(self.down, h)
         levels, previous = [], None
@@ -133,7 +158,7 @@ class VQVAE(nn.Module):
                 n = len(levels)
                 z = self.pre_quant[n](h)
                 levels.append(self.quantizers[n](z if previous is None else 2 * z - previous, generator))
-                previous = levels[-1].quantized.detach()                # = e(M_{n-1})
+                previous = levels[-1].quantized.detach()  # = e(M_{n-1})
         return levels
 
     def decode(self, quantized: torch.Tensor, length: int) -> torch.Tensor:
@@ -152,7 +177,9 @@ class VQVAE(nn.Module):
         logits = self.decode(quantized, idx.shape[1])
         target = idx.long().reshape(-1)
         n_scored = (target != N_INDEX).sum().clamp(min=1)
-        recon = F.cross_entropy(logits.reshape(-1, 4), target, ignore_index=N_INDEX, reduction="sum") / n_scored
+        recon = (
+            F.cross_entropy(logits.reshape(-1, 4), target, ignore_index=N_INDEX, reduction="sum") / n_scored
+        )
         quant_loss = torch.stack([q.loss for q in levels]).mean()
         return VQVAEOutput(
             logits=logits,
@@ -214,12 +241,16 @@ def windows_by_length(windows: list[str]) -> dict[int, torch.Tensor]:
     for length in sorted(groups):
         array = np.stack(groups[length])
         if (array < 0).any():
-            raise ValueError("windows must be normalised (vqdna.sequence.normalize): found a symbol outside ACGTN")
+            raise ValueError(
+                "windows must be normalised (vqdna.sequence.normalize): found a symbol outside ACGTN"
+            )
         out[length] = torch.from_numpy(array).long()
     return out
 
 
-def _sample_batch(groups: dict[int, torch.Tensor], batch_size: int, generator: torch.Generator) -> torch.Tensor:
+def _sample_batch(
+    groups: dict[int, torch.Tensor], batch_size: int, generator: torch.Generator
+) -> torch.Tensor:
     """A length group chosen with probability proportional to its size, then ``batch_size`` rows
     of it drawn uniformly with replacement."""
     tensors = list(groups.values())
@@ -266,12 +297,28 @@ def heldout_percentages(model: VQVAE, windows: list[str], batch_size: int = 256)
     }
 
 
-def fit_vqvae(model: VQVAE, train_windows: list[str], val_windows: list[str], steps: int, batch_size: int,
-              lr: float, seed: int, warmup_steps: int = 0, eval_every: int = 100, weight_decay: float = 0.01,
-              grad_clip: float = 1.0, eval_batch_size: int = 256, device: str | None = None,
-              progress: bool = True, micro_batch_size: int | None = None, precision: str = "fp32",
-              resume_path: str | Path | None = None, checkpoint_every: int = 0, keep_final: bool = False,
-              on_step=None) -> list[dict]:
+def fit_vqvae(
+    model: VQVAE,
+    train_windows: list[str],
+    val_windows: list[str],
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    warmup_steps: int = 0,
+    eval_every: int = 100,
+    weight_decay: float = 0.01,
+    grad_clip: float = 1.0,
+    eval_batch_size: int = 256,
+    device: str | None = None,
+    progress: bool = True,
+    micro_batch_size: int | None = None,
+    precision: str = "fp32",
+    resume_path: str | Path | None = None,
+    checkpoint_every: int = 0,
+    keep_final: bool = False,
+    on_step=None,
+) -> list[dict]:
     """Train ``model`` in place on normalised windows (AdamW, warm-up + cosine, gradient clipping).
 
     One seeded ``torch.Generator`` (from ``seed_everything(seed)``) draws every batch and every
@@ -303,9 +350,18 @@ def fit_vqvae(model: VQVAE, train_windows: list[str], val_windows: list[str], st
     n_chunks = len(scale.micro_batches(batch_size // ranks.world, micro_batch_size)) * ranks.world
     for quantizer in model.quantizers:  # one forward per step: update at once, as always
         quantizer.defer_updates = n_chunks > 1
-    fingerprint = {"stage": "fit_vqvae", "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
-                   "warmup_steps": warmup_steps, "eval_every": eval_every, "n_windows": len(train_windows),
-                   "world": ranks.world, "config": asdict(model.config)}
+    fingerprint = {
+        "stage": "fit_vqvae",
+        "steps": steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "warmup_steps": warmup_steps,
+        "eval_every": eval_every,
+        "n_windows": len(train_windows),
+        "world": ranks.world,
+        "config": asdict(model.config),
+    }
     start = 0
     resumed = scale.load_resume(resume_path, fingerprint)
     if resumed is not None:
@@ -317,12 +373,22 @@ def fit_vqvae(model: VQVAE, train_windows: list[str], val_windows: list[str], st
     def save(step):
         rng = ranks.gather(scale.rng_states(generator))
         if ranks.is_main:
-            scale.save_resume(resume_path, fingerprint=fingerprint, step=step, model=model.state_dict(),
-                              optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), rng=rng,
-                              history=history, sums=sums, n_summed=n_summed)
+            scale.save_resume(
+                resume_path,
+                fingerprint=fingerprint,
+                step=step,
+                model=model.state_dict(),
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                rng=rng,
+                history=history,
+                sums=sums,
+                n_summed=n_summed,
+            )
 
-    bar = tqdm(range(start + 1, steps + 1), desc="fit_vqvae", disable=not progress, initial=start,
-               total=steps)
+    bar = tqdm(
+        range(start + 1, steps + 1), desc="fit_vqvae", disable=not progress, initial=start, total=steps
+    )
     with scale.PreemptionFlag(enabled=resume_path is not None) as preemption:
         for step in bar:
             model.train()
@@ -357,21 +423,32 @@ def fit_vqvae(model: VQVAE, train_windows: list[str], val_windows: list[str], st
             if step % eval_every == 0 or step == steps:
                 with scale.autocast(device, precision):
                     stats = heldout_percentages(model, val_windows, eval_batch_size)
-                history.append({"step": step, "lr": scheduler.get_last_lr()[0],
-                                **{key: value / n_summed for key, value in sums.items()},
-                                "val_recon_accuracy": stats["recon_accuracy"],
-                                "val_code_usage": stats["code_usage"], "val_perplexity": stats["perplexity"],
-                                **({"world_size": ranks.world} if ranks.world > 1 else {})})
+                history.append(
+                    {
+                        "step": step,
+                        "lr": scheduler.get_last_lr()[0],
+                        **{key: value / n_summed for key, value in sums.items()},
+                        "val_recon_accuracy": stats["recon_accuracy"],
+                        "val_code_usage": stats["code_usage"],
+                        "val_perplexity": stats["perplexity"],
+                        **({"world_size": ranks.world} if ranks.world > 1 else {}),
+                    }
+                )
                 sums, n_summed = dict.fromkeys(sums, 0.0), 0
-                bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", acc=f"{stats['recon_accuracy']:.1f}",
-                                usage="/".join(f"{u:.0f}" for u in stats["code_usage"]))
+                bar.set_postfix(
+                    loss=f"{history[-1]['loss']:.3f}",
+                    acc=f"{stats['recon_accuracy']:.1f}",
+                    usage="/".join(f"{u:.0f}" for u in stats["code_usage"]),
+                )
             if on_step is not None:
                 on_step(step)
             if resume_path is not None and step < steps:
                 if ranks.any(preemption.raised is not None):
                     save(step)
-                    raise scale.Preempted(f"fit_vqvae stopped by {preemption.raised or 'a peer rank'} "
-                                          f"after step {step}; resume checkpoint {resume_path}")
+                    raise scale.Preempted(
+                        f"fit_vqvae stopped by {preemption.raised or 'a peer rank'} "
+                        f"after step {step}; resume checkpoint {resume_path}"
+                    )
                 if checkpoint_every and step % checkpoint_every == 0:
                     save(step)
     for quantizer in model.quantizers:

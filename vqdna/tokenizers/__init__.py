@@ -19,6 +19,7 @@ How ``N`` is tokenized: char: its own token; k-mer: a k-mer containing N is ``[U
 single N is its own single-base token); BPE: an ordinary symbol of its alphabet (merges may
 contain it); VQ/HRQ: an all-zero one-hot column of the VQ-VAE input.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,10 +46,27 @@ from vqdna.tokenizers.kmer import KmerTokenizer
 
 # Layout: base.py (the shared interface and the TOKENIZERS registry), one module per family;
 # importing them registers the built-in types.
-__all__ = ["BPETokenizer", "CLS_ID", "CONFIG_FILE", "CharTokenizer", "CodebookTokenizer", "KmerTokenizer", "MASK_ID",
-           "N_SPECIAL", "PAD_ID", "SEP_ID", "SPECIAL_TOKENS", "TOKENIZERS", "Tokenizer", "UNK_ID", "build_tokenizer",
-           "id_dtype", "load_tokenizer", "tokenizer_class", "train_tokenizer"]
-
+__all__ = [
+    "BPETokenizer",
+    "CLS_ID",
+    "CONFIG_FILE",
+    "CharTokenizer",
+    "CodebookTokenizer",
+    "KmerTokenizer",
+    "MASK_ID",
+    "N_SPECIAL",
+    "PAD_ID",
+    "SEP_ID",
+    "SPECIAL_TOKENS",
+    "TOKENIZERS",
+    "Tokenizer",
+    "UNK_ID",
+    "build_tokenizer",
+    "id_dtype",
+    "load_tokenizer",
+    "tokenizer_class",
+    "train_tokenizer",
+]
 
 
 def build_tokenizer(name: str, **params) -> Tokenizer:
@@ -86,12 +104,19 @@ def load_tokenizer(path) -> Tokenizer:
         raise ValueError(f"{file}: params {config['params']} do not fit {name} ({error})") from error
 
 
-def train_tokenizer(spec: dict, train_windows: list[str], val_windows: list[str], seed: int = 0,
-                    device: str | None = None, progress: bool = False,
-                    scale: dict | None = None) -> tuple[Tokenizer, list[dict]]:
+def train_tokenizer(
+    spec: dict,
+    train_windows: list[str],
+    val_windows: list[str],
+    seed: int = 0,
+    device: str | None = None,
+    progress: bool = False,
+    scale: dict | None = None,
+) -> tuple[Tokenizer, list[dict]]:
     """Build (char, k-mer) or train (BPE, VQ, HRQ) the tokenizer a config entry describes: the
     class its ``type`` names (:func:`tokenizer_class`) does it (:meth:`Tokenizer.train_from_spec`).
     -> (tokenizer, training history; empty for tokenizers without training). ``scale``: the
     training-at-scale settings (:func:`vqdna.scale.scale_options`)."""
-    return tokenizer_class(spec["type"]).train_from_spec(spec, train_windows, val_windows, seed=seed,
-                                                         device=device, progress=progress, scale=scale)
+    return tokenizer_class(spec["type"]).train_from_spec(
+        spec, train_windows, val_windows, seed=seed, device=device, progress=progress, scale=scale
+    )

@@ -1,6 +1,7 @@
 """What every tokenizer shares: the special ids, input normalisation, batching with padding,
 decoding, saving, and the Hugging Face-style surface (``encode(..., add_special_tokens=True)``,
 ``decode``, ``__call__``, ``save_pretrained`` / ``from_pretrained``, ``pad_token_id``...)."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,10 @@ def _normalize_all(seqs, caller: str) -> list[str]:
     """A list of sequences, each normalised (errors name its index); a bare string is refused
     (iterating it would silently make one-base sequences)."""
     if isinstance(seqs, (str, bytes)):
-        raise TypeError(f"{caller} takes a list of sequences, got one {type(seqs).__name__} "
-                        f"({seqs[:20]!r}...); pass [sequence]")
+        raise TypeError(
+            f"{caller} takes a list of sequences, got one {type(seqs).__name__} "
+            f"({seqs[:20]!r}...); pass [sequence]"
+        )
     seqs = [normalize(s, where=f"sequence {i}") for i, s in enumerate(seqs)]
     if not seqs:
         raise ValueError(f"{caller} needs at least one sequence")
@@ -71,7 +74,9 @@ def tokenizer_class(kind: str) -> type:
             raise ValueError(f"tokenizer type {kind!r} is not a vqdna.tokenizers.Tokenizer subclass")
         return cls
     if kind not in TOKENIZERS:
-        raise ValueError(f"unknown tokenizer type {kind!r}; choose from {sorted(TOKENIZERS)} or 'module:Class'")
+        raise ValueError(
+            f"unknown tokenizer type {kind!r}; choose from {sorted(TOKENIZERS)} or 'module:Class'"
+        )
     return TOKENIZERS[kind]
 
 
@@ -89,7 +94,14 @@ class Tokenizer:
         super().__init_subclass__(**kwargs)
         for kind in cls.config_types:
             TOKENIZERS[kind] = cls
-    pad_token_id, unk_token_id, cls_token_id, sep_token_id, mask_token_id = PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID
+
+    pad_token_id, unk_token_id, cls_token_id, sep_token_id, mask_token_id = (
+        PAD_ID,
+        UNK_ID,
+        CLS_ID,
+        SEP_ID,
+        MASK_ID,
+    )
     all_special_tokens = list(SPECIAL_TOKENS)
     all_special_ids = list(range(N_SPECIAL))
 
@@ -100,9 +112,16 @@ class Tokenizer:
         raise NotImplementedError
 
     @classmethod
-    def train_from_spec(cls, spec: dict, train_windows: list[str], val_windows: list[str], seed: int = 0,
-                        device: str | None = None, progress: bool = False,
-                        scale: dict | None = None) -> tuple["Tokenizer", list[dict]]:
+    def train_from_spec(
+        cls,
+        spec: dict,
+        train_windows: list[str],
+        val_windows: list[str],
+        seed: int = 0,
+        device: str | None = None,
+        progress: bool = False,
+        scale: dict | None = None,
+    ) -> tuple["Tokenizer", list[dict]]:
         """Build the tokenizer of a config entry and learn what it learns from the corpus windows.
         -> (tokenizer, training history). Rule-based tokenizers learn nothing: empty history."""
         return cls.from_spec(spec), []
@@ -155,12 +174,14 @@ class Tokenizer:
             start = i + 1
         return "".join(pieces) + (self._decode(ids[start:]) if start < len(ids) else "")
 
-    def __call__(self, seqs, max_length: int | None = None, truncation: bool = True,
-                 add_special_tokens: bool = True) -> dict[str, "torch.Tensor"]:
+    def __call__(
+        self, seqs, max_length: int | None = None, truncation: bool = True, add_special_tokens: bool = True
+    ) -> dict[str, "torch.Tensor"]:
         """``tokenizer(seqs)``: :meth:`encode_batch` (a single string is a batch of one), as a
         Hugging Face tokenizer call with ``padding=True, return_tensors="pt"``."""
-        return self.encode_batch([seqs] if isinstance(seqs, str) else seqs, max_length, truncation,
-                                 add_special_tokens)
+        return self.encode_batch(
+            [seqs] if isinstance(seqs, str) else seqs, max_length, truncation, add_special_tokens
+        )
 
     def encode_array(self, seq: str) -> np.ndarray:
         """Sequence -> regular token ids as an array of the smallest signed integer dtype that holds
@@ -174,8 +195,13 @@ class Tokenizer:
         """Normalised sequences -> id arrays; subclasses override to batch the work."""
         return [self._encode(s) for s in seqs]
 
-    def encode_batch(self, seqs: Iterable[str], max_length: int | None = None, truncation: bool = True,
-                     add_special_tokens: bool = True) -> dict[str, torch.Tensor]:
+    def encode_batch(
+        self,
+        seqs: Iterable[str],
+        max_length: int | None = None,
+        truncation: bool = True,
+        add_special_tokens: bool = True,
+    ) -> dict[str, torch.Tensor]:
         """Sequences -> ``{"input_ids", "attention_mask"}``, LongTensors (B, T), T the longest row.
 
         ``max_length`` counts the special tokens. Longer rows are cut at the end when
@@ -184,21 +210,25 @@ class Tokenizer:
         seqs = _normalize_all(seqs, "encode_batch")
         extra = 2 if add_special_tokens else 0
         if max_length is not None and max_length <= extra:
-            raise ValueError(f"max_length {max_length} leaves no room for tokens besides {extra} special ones")
+            raise ValueError(
+                f"max_length {max_length} leaves no room for tokens besides {extra} special ones"
+            )
         budget = None if max_length is None else max_length - extra
         rows = self._encode_many(seqs)
         for i, row in enumerate(rows):
             if budget is not None and len(row) > budget and not truncation:
-                raise ValueError(f"sequence {i} ({len(seqs[i])} bp) has {len(row)} tokens + {extra} special "
-                                 f"> max_length {max_length}; pass truncation=True or a larger max_length")
+                raise ValueError(
+                    f"sequence {i} ({len(seqs[i])} bp) has {len(row)} tokens + {extra} special "
+                    f"> max_length {max_length}; pass truncation=True or a larger max_length"
+                )
         rows = [row[:budget] for row in rows]
         width = max(len(row) for row in rows) + extra
         input_ids = np.full((len(rows), width), PAD_ID, dtype=np.int64)
         attention_mask = np.zeros((len(rows), width), dtype=np.int64)
         start = 1 if add_special_tokens else 0
         for i, row in enumerate(rows):
-            input_ids[i, start:start + len(row)] = row
-            attention_mask[i, :len(row) + extra] = 1
+            input_ids[i, start : start + len(row)] = row
+            attention_mask[i, : len(row) + extra] = 1
             if add_special_tokens:
                 input_ids[i, 0], input_ids[i, len(row) + 1] = CLS_ID, SEP_ID
         import torch

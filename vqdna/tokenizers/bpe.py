@@ -1,4 +1,5 @@
 """Byte-pair encoding learned on DNA with Hugging Face ``tokenizers`` (DNABERT-2's tokenizer)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,7 +26,9 @@ class BPETokenizer(Tokenizer):
     name = "bpe"
     config_types = ("bpe",)
 
-    def __init__(self, vocab_size: int = 4096, min_frequency: int = 2, window: int = 65536, overlap: int = 1024):
+    def __init__(
+        self, vocab_size: int = 4096, min_frequency: int = 2, window: int = 65536, overlap: int = 1024
+    ):
         if not 4 <= overlap <= window // 2:
             raise ValueError(f"need 4 <= overlap <= window / 2, got window {window}, overlap {overlap}")
         self.target_vocab_size, self.min_frequency = vocab_size, min_frequency
@@ -46,9 +49,16 @@ class BPETokenizer(Tokenizer):
         return cls(vocab_size=spec["vocab_size"], min_frequency=spec.get("min_frequency", 2))
 
     @classmethod
-    def train_from_spec(cls, spec: dict, train_windows: list[str], val_windows: list[str], seed: int = 0,
-                        device: str | None = None, progress: bool = False,
-                        scale: dict | None = None) -> tuple["BPETokenizer", list[dict]]:
+    def train_from_spec(
+        cls,
+        spec: dict,
+        train_windows: list[str],
+        val_windows: list[str],
+        seed: int = 0,
+        device: str | None = None,
+        progress: bool = False,
+        scale: dict | None = None,
+    ) -> tuple["BPETokenizer", list[dict]]:
         """Learn the merges on the training windows (deterministic: no seed, no history)."""
         return cls.from_spec(spec).train(train_windows), []
 
@@ -62,11 +72,16 @@ class BPETokenizer(Tokenizer):
         from tokenizers import models, trainers
 
         tokenizer = HFTokenizer(models.BPE(unk_token="[UNK]"))
-        trainer = trainers.BpeTrainer(vocab_size=self.target_vocab_size, min_frequency=self.min_frequency,
-                                      special_tokens=list(SPECIAL_TOKENS), initial_alphabet=list("ACGTN"),
-                                      show_progress=False)
-        tokenizer.train_from_iterator((normalize(s, where=f"training sequence {i}") for i, s in enumerate(sequences)),
-                                      trainer=trainer)
+        trainer = trainers.BpeTrainer(
+            vocab_size=self.target_vocab_size,
+            min_frequency=self.min_frequency,
+            special_tokens=list(SPECIAL_TOKENS),
+            initial_alphabet=list("ACGTN"),
+            show_progress=False,
+        )
+        tokenizer.train_from_iterator(
+            (normalize(s, where=f"training sequence {i}") for i, s in enumerate(sequences)), trainer=trainer
+        )
         self._tokenizer = self._checked(tokenizer)
         return self
 
@@ -120,12 +135,12 @@ class BPETokenizer(Tokenizer):
                     break
                 left = self._encode_whole(seq[start:end])
                 r0 = max(start, end - overlap)
-                right = self._encode_whole(seq[r0:min(n, end + overlap)])
+                right = self._encode_whole(seq[r0 : min(n, end + overlap)])
                 left_cuts = start + np.concatenate([[0], np.cumsum(lengths[left])])
                 right_cuts = r0 + np.concatenate([[0], np.cumsum(lengths[right])])
                 cut = _agreeing_cut(left_cuts, right_cuts, r0 + guard, end - guard, guard)
                 if cut is not None:
-                    pieces.append(left[:np.searchsorted(left_cuts, cut)])
+                    pieces.append(left[: np.searchsorted(left_cuts, cut)])
                     start = cut
                     break
                 end, overlap = end + overlap // 2, overlap * 2
@@ -153,13 +168,16 @@ class BPETokenizer(Tokenizer):
         model = spec.get("model") if isinstance(spec, dict) else None
         kind = model.get("type") if isinstance(model, dict) else None
         if kind != "BPE":
-            raise ValueError(f"{file}: a {kind or 'non-HF'} tokenizer, not the BPE that "
-                             f"{path / CONFIG_FILE} names")
+            raise ValueError(
+                f"{file}: a {kind or 'non-HF'} tokenizer, not the BPE that {path / CONFIG_FILE} names"
+            )
         vocab = model.get("vocab") or {}
         missing = [symbol for symbol in "ACGTN" if symbol not in vocab]
         if missing or spec.get("normalizer") or spec.get("pre_tokenizer"):
-            raise ValueError(f"{file}: not a DNA BPE of this project (symbols {missing} absent, normalizer "
-                             f"{spec.get('normalizer')}, pre-tokenizer {spec.get('pre_tokenizer')})")
+            raise ValueError(
+                f"{file}: not a DNA BPE of this project (symbols {missing} absent, normalizer "
+                f"{spec.get('normalizer')}, pre-tokenizer {spec.get('pre_tokenizer')})"
+            )
         tokenizer = cls(**params)
         try:
             tokenizer._tokenizer = cls._checked(HFTokenizer.from_file(str(file)))

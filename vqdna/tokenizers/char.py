@@ -1,4 +1,5 @@
 """The single-nucleotide tokenizer (one-hot baseline, HyenaDNA-style)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """The learned tokenizers of VQDNA: the codes a trained VQ-VAE (``vq``) or HRQ (``hrq``) assigns
 to each down-sampled position of a sequence."""
+
 from __future__ import annotations
 
 import math
@@ -40,7 +41,9 @@ class CodebookTokenizer(Tokenizer):
         self.model, self.name, self.batch_size, self.window = model, name, batch_size, window
         self.window_tokens = max(1, window // int(model.config.stride))
         self.level_sizes = [int(size) for size in model.level_sizes]
-        self._radix = torch.tensor([math.prod(self.level_sizes[level + 1:]) for level in range(len(self.level_sizes))])
+        self._radix = torch.tensor(
+            [math.prod(self.level_sizes[level + 1 :]) for level in range(len(self.level_sizes))]
+        )
         self._sizes = torch.tensor(self.level_sizes)
 
     @property
@@ -58,9 +61,16 @@ class CodebookTokenizer(Tokenizer):
         return cls(VQVAE(VQVAEConfig.from_spec(spec)), name=spec["type"])
 
     @classmethod
-    def train_from_spec(cls, spec: dict, train_windows: list[str], val_windows: list[str], seed: int = 0,
-                        device: str | None = None, progress: bool = False,
-                        scale: dict | None = None) -> tuple["CodebookTokenizer", list[dict]]:
+    def train_from_spec(
+        cls,
+        spec: dict,
+        train_windows: list[str],
+        val_windows: list[str],
+        seed: int = 0,
+        device: str | None = None,
+        progress: bool = False,
+        scale: dict | None = None,
+    ) -> tuple["CodebookTokenizer", list[dict]]:
         """Train the VQ-VAE of the config entry (stage 1 of the paper) on the corpus windows,
         scored on at most 512 held-out windows spread over the genomes; ``scale``: the
         training-at-scale settings (:func:`vqdna.scale.scale_options`)."""
@@ -71,11 +81,21 @@ class CodebookTokenizer(Tokenizer):
         tokenizer = cls.from_spec(spec, seed)
         options = scale_options(scale)
         tokenizer.model.activation_checkpointing = options.pop("activation_checkpointing")
-        history = fit_vqvae(tokenizer.model, train_windows, spread_windows(val_windows), steps=spec["steps"],
-                            batch_size=spec["batch_size"], lr=spec["lr"], seed=seed,
-                            warmup_steps=spec.get("warmup_steps", 0), eval_every=max(1, spec["steps"] // 10),
-                            device=device, progress=progress, micro_batch_size=spec.get("micro_batch_size"),
-                            **options)
+        history = fit_vqvae(
+            tokenizer.model,
+            train_windows,
+            spread_windows(val_windows),
+            steps=spec["steps"],
+            batch_size=spec["batch_size"],
+            lr=spec["lr"],
+            seed=seed,
+            warmup_steps=spec.get("warmup_steps", 0),
+            eval_every=max(1, spec["steps"] // 10),
+            device=device,
+            progress=progress,
+            micro_batch_size=spec.get("micro_batch_size"),
+            **options,
+        )
         tokenizer.model.cpu().eval()
         return tokenizer, history
 
@@ -97,8 +117,11 @@ class CodebookTokenizer(Tokenizer):
 
     @property
     def params(self) -> dict:
-        return {"level_sizes": self.level_sizes, "stride": int(self.model.config.stride),
-                "batch_size": self.batch_size}
+        return {
+            "level_sizes": self.level_sizes,
+            "stride": int(self.model.config.stride),
+            "batch_size": self.batch_size,
+        }
 
     def _encode(self, seq: str) -> np.ndarray:
         return self._encode_many([seq])[0]
@@ -128,8 +151,8 @@ class CodebookTokenizer(Tokenizer):
         for t0 in range(0, n_tokens, window):
             t1 = min(t0 + window, n_tokens)
             a, b = max(0, t0 - margin), min(n_tokens, t1 + margin)
-            piece = to_indices(seq[a * stride:min(length, b * stride)])
-            ids[t0:t1] = self._codes_to_ids(piece[None])[0, t0 - a:t1 - a]
+            piece = to_indices(seq[a * stride : min(length, b * stride)])
+            ids[t0:t1] = self._codes_to_ids(piece[None])[0, t0 - a : t1 - a]
         return ids
 
     def _encode_many(self, seqs: list[str]) -> list[np.ndarray]:
@@ -146,7 +169,7 @@ class CodebookTokenizer(Tokenizer):
             by_length.setdefault(len(seq), []).append(i)
         for members in by_length.values():
             for start in range(0, len(members), self.batch_size):
-                chunk = members[start:start + self.batch_size]
+                chunk = members[start : start + self.batch_size]
                 ids = self._codes_to_ids(np.stack([to_indices(seqs[i]) for i in chunk])).astype(self.id_dtype)
                 for i, row in zip(chunk, ids):
                     rows[i] = row
@@ -201,8 +224,9 @@ class CodebookTokenizer(Tokenizer):
         try:
             model = VQVAE.load(file)
         except Exception as error:  # torch / pickle / state-dict errors come in many types
-            raise ValueError(f"{file}: not a VQ-VAE checkpoint of this project ({type(error).__name__}: "
-                             f"{error})") from error
+            raise ValueError(
+                f"{file}: not a VQ-VAE checkpoint of this project ({type(error).__name__}: {error})"
+            ) from error
         tokenizer = cls(model, name=name, batch_size=params.get("batch_size", 256))
         saved = {k: params[k] for k in ("level_sizes", "stride") if k in params}
         found = {k: tokenizer.params[k] for k in saved}

@@ -1,4 +1,5 @@
 """k-mer tokenizers: overlapping (DNABERT) and non-overlapping (Nucleotide Transformer)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +27,7 @@ class KmerTokenizer(Tokenizer):
         if not 1 <= stride <= k:
             raise ValueError(f"stride must be in 1..k={k} (larger strides skip bases), got {stride}")
         self.k, self.stride = k, stride
-        self._single_offset = N_SPECIAL + 4 ** k
+        self._single_offset = N_SPECIAL + 4**k
 
     @property
     def vocab_size(self) -> int:
@@ -49,7 +50,7 @@ class KmerTokenizer(Tokenizer):
         kmers, tail = ids[:n_kmers], ids[n_kmers:]
         if (tail < self._single_offset).any():
             raise ValueError("k-mer ids after single-base ids: not an encoding of one sequence")
-        length = ((n_kmers - 1) * stride + k if n_kmers else 0)
+        length = (n_kmers - 1) * stride + k if n_kmers else 0
         out = np.full(length, 4, dtype=np.int64)  # N until some k-mer says otherwise
         value = kmers - N_SPECIAL
         known = kmers >= N_SPECIAL  # [UNK] (a k-mer with N) and [MASK] fix no base
@@ -78,8 +79,8 @@ class KmerTokenizer(Tokenizer):
         ids = np.empty(count + len(seq) - covered, dtype=self.id_dtype)
         step = stride * max(1, self.block // stride)
         for start in range(0, count * stride, step):  # each block: its k-mers, no remainder bases
-            block = self._encode_many([seq[start:min(start + step, count * stride) - stride + k]])[0]
-            ids[start // stride:start // stride + len(block)] = block
+            block = self._encode_many([seq[start : min(start + step, count * stride) - stride + k]])[0]
+            ids[start // stride : start // stride + len(block)] = block
         ids[count:] = self._single_offset + to_indices(seq[covered:]).astype(np.int64)
         return ids
 
@@ -92,7 +93,7 @@ class KmerTokenizer(Tokenizer):
         ids = np.zeros(len(idx), dtype=np.int64)
         for j in range(k):  # base-4 value: add the j-th base of every k-mer at once
             ids *= 4
-            ids += base[j:j + len(idx)]
+            ids += base[j : j + len(idx)]
         ids += N_SPECIAL
         is_n = idx == N_INDEX
         if is_n.any():  # ...then every k-mer with an N becomes [UNK]
@@ -103,8 +104,13 @@ class KmerTokenizer(Tokenizer):
         for seq in seqs:
             count = 0 if len(seq) < k else (len(seq) - k) // stride + 1
             covered = (count - 1) * stride + k if count else 0
-            rows.append(np.concatenate([ids[start:start + count * stride:stride],
-                                        self._single_offset + idx[start + covered:start + len(seq)]]
-                                       ).astype(self.id_dtype))
+            rows.append(
+                np.concatenate(
+                    [
+                        ids[start : start + count * stride : stride],
+                        self._single_offset + idx[start + covered : start + len(seq)],
+                    ]
+                ).astype(self.id_dtype)
+            )
             start += len(seq)
         return rows
