@@ -43,7 +43,6 @@ seed = 0
 threads = 2
 
 # %%
-import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -54,6 +53,7 @@ import torch
 from IPython.display import Markdown, display
 
 from vqdna import files, sarscov2, tables
+from vqdna.records import write_record
 from vqdna.sequence import normalize
 from vqdna.tokenizers import CodebookTokenizer, load_tokenizer
 
@@ -202,4 +202,4 @@ record = {
     "fine_level_more_sensitive": verdict,
     "statement": statement,
 }
-Path(metrics_path).write_text(json.dumps(record, indent=2, default=float))
+write_record(record, metrics_path)

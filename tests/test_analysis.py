@@ -442,3 +442,30 @@ def test_figures_are_returned(records, tmp_path):
     ]
     assert all(isinstance(f, matplotlib.figure.Figure) and f.axes for f in figures)
     plt.close("all")
+
+
+def test_every_notebook_record_goes_through_the_validating_writer(tmp_path):
+    """write_record refuses a malformed record before writing anything (the job fails, not the
+    summary), writes numpy scalars as plain numbers, and covers the SARS-CoV-2 record too."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from vqdna.records import write_record
+
+    with pytest.raises(ValueError, match="invalid metrics record"):
+        write_record({"stage": "sarscov2", "n_genomes": 3}, tmp_path / "bad.json")
+    assert not (tmp_path / "bad.json").exists()
+    record = {
+        "stage": "sarscov2",
+        "n_genomes": 2,
+        "lineage_structure": [{"n": np.int64(3)}],
+        "code_changes": [],
+        "fine_level_more_sensitive": "holds",
+    }
+    write_record(record, tmp_path / "ok.json")
+    assert json.loads((tmp_path / "ok.json").read_text())["lineage_structure"] == [{"n": 3}]
+    notebooks = {nb.stem: nb.read_text() for nb in (Path(__file__).parents[1] / "notebooks").glob("*.py")}
+    for name in ("train_tokenizer", "pretrain", "finetune", "linear_probe", "sarscov2"):  # the record writers
+        assert "write_record(" in notebooks[name], name
+    assert not [name for name, text in notebooks.items() if "json.dump" in text]  # nothing written by hand

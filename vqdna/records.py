@@ -51,7 +51,9 @@ _COMMON = {
 METRICS_SCHEMA = {
     "type": "object",
     "required": ["stage"],
-    "properties": {"stage": {"enum": ["finetune", "linear_probe", "baseline", "tokenizer", "pretrain"]}},
+    "properties": {
+        "stage": {"enum": ["finetune", "linear_probe", "baseline", "tokenizer", "pretrain", "sarscov2"]}
+    },
     "oneOf": [
         {  # one classification run: a fine-tuned / probed model, or the k-mer spectrum reference
             "properties": {
@@ -110,6 +112,22 @@ METRICS_SCHEMA = {
         {  # one pre-trained encoder: gathered with the rest, used by no table here
             "properties": {"stage": {"const": "pretrain"}, **_COMMON},
             "required": ["stage", "tokenizer"],
+        },
+        {  # the SARS-CoV-2 analysis (paper Fig. 5): its own page, not gathered into the tables
+            "properties": {
+                "stage": {"const": "sarscov2"},
+                "n_genomes": {"type": "integer", "minimum": 1},
+                "lineage_structure": {"type": "array"},
+                "code_changes": {"type": "array"},
+                "fine_level_more_sensitive": {"type": "string"},
+            },
+            "required": [
+                "stage",
+                "n_genomes",
+                "lineage_structure",
+                "code_changes",
+                "fine_level_more_sensitive",
+            ],
         },
     ],
 }
@@ -177,8 +195,15 @@ def write_record(record: Mapping, path: str | Path) -> dict:
     fails here, before anything is written, when the record is malformed. Returns the record."""
     record = validate_record(record)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(record, indent=2))
+    Path(path).write_text(json.dumps(record, indent=2, default=_plain))
     return record
+
+
+def _plain(value):
+    """numpy scalars (pandas' to_dict hands them out) as the Python numbers they hold."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON: {value!r} ({type(value).__name__})")
 
 
 # ------------------------------------------------------------------ building records
