@@ -345,3 +345,14 @@ def test_a_tokenizer_of_your_own_is_one_class_and_one_config_entry(tmp_path, mon
         tokenizer_class("no_such_module:Thing")
     with pytest.raises(ValueError, match="not a vqdna.tokenizers.Tokenizer subclass"):
         tokenizer_class("json:JSONDecoder")
+
+
+def test_a_subclass_does_not_take_over_its_parents_type():
+    """Registration is by a class's own config_types: a test's or user's subclass of a built-in
+    (say, a CodebookTokenizer variant) leaves "vq"/"hrq" mapped to the built-in."""
+    from vqdna.tokenizers import TOKENIZERS
+
+    class Variant(CodebookTokenizer):
+        pass
+
+    assert TOKENIZERS["hrq"] is CodebookTokenizer and Variant not in TOKENIZERS.values()

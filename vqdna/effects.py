@@ -287,7 +287,7 @@ def study_effects(
             present = [t for t in ordering if t in names]
             if len(present) < 2:
                 continue
-            baselines = sorted(t for t in names if t not in codebooks)
+            baselines = sorted(t for t in names if t not in codebooks and t != reference)
             extra = [
                 effect(means, present[0], t, n_boot=n_boot)
                 for t in sorted(names - set(ordering) - {reference})

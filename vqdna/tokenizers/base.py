@@ -92,7 +92,9 @@ class Tokenizer:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        for kind in cls.config_types:
+        for kind in cls.__dict__.get(
+            "config_types", ()
+        ):  # its own, not inherited: a subclass is not the type
             TOKENIZERS[kind] = cls
 
     pad_token_id, unk_token_id, cls_token_id, sep_token_id, mask_token_id = (
