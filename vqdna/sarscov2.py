@@ -345,7 +345,13 @@ def umap_2d(
     embeddings: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1
 ) -> np.ndarray:
     """2-D UMAP of the embeddings (fixed ``random_state``, so reproducible single-threaded)."""
-    import umap
+    import warnings
+
+    from tqdm import TqdmWarning
+
+    with warnings.catch_warnings():  # umap imports tqdm.auto, whose widget notice is noise in a page
+        warnings.simplefilter("ignore", TqdmWarning)
+        import umap
 
     reducer = umap.UMAP(
         n_components=2,
