@@ -22,10 +22,6 @@ from vqdna.tokenizers import N_SPECIAL, CodebookTokenizer, Tokenizer
 from vqdna.vqvae import heldout_percentages
 
 
-def _device(device: str | None) -> str | None:
-    return None if device in (None, "auto") else device
-
-
 def usage_counts(tokenizer: Tokenizer, windows: list[str]) -> dict[str, np.ndarray]:
     """How often each regular token (or each code, per codebook level) occurs in ``windows``."""
     if isinstance(tokenizer, CodebookTokenizer):  # per level: never the product vocabulary
@@ -102,7 +98,7 @@ def pretrain(
         warmup_steps=settings.warmup_steps,
         val_sequences=spread_windows(val_windows),
         eval_every=max(1, settings.steps // 10),
-        device=_device(device),
+        device=device,
         progress=progress,
         masking=settings.masking,
         micro_batch_size=settings.micro_batch_size,
@@ -203,7 +199,7 @@ def finetune_on_task(
         warmup_steps=settings.warmup_steps,
         select_metric=SELECT_BY[settings.select_by] or meta["metric"],
         head_init=settings.head_init,
-        device=_device(device),
+        device=device,
         progress=progress,
     )
     # the record keeps the settings as given (plus the official protocol's): what the config said
@@ -254,7 +250,7 @@ def linear_probe_on_task(
         max_bp = seen["coverage_bp"]
         max_length = tokens_needed(tokenizer, splits, max_bp)
         result = _pooled_probe(
-            encoder, tokenizer, splits, meta["num_classes"], max_bp, max_length, seed, _device(device)
+            encoder, tokenizer, splits, meta["num_classes"], max_bp, max_length, seed, device
         )
     else:
         max_length = tokens_needed(tokenizer, splits)
@@ -265,7 +261,7 @@ def linear_probe_on_task(
             _xy(splits["test"]),
             seed=seed,
             max_length=max_length,
-            device=_device(device),
+            device=device,
         )
     counts = usage_counts(tokenizer, list(splits["train"]["sequence"]))
     out = {
