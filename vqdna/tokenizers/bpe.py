@@ -63,8 +63,8 @@ class BPETokenizer(Tokenizer):
         return cls.from_spec(spec).train(train_windows), []
 
     def _decode(self, ids: np.ndarray) -> str:
-        token = {i: t for t, i in self._trained().get_vocab().items()}
-        return "".join("N" if i < N_SPECIAL else token[i] for i in ids.tolist())
+        hf = self._trained()
+        return "".join("N" if i < N_SPECIAL else hf.id_to_token(i) for i in ids.tolist())
 
     def train(self, sequences: Iterable[str]) -> "BPETokenizer":
         """Learn the merges on ``sequences`` (normalised first); returns self."""
