@@ -43,6 +43,9 @@ out = Path(out_dir)
 (out / "figures").mkdir(parents=True, exist_ok=True)
 records = study.with_ablation_defaults(collect_metrics(metrics_paths), ablation_runs)
 print(f"{len(records)} records from {len(metrics_paths)} files; profile {profile!r}")
+stages = [
+    stage for stage in ("finetune", "linear_probe") if (records["stage"] == stage).any()
+]  # probe-only runs
 records.groupby("stage").size()
 
 # %% [markdown]
@@ -63,9 +66,8 @@ display(Markdown(tables.markdown(pretext)))
 
 # %%
 sections, summaries = {}, {}  # one summary table per stage: its intervals are bootstraps, computed once
-for stage, title in [("finetune", "Fine-tuning"), ("linear_probe", "Linear probe (frozen encoder)")]:
-    if not (records["stage"] == stage).any():
-        continue
+titles = {"finetune": "Fine-tuning", "linear_probe": "Linear probe (frozen encoder)"}
+for stage, title in ((stage, titles[stage]) for stage in stages):
     table = summaries[stage] = tables.summary_table(records, stage)
     tables.write_table(table, out / f"{stage}", tables.format_summary(table))
     sections[title] = tables.format_summary(table)
@@ -95,12 +97,13 @@ display(Markdown(tables.markdown(ranks)))
 # ## Per-task scores and ranks
 
 # %%
-for stage in ("finetune", "linear_probe"):
+for stage in stages:
     fig = plots.plot_task_scores(records, stage)
     fig.savefig(out / "figures" / f"{stage}_scores.png", dpi=120, bbox_inches="tight")
     plt.show()
-fig = plots.plot_rank_heatmap(summaries["finetune"])
-fig.savefig(out / "figures" / "finetune_ranks.png", dpi=120, bbox_inches="tight")
+if "finetune" in summaries:
+    fig = plots.plot_rank_heatmap(summaries["finetune"])
+    fig.savefig(out / "figures" / "finetune_ranks.png", dpi=120, bbox_inches="tight")
 
 # %% [markdown]
 # ## Tokenizers: vocabulary / code usage, bp per token, reconstruction
@@ -164,7 +167,7 @@ from vqdna import effects
 
 effect_table, task_diffs = effects.study_effects(records, reference=baselines.BASELINE_NAME)
 tables.write_table(task_diffs, out / "task_differences")
-for stage in ("finetune", "linear_probe"):  # one figure per stage, a block per protocol label
+for stage in stages:  # one figure per stage, a block per protocol label
     fig = plots.plot_stage_differences(task_diffs, effect_table, stage)
     fig.savefig(out / "figures" / f"task_differences_{stage}.png", dpi=120, bbox_inches="tight")
     plt.show()
@@ -196,7 +199,10 @@ if not ablation_names:
 # (see the protocol labels above), so a verdict here is about this scale only.
 
 # %%
-verdicts = claims.claim_verdicts(records, usage=task_usage or None, summary=summaries.get("finetune"))
+claim_stage = "finetune" if "finetune" in summaries else "linear_probe"  # probe-only runs: the probe
+verdicts = claims.claim_verdicts(
+    records, usage=task_usage or None, stage=claim_stage, summary=summaries.get(claim_stage)
+)
 tables.write_table(verdicts, out / "claims")
 display(Markdown(tables.markdown(verdicts)))
 
@@ -226,6 +232,9 @@ lines += [
     "## Tokenizer comparison per task (paper Table 1)",
     "",
     tables.markdown(comparison),
+    "## Long-sequence species classification (paper Table 6 analogue)",
+    "",
+    tables.markdown(species) if not species.empty else "no species task ran",
     "## Effects across tasks (figures/task_differences_*.png)",
     "",
     tables.markdown(effect_table),

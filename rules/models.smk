@@ -56,13 +56,13 @@ rule finetune:
         notebook=f"{W}/finetune/{{suite}}/{{task}}/{{model}}/rep{{rep}}/finetune.ipynb",
         html=f"{W}/finetune/{{suite}}/{{task}}/{{model}}/rep{{rep}}/finetune.html",
     params:
-        settings={**config["finetune"], "seeds": SEEDS},
+        settings={**FINETUNE, "seeds": SEEDS},
         nb=lambda wc, input, output, threads: nb_params(
             model_name=wc.model,
             task_dir=input.task,
             model_path=input.model,
             tokenizer_path=input.tokenizer,
-            finetune=config["finetune"],
+            finetune=FINETUNE,
             metrics_paths=list(output.metrics),
             replicate=int(wc.rep),
             seeds=SEEDS,

@@ -204,6 +204,33 @@ def test_species_table_sets_ours_beside_the_papers_table6():
     assert tables.species_length_table(df[df["task"] == "coding"]).empty
 
 
+def test_species_table_gives_intervals_and_the_kmer_reference_row():
+    """Accuracy with its 95% interval over replicates and test set; the k-mer-spectrum reference
+    (which reads whole sequences) sits in the table; a reference row alone is no table."""
+    base = {
+        "suite": "embedded",
+        "task": "species_1k",
+        "metric": "mcc",
+        "ablation_name": None,
+        "protocol": "p",
+    }
+    right = [[40, 10], [10, 40]]  # 80% correct out of 100
+    df = pd.DataFrame(
+        [
+            {**base, "stage": "linear_probe", "tokenizer": "vq", "replicate": r, "accuracy": 0.8,
+             "coverage": "whole sequences, 125 bp windows pooled", "confusion_matrix": right}
+            for r in range(3)
+        ]
+        + [{**base, "stage": "baseline", "tokenizer": "kmer-spectrum LR", "replicate": 0, "accuracy": 0.8,
+            "confusion_matrix": right}]
+    )  # fmt: skip
+    table = tables.species_length_table(df).set_index("tokenizer")
+    low, high = (float(v) for v in table.loc["vq", "1k bp acc"].split("[")[1].rstrip("]").split(","))
+    assert low < 80 < high and high - low < 25  # the test set (100 sequences) is the only noise
+    assert table.loc["kmer-spectrum LR", "1k bp coverage"] == "whole sequences (k-mer counts)"
+    assert tables.species_length_table(df[df["stage"] == "baseline"]).empty
+
+
 def test_paper_profile_without_the_papers_corpus_is_labelled(tmp_path, genome_windows, long_task):
     """The paper profile on the embedded genomes alone (~8 Mbp) is not 'full protocol'."""
     import json
@@ -262,3 +289,25 @@ def test_a_model_record_without_its_coverage_is_invalid():
     validate_record(
         {**record, "coverage": "whole sequences", "n_cut": 0, "bp_seen": {"mean": 70.0, "min": 70, "max": 70}}
     )
+
+
+def test_pooled_embeddings_embed_a_shared_window_once(tokenizers, yeast_chromosome, monkeypatch):
+    """Overlapping long sequences (the species tasks) share windows: each distinct window is
+    embedded once, and every sequence still gets the mean of all of its windows."""
+    from vqdna import training
+
+    char = tokenizers["char"]
+    encoder = stages.build_masked_lm(char, TINY_ENCODER, seed=0).encoder
+    sequences = [
+        yeast_chromosome[start : start + 400] for start in (0, 200, 400, 1000)
+    ]  # windows 200-500 bp shared
+    embedded = []
+    real = training.embed_sequences
+    monkeypatch.setattr(
+        training, "embed_sequences", lambda e, t, s, **kw: embedded.append(len(s)) or real(e, t, s, **kw)
+    )
+    pooled = stages._pooled_embeddings(encoder, char, sequences, 100, 102, "cpu")
+    assert embedded == [4 * 4 - 2 * 2]  # 16 windows, 4 of them repeats
+    for sequence, row in zip(sequences, pooled):
+        alone = real(encoder, char, coverage.sliding_windows(sequence, 100), max_length=102, device="cpu")
+        np.testing.assert_allclose(row, alone.mean(axis=0), rtol=1e-5, atol=1e-6)

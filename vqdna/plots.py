@@ -9,6 +9,16 @@ import pandas as pd
 from vqdna.tables import ablation_rows
 
 
+def _message_figure(text: str):
+    """A small figure that only says ``text``: the file a rule declares exists even when there
+    is nothing to plot."""
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(4, 1))
+    fig.text(0.5, 0.5, text, ha="center", va="center")
+    return fig
+
+
 def plot_task_scores(df: pd.DataFrame, stage: str = "finetune"):
     """Bar per task x tokenizer (x100, error bar = sd over seeds), one panel per protocol label."""
     import seaborn as sns
@@ -16,11 +26,7 @@ def plot_task_scores(df: pd.DataFrame, stage: str = "finetune"):
     plain = df[df["ablation_name"].isna()] if "ablation_name" in df else df
     runs = plain[plain["stage"].isin([stage, "baseline"])].assign(score100=lambda d: 100 * d["score"])
     if not (runs["stage"] == stage).any():
-        import matplotlib.pyplot as plt
-
-        fig = plt.figure(figsize=(4, 1))
-        fig.text(0.5, 0.5, f"no {stage} runs", ha="center", va="center")
-        return fig
+        return _message_figure(f"no {stage} runs")
     grid = sns.catplot(
         data=runs,
         kind="bar",
@@ -129,9 +135,7 @@ def plot_stage_differences(per_task: pd.DataFrame, effects: pd.DataFrame, stage:
     per_task, effects = per_task[per_task["stage"] == stage], effects[effects["stage"] == stage]
     protocols = list(dict.fromkeys(per_task["protocol"]))
     if not protocols:
-        fig = plt.figure(figsize=(4, 1))
-        fig.text(0.5, 0.5, f"no {stage} comparisons in this run", ha="center", va="center")
-        return fig
+        return _message_figure(f"no {stage} comparisons in this run")
     sizes = [_difference_panels_size(per_task[per_task["protocol"] == p]) for p in protocols]
     fig = plt.figure(figsize=(max(s[2] for s in sizes), sum(s[3] + 0.4 for s in sizes)), layout="constrained")
     subfigures = fig.subfigures(len(protocols), 1, squeeze=False, height_ratios=[s[3] + 0.4 for s in sizes])
