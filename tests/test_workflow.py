@@ -41,6 +41,19 @@ def test_dry_run(configfile, tmp_path):
     assert "rule finetune" in result.stdout or "finetune" in result.stdout
 
 
+def test_species_profile_plans_the_probe_alone(tmp_path):
+    """config/species.yaml (finetune.enabled: false): every species length is probed, nothing is
+    fine-tuned, and the summary declares no fine-tuning table or figure."""
+    result = snakemake(
+        "-n", "--configfile", "config/config.yaml", "config/species.yaml", "--config", f"workdir={tmp_path}"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = dict(re.findall(r"^([a-z_0-9]+)\s+(\d+)$", result.stdout, re.MULTILINE))
+    assert "finetune" not in jobs and jobs["linear_probe"] == "72"  # 4 tasks x 6 tokenizers x 3 replicates
+    summary = result.stdout[result.stdout.index("rule summary:") :].split("\n\n")[0]
+    assert "species_length.md" in summary and "finetune" not in summary.split("output:")[1]
+
+
 def test_fresh_machine_plans_the_embedded_suite_alone(tmp_path):
     """Without downloaded data (no GUE, no ../shared) the default study, ablations included,
     still plans: only the embedded tasks, no SARS-CoV-2 notebook."""
