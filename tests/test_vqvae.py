@@ -199,6 +199,22 @@ def test_mixed_length_windows_are_grouped(genome_windows):
     assert heldout_percentages(model, [val[0][:99], val[1]])["n_tokens"] == 50 + 64
 
 
+def test_heldout_batches_are_bounded_in_bp_and_give_the_same_numbers(trained, yeast_chromosome):
+    """Long held-out sequences (species tasks: 32 kbp) go through in batches of at most
+    ``max_batch_bp`` bases; how they are batched changes no number."""
+    model = trained["hrq"][0]
+    long = [yeast_chromosome[i * 4000 : (i + 1) * 4000] for i in range(6)]
+    whole = heldout_percentages(model, long)
+    seen = []
+    hook = model.register_forward_pre_hook(lambda module, args: seen.append(args[0].numel()))
+    try:
+        bounded = heldout_percentages(model, long, max_batch_bp=8000)
+    finally:
+        hook.remove()
+    assert seen == [8000, 8000, 8000]
+    assert whole == bounded and whole["n_tokens"] == 6 * 4000
+
+
 def test_save_load_round_trip_and_code_vectors(trained, genome_windows, tmp_path):
     model = trained["hrq"][0]
     idx = batch_of(genome_windows[1], n=16)
