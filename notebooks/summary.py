@@ -43,7 +43,7 @@ out = Path(out_dir)
 (out / "figures").mkdir(parents=True, exist_ok=True)
 records = study.with_ablation_defaults(collect_metrics(metrics_paths), ablation_runs)
 print(f"{len(records)} records from {len(metrics_paths)} files; profile {profile!r}")
-# the stages that ran: a probe-only run (finetune.enabled: false) has no fine-tuning records
+# the stages that ran: a probe-only run (no task fine-tuned) has no fine-tuning records
 stages = [stage for stage in ("finetune", "linear_probe") if (records["stage"] == stage).any()]
 records.groupby("stage").size()
 

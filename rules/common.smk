@@ -13,10 +13,11 @@ ABLATION_RUNS = study.ablation_runs(config)
 study.check_memory(config)  # a stage that cannot fit in gpu_memory_gb fails here, at plan time
 REPLICATES = study.replicates(config)  # full-pipeline replicates (tokenizer, pre-training, fine-tuning)
 SEEDS = config["seeds"]  # fine-tuning seeds within each replicate
-# finetune.enabled: false runs the linear probe alone (config/species.yaml: a long sequence is read
-# whole only by the window-pooled probe). The switch is not a fine-tuning setting: it is kept out
-# of the jobs' settings, so turning it on again reruns nothing.
-FINETUNE_ENABLED = config["finetune"].get("enabled", True)
+# Tasks the study fine-tunes: finetune.enabled (default true) and each task's `evaluation.finetune`
+# (benchmarks/*.yaml: the long-sequence species tasks are read whole only by the window-pooled
+# probe, so they are probed alone). The switch is not a fine-tuning setting: it is kept out of the
+# jobs' settings, so turning it on again reruns nothing.
+FINETUNE_TASKS = [task for task in TASKS if suites.finetunes(config, *task)]
 FINETUNE = {key: value for key, value in config["finetune"].items() if key != "enabled"}
 
 # Run in the Snakemake process itself, never submitted: seconds of work, or needs the network.
@@ -140,10 +141,8 @@ def finetune_paths(suite, task, model, rep):
 
 
 def finetune_metrics(models=None, tasks=None, reps=None):
-    """Fine-tuning metrics files of the study (none when finetune.enabled is false) or of ``tasks``."""
-    if tasks is None and not FINETUNE_ENABLED:
-        return []
-    return [path for s, t in (tasks or TASKS) for m in (models or MODELS) for rep in (reps or REPLICATES)
+    """Fine-tuning metrics files of the study's fine-tuned tasks (FINETUNE_TASKS) or of ``tasks``."""
+    return [path for s, t in (FINETUNE_TASKS if tasks is None else tasks) for m in (models or MODELS) for rep in (reps or REPLICATES)
             for path in finetune_paths(s, t, m, rep)]
 
 
@@ -232,7 +231,7 @@ def summary_outputs():
     knobs = sorted({run["ablation"] for run in ABLATION_RUNS})
     tables = SUMMARY_TABLES + [f"ablation_{k}" for k in knobs]
     figures = SUMMARY_FIGURES + [f"ablation_{k}" for k in knobs]
-    if not FINETUNE_ENABLED:  # probe-only runs write no fine-tuning table or figure
+    if not FINETUNE_TASKS:  # probe-only runs write no fine-tuning table or figure
         tables, figures = ([n for n in names if "finetune" not in n] for names in (tables, figures))
     out = {f"{t}_{ext}": f"{W}/summary/{t}.{ext}" for t in tables for ext in ("csv", "md")}
     out.update({f"figure_{f}": f"{W}/summary/figures/{f}.png" for f in figures})

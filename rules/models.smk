@@ -94,13 +94,13 @@ rule linear_probe:
         notebook=f"{W}/linear_probe/{{suite}}/{{task}}/{{model}}/rep{{rep}}/linear_probe.ipynb",
         html=f"{W}/linear_probe/{{suite}}/{{task}}/{{model}}/rep{{rep}}/linear_probe.html",
     params:
-        settings=config["linear_probe"],
+        settings=lambda wc: suites.probe_settings(config, wc.suite, wc.task),
         nb=lambda wc, input, output, threads: nb_params(
             model_name=wc.model,
             task_dir=input.task,
             model_path=input.model,
             tokenizer_path=input.tokenizer,
-            coverage=config["linear_probe"],
+            coverage=suites.probe_settings(config, wc.suite, wc.task),
             metrics_path=output.metrics,
             replicate=int(wc.rep),
             threads=threads,

@@ -235,3 +235,26 @@ def test_long_species_tasks_share_no_base_between_splits(tmp_path):
             assert not any(s1 < e2 and s2 < e1 for s1, e1 in spans[a] for s2, e2 in spans[b]), (species, a, b)
         starts = sorted(start for start, _ in spans["train"])
         assert min(b - a for a, b in zip(starts, starts[1:])) == 8000  # overlapping within train
+
+
+def test_long_species_tasks_are_probed_alone_in_pooled_windows():
+    """A task's `evaluation` overrides the config: the species tasks are probed over every base
+    in pooled 125 bp windows and not fine-tuned; other tasks keep the config's sections."""
+    probe = {"max_bp": 128, "window": "centre", "pooling": "fixed"}
+    pooled = {"max_bp": 125, "window": "centre", "pooling": "sliding"}
+    cfg = {"finetune": {"lr": 1e-3}, "linear_probe": probe}
+    assert suites.finetunes(cfg, "embedded", "coding")
+    assert suites.probe_settings(cfg, "embedded", "coding") == probe
+    for task in ("species_1k", "species_10k", "species_32k", "yeast_species_1k", "yeast_species_10k"):
+        assert not suites.finetunes(cfg, "embedded", task)
+        assert suites.probe_settings(cfg, "embedded", task) == pooled
+    assert not suites.finetunes({"finetune": {"enabled": False}}, "embedded", "coding")
+
+
+def test_unknown_evaluation_key_is_an_error(tmp_path):
+    (tmp_path / "mine.yaml").write_text(
+        "suite: mine\ntasks:\n  t:\n    format: annotation\n    params: {kind: coding}\n"
+        "    evaluation: {finetun: false}\n"
+    )
+    with pytest.raises(ValueError, match="tasks.t.evaluation: unknown key 'finetun'"):
+        suites.load_suites(tmp_path)

@@ -42,8 +42,8 @@ def test_dry_run(configfile, tmp_path):
 
 
 def test_species_profile_plans_the_probe_alone(tmp_path):
-    """config/species.yaml (finetune.enabled: false): every species length is probed, nothing is
-    fine-tuned, and the summary declares no fine-tuning table or figure."""
+    """config/species.yaml (its tasks declare `evaluation: {finetune: false}`): every species
+    length is probed, nothing is fine-tuned, and the summary declares no fine-tuning table or figure."""
     result = snakemake(
         "-n", "--configfile", "config/config.yaml", "config/species.yaml", "--config", f"workdir={tmp_path}"
     )
@@ -71,7 +71,10 @@ def test_fresh_machine_plans_the_embedded_suite_alone(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     planned = set(re.findall(r"wildcards: suite=(\w+), task=(\w+)", result.stdout))
-    assert planned == {("embedded", "coding")}
+    assert planned == {("embedded", "coding"), ("embedded", "species_1k")}
+    finetune_jobs = r"rule finetune:.*?wildcards: suite=(\w+), task=(\w+)"
+    finetuned = set(re.findall(finetune_jobs, result.stdout, re.DOTALL))
+    assert finetuned == {("embedded", "coding")}  # species_1k is probed alone
     jobs = {m[1] for m in re.finditer(r"^([a-z_0-9]+)\s+(\d+)$", result.stdout, re.MULTILINE)}
     assert "sarscov2" not in jobs and {"finetune", "linear_probe", "train_tokenizer"} <= jobs
 
@@ -105,9 +108,11 @@ def test_smoke_run_end_to_end(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
 
-    tasks = suites.enabled_tasks(config)
+    probed = suites.enabled_tasks(config)
+    finetuned = [task for task in probed if suites.finetunes(config, *task)]
+    assert ("embedded", "species_1k") in set(probed) - set(finetuned)  # a probe-only task beside the rest
     tokenizers = [*config["tokenizers"], "ry"]
-    for stage in ("finetune", "linear_probe"):
+    for stage, tasks in (("finetune", finetuned), ("linear_probe", probed)):
         table = pd.read_csv(work / "summary" / f"{stage}.csv")
         ranked = table[~table["is_reference"]]
         assert sorted(zip(ranked["task"], ranked["tokenizer"])) == sorted(
@@ -115,7 +120,14 @@ def test_smoke_run_end_to_end(tmp_path):
         )
         assert ranked["mean"].map(math.isfinite).all()
         assert (table["is_reference"].groupby(table["task"]).sum() >= 1).all()  # k-mer spectrum row per task
-    for name in ("results.md", "summary.html", "efficiency.md", "claims.md", "figures/finetune_scores.png"):
+    for name in (
+        "results.md",
+        "summary.html",
+        "efficiency.md",
+        "claims.md",
+        "species_length.md",
+        "figures/finetune_scores.png",
+    ):
         assert (work / "summary" / name).stat().st_size > 0, name
     for tok in tokenizers:
         assert (work / "tokenizers" / tok / "seed0" / "train_tokenizer.html").exists()
@@ -162,7 +174,7 @@ def test_smoke_run_end_to_end(tmp_path):
     jobs = {
         m[1]: int(m[2]) for m in re.finditer(r"^([a-z_]+)\s+(\d+)$", dry.stdout, re.MULTILINE)
     }  # job stats
-    assert jobs.get("finetune") == len(tasks) * len(tokenizers) * len(config["replicates"])
+    assert jobs.get("finetune") == len(finetuned) * len(tokenizers) * len(config["replicates"])
     assert set(jobs) - {"total", "finetune", "summary", "index", "provenance", "all"} == set(), jobs
 
 
@@ -177,7 +189,8 @@ def test_fresh_clone_plans_the_whole_study(tmp_path):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     replicates, tokenizers = len(config["replicates"]), len(config["tokenizers"])
     assert jobs["pretrain"] == replicates * tokenizers
-    assert jobs["finetune"] == jobs["linear_probe"] == replicates * tokenizers  # the embedded task alone
+    # coding is fine-tuned and probed, species_1k probed alone
+    assert jobs["finetune"] == jobs["linear_probe"] / 2 == replicates * tokenizers
     assert {
         "corpus",
         "prepare_task",

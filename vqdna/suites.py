@@ -41,6 +41,11 @@ Suite YAML schema (one file per suite; adding a task is one entry under ``tasks`
         max_length: int         (optional for window/fragment formats: the window length)
         coverage_bp: int        (optional) bp of each sequence every tokenizer sees; the config's
                                 finetune/linear_probe ``max_bp`` lowers it further (stages.coverage)
+        evaluation: {finetune: bool, linear_probe: {max_bp, window, pooling}}   (optional) how the
+                                task is scored where the config's finetune / linear_probe sections
+                                do not fit it: a long sequence is read whole only by the
+                                window-pooled probe, so the species tasks are not fine-tuned
+                                (:func:`finetunes`, :func:`probe_settings`)
         protocol: {epochs, lr, batch_size, max_tokens, warmup_steps}   (max_tokens: the official
                                 BPE-token cap, recorded only: inputs are set in bp, stages.coverage)
         paper: {model: score}   official_rows: {train, dev, test}   description: text
@@ -66,6 +71,7 @@ log = logging.getLogger(__name__)
 BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 GUE_URL = "https://drive.google.com/uc?export=download&id=1uOrwlf07qGQuruXqGXWMpPn8avBoW7T-"
 DEFAULT_FRACTIONS = {"train": 0.8, "dev": 0.1, "test": 0.1}
+EVALUATION_KEYS = {"finetune", "linear_probe"}  # a task's `evaluation` (see the schema above)
 
 
 # ---------------------------------------------------------------- definitions
@@ -86,8 +92,32 @@ def load_suites(benchmarks_dir=None) -> dict[str, dict]:
             if spec.get("format") not in BUILDERS:
                 raise ValueError(f"{path}: task {name!r} has unknown format {spec.get('format')!r}")
             check_params(spec["format"], spec.get("params") or {}, f"{path}: tasks.{name}.params")
+            unknown = sorted(set(spec.get("evaluation") or {}) - EVALUATION_KEYS)
+            if unknown:
+                known = sorted(EVALUATION_KEYS)
+                raise ValueError(
+                    f"{path}: tasks.{name}.evaluation: unknown key {unknown[0]!r}; known: {known}"
+                )
         suites[suite["suite"]] = suite
     return suites
+
+
+def _evaluation(config: dict, suite: str, task: str) -> dict:
+    definition = load_suites(config.get("data", {}).get("benchmarks_dir"))[suite]
+    return definition["tasks"][task].get("evaluation") or {}
+
+
+def finetunes(config: dict, suite: str, task: str) -> bool:
+    """Whether the study fine-tunes on ``suite/task``: the config's ``finetune.enabled``
+    (default true) and the task's ``evaluation.finetune`` (default true)."""
+    enabled = config.get("finetune", {}).get("enabled", True)
+    return bool(enabled and _evaluation(config, suite, task).get("finetune", True))
+
+
+def probe_settings(config: dict, suite: str, task: str) -> dict:
+    """The linear-probe settings of ``suite/task``: the config's ``linear_probe`` section with
+    the task's ``evaluation.linear_probe`` over it (a long sequence is probed in pooled windows)."""
+    return {**config.get("linear_probe", {}), **(_evaluation(config, suite, task).get("linear_probe") or {})}
 
 
 def check_params(fmt: str, params: dict, where: str) -> None:
