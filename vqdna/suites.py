@@ -53,6 +53,7 @@ Suite YAML schema (one file per suite; adding a task is one entry under ``tasks`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import shutil
@@ -102,9 +103,19 @@ def load_suites(benchmarks_dir=None) -> dict[str, dict]:
     return suites
 
 
+@functools.lru_cache(maxsize=None)
+def _evaluations(benchmarks_dir) -> dict[tuple[str, str], dict]:
+    """Every task's ``evaluation``, read once per process: the workflow asks for it per job, and
+    reading the suite files takes about 30 ms."""
+    return {
+        (name, task): spec.get("evaluation") or {}
+        for name, suite in load_suites(benchmarks_dir).items()
+        for task, spec in suite["tasks"].items()
+    }
+
+
 def _evaluation(config: dict, suite: str, task: str) -> dict:
-    definition = load_suites(config.get("data", {}).get("benchmarks_dir"))[suite]
-    return definition["tasks"][task].get("evaluation") or {}
+    return _evaluations(config.get("data", {}).get("benchmarks_dir"))[(suite, task)]
 
 
 def finetunes(config: dict, suite: str, task: str) -> bool:
