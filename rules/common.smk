@@ -142,8 +142,8 @@ def finetune_paths(suite, task, model, rep):
 
 def finetune_metrics(models=None, tasks=None, reps=None):
     """Fine-tuning metrics files of the study's fine-tuned tasks (FINETUNE_TASKS) or of ``tasks``."""
-    return [path for s, t in (FINETUNE_TASKS if tasks is None else tasks) for m in (models or MODELS) for rep in (reps or REPLICATES)
-            for path in finetune_paths(s, t, m, rep)]
+    return [path for s, t in (FINETUNE_TASKS if tasks is None else tasks) for m in (models or MODELS)
+            for rep in (reps or REPLICATES) for path in finetune_paths(s, t, m, rep)]
 
 
 def probe_metrics(models=None, tasks=None, reps=None):
