@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from vqdna.metrics import OUTCOME_FIELDS
 from vqdna.records import deviation_tags
 from vqdna.sequence import N_INDEX, normalize, to_indices
 
@@ -53,7 +54,7 @@ def kmer_spectrum_baseline(
     (DataFrames with ``sequence, label``)."""
     from sklearn.linear_model import LogisticRegression
 
-    from vqdna.metrics import classification_metrics, confusion
+    from vqdna.metrics import classification_metrics, confusion, test_outcomes
 
     model = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
     model.fit(kmer_spectrum(train["sequence"], ks), train["label"].to_numpy())
@@ -62,6 +63,7 @@ def kmer_spectrum_baseline(
     return {
         **classification_metrics(truth, predicted),
         "confusion_matrix": confusion(truth, predicted, int(max(truth.max(), predicted.max())) + 1),
+        **test_outcomes(truth, predicted),
         "n_train": len(train),
         "n_test": len(test),
     }
@@ -84,6 +86,7 @@ def kmer_baseline_record(task: tuple[dict, dict], profile: str) -> dict:
         "metric": meta["metric"],
         **{k: float(result[k]) for k in ("mcc", "macro_f1", "accuracy")},
         "confusion_matrix": result["confusion_matrix"],
+        **{k: result[k] for k in OUTCOME_FIELDS},
         "test_interval": {m: bootstrap_interval(result["confusion_matrix"], m) for m in METRICS},
         "deviations": deviation_tags(meta.get("deviations", [])),
         "deviation_details": meta.get("deviations", []),

@@ -27,3 +27,16 @@ def confusion(y_true, y_pred, num_classes: int | None = None) -> list[list[int]]
 
     labels = None if num_classes is None else list(range(num_classes))
     return confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=labels).tolist()
+
+
+#: the per-sequence test outcomes a classification record keeps (vqdna.uncertainty resamples
+#: them: every run of a task scores the same test sequences, so one draw serves them all)
+OUTCOME_FIELDS = ("test_labels", "test_predictions")
+
+
+def test_outcomes(y_true, y_pred) -> dict[str, list[int]]:
+    """The true and predicted class of every test sequence, in test-set order, JSON-able."""
+    return {
+        "test_labels": np.asarray(y_true).astype(int).tolist(),
+        "test_predictions": np.asarray(y_pred).astype(int).tolist(),
+    }

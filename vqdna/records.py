@@ -19,6 +19,7 @@ import pandas as pd
 
 from vqdna import study
 from vqdna.coverage import COVERAGE_FIELDS
+from vqdna.metrics import OUTCOME_FIELDS
 from vqdna.settings import CorpusConfig
 from vqdna.study import base_name
 
@@ -66,6 +67,7 @@ METRICS_SCHEMA = {
                 "macro_f1": _FRACTION,
                 "accuracy": _FRACTION,
                 "paper": {"type": "object", "additionalProperties": {"type": "number"}},
+                **{k: {"type": "array", "items": {"type": "integer", "minimum": 0}} for k in OUTCOME_FIELDS},
             },
             "required": [
                 "stage",
@@ -309,6 +311,9 @@ def pretrain_record(
         "unigram_loss": unigram,
         "unigram_margin": margin,
         "unigram_margin_fraction": None if margin is None else margin / unigram,
+        # the position-aware and neighbour baselines of vqdna.pretext (None in older runs)
+        "position_loss": last.get("position_loss"),
+        "neighbour_loss": last.get("neighbour_loss"),
         "steps_per_s": last.get("steps_per_s"),
         "deviations": sorted(set(profile_deviations(profile)) | set(deviations)),
         **_world_field(world_size(history)),
@@ -370,6 +375,7 @@ def evaluation_record(
         "max_tokens": result["max_tokens"],
         "truncated_fraction": result["truncated_fraction"],
         "confusion_matrix": result["confusion_matrix"],
+        **{k: result[k] for k in OUTCOME_FIELDS if k in result},
         "vocab_usage": result.get("vocab_usage"),
         "task_recon_accuracy": result.get("task_recon_accuracy"),
         "select_by": result.get("select_by"),

@@ -28,6 +28,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from vqdna import numerics
+
 #: fields that measure speed, not results: never compared
 TIMING_KEYS = ("steps_per_s", "train_time_s", "wall_time_s", "seconds", "items_per_s")
 #: what a published reference holds, relative to the run's workdir
@@ -110,6 +112,7 @@ def provenance(config: dict, repo: str | Path = ".") -> dict:
             "platform": platform.platform(),
             "threads_per_job": config.get("threads_per_job"),
         },
+        "numerics": numerics.describe(config.get("numerics")),
     }
 
 

@@ -295,7 +295,7 @@ def _pooled_probe(
 ) -> dict:
     """``training.linear_probe`` on window-pooled embeddings (the same standardised logistic
     regression, so fixed and sliding probes differ only in what they embed)."""
-    from vqdna.metrics import classification_metrics, confusion
+    from vqdna.metrics import classification_metrics, confusion, test_outcomes
 
     (x_train, y_train), (x_test, y_test) = _xy(splits["train"]), _xy(splits["test"])
     e_train, e_test = (
@@ -305,6 +305,7 @@ def _pooled_probe(
     return {
         "test": classification_metrics(y_test, predictions),
         "confusion_matrix": confusion(y_test, predictions, num_classes),
+        **test_outcomes(y_test, predictions),
         "n_train": len(y_train),
         "n_test": len(y_test),
     }

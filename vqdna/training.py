@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm  # plain text: tqdm.auto warns in notebooks without ipywidgets
 
-from vqdna import scale
+from vqdna import pretext, scale
 from vqdna.encoder import apply_lora, mean_pool
-from vqdna.metrics import classification_metrics, confusion
+from vqdna.metrics import classification_metrics, confusion, test_outcomes
 from vqdna.tokenizers import N_SPECIAL
 
 
@@ -199,6 +199,20 @@ def unigram_loss(
     return total
 
 
+def _masked_copies(ids: torch.Tensor, mask_ratio: float, span: int, seed: int, copies: int = 4):
+    """(ids, masked ids, positions) of ``copies`` independent maskings of the training windows,
+    stacked: the training side of :func:`vqdna.pretext.neighbour_loss`."""
+    drawn = [
+        mask_tokens(ids.long(), mask_ratio, torch.Generator().manual_seed(seed + 100 + c), span=span)
+        for c in range(copies)
+    ]
+    return (
+        torch.cat([ids.long()] * copies),
+        torch.cat([m for m, _ in drawn]),
+        torch.cat([p for _, p in drawn]),
+    )
+
+
 def _mlm_labels(tokenizer, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """(B, T, n_targets) targets of the original ids at masked positions, -100 elsewhere."""
     targets = torch.as_tensor(tokenizer.mlm_targets(ids)).long()
@@ -260,7 +274,8 @@ def pretrain_mlm(
     span masking), "token" masks tokens independently. Returns the history: one dict per
     ``eval_every`` steps (and the last step) with step, train_loss (mean since the previous
     entry), lr, steps_per_s (training only) and, given ``val_sequences``, val_loss /
-    val_accuracy and unigram_loss (the frequency-only baseline on the same masked targets).
+    val_accuracy, unigram_loss (the frequency-only baseline on the same masked targets) and the
+    position-aware and neighbour baselines of :mod:`vqdna.pretext`.
 
     Scale (``vqdna.scale``): ``micro_batch_size`` rows per forward pass, gradients accumulated to
     the full ``batch_size`` (each micro-batch's loss weighted by its share of the batch's masked
@@ -284,14 +299,20 @@ def pretrain_mlm(
     model.to(device).train()
     ids, mask = _tokenize(tokenizer, sequences, max_length)
     span = getattr(tokenizer, "mlm_span", 1) if masking == "tokenizer" else 1
-    val, baseline = None, None
+    val, baselines = None, {}
     if val_sequences:
         v_ids, v_mask = _tokenize(tokenizer, val_sequences, max_length)
         v_masked, v_positions = mask_tokens(
             v_ids, mask_ratio, torch.Generator().manual_seed(seed + 1), span=span
         )
         val = (v_masked, v_mask, _mlm_labels(tokenizer, v_ids, v_positions))
-        baseline = unigram_loss(tokenizer, ids, v_ids, v_positions)
+        baselines = {
+            "unigram_loss": unigram_loss(tokenizer, ids, v_ids, v_positions),
+            "position_loss": pretext.position_loss(tokenizer, ids, v_ids, v_positions),
+            "neighbour_loss": pretext.neighbour_loss(
+                tokenizer, _masked_copies(ids, mask_ratio, span, seed), (v_ids, v_masked, v_positions)
+            ),
+        }
     optimizer, scheduler = make_optimizer(model, lr, steps, warmup_steps, weight_decay)
     history, losses, order, eval_time = [], [], torch.empty(0, dtype=torch.long), 0.0
     fingerprint = {
@@ -375,7 +396,7 @@ def pretrain_mlm(
                 if val is not None:
                     eval_tic = time.perf_counter()
                     with scale.autocast(device, precision):
-                        entry.update(_mlm_evaluate(model, *val, batch_size, device), unigram_loss=baseline)
+                        entry.update(_mlm_evaluate(model, *val, batch_size, device), **baselines)
                     eval_time += time.perf_counter() - eval_tic
                 history.append(entry)
                 losses = []
@@ -541,6 +562,7 @@ def finetune(
         "stopped_early": stop,
         "history": history,
         "confusion_matrix": confusion(y_test, predictions, model.num_classes),
+        **test_outcomes(y_test, predictions),
         "n_predictions": len(predictions),
         "train_time_s": train_time,
         "trainable_params": sum(p.numel() for _, p in trainable),
@@ -576,14 +598,38 @@ def fit_logistic(
     features: np.ndarray, labels: np.ndarray, seed: int = 0, C: float = 1.0, max_iter: int = 2000
 ):
     """The probe every frozen-encoder evaluation uses: standardised features -> logistic
-    regression (lbfgs, so deterministic). Returns the fitted sklearn pipeline."""
+    regression. Returns the fitted sklearn pipeline.
+
+    Portable across CPUs: numpy's BLAS (OpenBLAS) picks its kernel by CPU, and lbfgs fits on two
+    kernels differ by about 1e-8 relative (measured, Haswell vs Prescott kernels), enough to
+    change a LP-FT fine-tuning run that starts from the probe. So the fit is Newton's method
+    (``newton-cholesky``, float64, ``tol`` 1e-10: it lands on the unique L2-regularised optimum,
+    the two kernels then differ by about 1e-14), and its parameters (scaler mean and scale,
+    coefficients, intercepts) are rounded to :data:`PROBE_BITS` significant bits, which absorbs
+    what is left: predictions and the LP-FT head are the same bits on either CPU vendor."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter, random_state=seed)).fit(
-        features, labels
+    logistic = LogisticRegression(
+        C=C, max_iter=max_iter, random_state=seed, solver="newton-cholesky", tol=1e-10
     )
+    probe = make_pipeline(StandardScaler(), logistic)
+    probe.fit(np.asarray(features, dtype=np.float64), labels)
+    scaler = probe[0]
+    for owner, name in ((scaler, "mean_"), (scaler, "scale_"), (logistic, "coef_"), (logistic, "intercept_")):
+        setattr(owner, name, round_significant(getattr(owner, name), PROBE_BITS))
+    return probe
+
+
+#: significant bits the probe's fitted parameters keep (float32 keeps 24): see fit_logistic
+PROBE_BITS = 16
+
+
+def round_significant(values: np.ndarray, bits: int) -> np.ndarray:
+    """``values`` rounded to ``bits`` significant bits (ties to even), as float64."""
+    mantissa, exponent = np.frexp(np.asarray(values, dtype=np.float64))
+    return np.ldexp(np.round(mantissa * 2.0**bits), exponent - bits)
 
 
 def linear_probe(
@@ -607,6 +653,7 @@ def linear_probe(
     return {
         "test": classification_metrics(y_test, predictions),
         "confusion_matrix": confusion(y_test, predictions, int(max(y_train.max(), y_test.max())) + 1),
+        **test_outcomes(y_test, predictions),
         "n_train": len(y_train),
         "n_test": len(y_test),
     }
