@@ -244,5 +244,6 @@ lines += [
 for name in ablation_names:
     lines += [f"## Ablation: {name}", "", (out / f"ablation_{name}.md").read_text()]
 (out / "results.md").write_text("\n".join(lines))
-bulky = [c for c in ("confusion_matrix", "test_labels", "test_predictions", "settings", "spec", "encoder", "pretrain") if c in records]
+bulky = ("confusion_matrix", "test_labels", "test_predictions", "settings", "spec", "encoder", "pretrain")
+bulky = [c for c in bulky if c in records]
 records.drop(columns=bulky).to_csv(out / "results.csv", index=False)
