@@ -34,15 +34,16 @@ def ordering_claim(
     df: pd.DataFrame, ordering: Sequence[str], stage: str = "finetune", protocol: str | None = None
 ) -> tuple[str, str]:
     """(ours, verdict) for "ordering[0] > ordering[1] > ...": each adjacent pair's mean
-    difference over tasks with its 95% interval over tasks x replicates, and the verdict of
+    difference over tasks with its 95% t interval over tasks, and the verdict of
     :func:`vqdna.effects.ordering_effects` (holds only if every pair holds across tasks)."""
     from vqdna import effects
 
-    means = effects.replicate_means(df, stage, protocol)
-    missing = [t for t in ordering if t not in set(means["tokenizer"])]
+    cells = effects.study_cells(df, stage, protocol)
+    ran = {t for by_tokenizer in cells.values() for t in by_tokenizer}
+    missing = [t for t in ordering if t not in ran]
     if missing:
         return "–", _inconclusive(f"not run: {', '.join(missing)}")
-    table = effects.ordering_effects(means, ordering)
+    table = effects.ordering_effects(cells, ordering)
     pairs = table.iloc[:-1]
     ours = (
         "; ".join(

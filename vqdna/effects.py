@@ -1,36 +1,46 @@
 """Paired effects between tokenizers across tasks: is "A beats B" (the paper's Table 1 ordering)
-supported by this run, and how large a difference could it have detected?
+supported by this run, and how large a difference could the rule have detected?
 
-One comparison A - B (scores x100) yields:
+Each table cell (task x tokenizer) is a :class:`Cell`: its runs' scores (x100) and the draws of
+its mean over the task's shared test-set bootstrap (:mod:`vqdna.uncertainty`). One comparison
+A - B yields:
 
-- per task: the difference of replicate means, with a 95% bootstrap interval that resamples
-  each tokenizer's replicates (every source of randomness a replicate carries: tokenizer
-  training, pre-training and fine-tuning seeds);
-- over tasks: the mean difference with a hierarchical bootstrap interval (tasks, then
-  replicates within each drawn task), a Wilcoxon signed-rank test on the per-task differences
-  (tasks as the random unit: does it generalise to tasks like these?), a permutation test that
-  flips A/B within each task x replicate pair (replicates as the unit, tasks fixed: is it more
-  than replicate noise on these tasks?), how many tasks the ordering holds in, and the minimal
-  detectable difference of a paired test over these tasks (two-sided alpha, power 0.8);
-- a verdict: "holds" when the interval excludes zero on A's side and both tests reject;
-  "does not hold" when the same holds for B over A; otherwise "inconclusive at this power".
+- per task: the difference of the cell means, with a 95% interval that counts the shared test
+  set once (both cells scored on the same resampled test sets) and the model noise of each side
+  as a Welch t term over replicates;
+- over tasks: the mean difference with a t interval over the per-task differences (tasks as the
+  random unit: each task's difference carries its own replicate and test-set noise), the exact
+  Wilcoxon signed-rank p, how many tasks A is ahead in (and with an interval excluding 0), and
+  the smallest true difference the verdict's rule detects with power 0.8 (:func:`detectable`,
+  by simulation of that rule);
+- a verdict: "holds" when the Wilcoxon p < alpha and the interval excludes zero on A's side;
+  "does not hold" when the same holds for B; "inconclusive at this power (detectable: x)"
+  otherwise. With fewer than :func:`min_tasks` tasks no exact two-sided Wilcoxon p can reach
+  alpha, so the verdict says "no across-task test possible with N tasks" instead of a number.
 
 :data:`BEST_BASELINE` as B stands for the best non-codebook tokenizer of each task (the
-highest replicate mean; picked after seeing the scores, so the comparison favours B).
+highest mean; picked after seeing the scores, so the comparison favours B).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
+import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from vqdna import uncertainty
+from vqdna.metrics import OUTCOME_FIELDS
+
 BEST_BASELINE = "best baseline"
 HOLDS, FAILS = "holds", "does not hold"
+#: power the "detectable" difference is computed for
+POWER = 0.8
 COLUMNS = [
     "comparison",
     "n_tasks",
@@ -38,202 +48,278 @@ COLUMNS = [
     "ci_low",
     "ci_high",
     "wilcoxon_p",
-    "permutation_p",
     "tasks_a_better",
     "tasks_a_better_ci",
     "mdd",
+    "test_set_term",
     "verdict",
 ]
+TASK_COLUMNS = ["comparison", "task", "b", "diff", "ci_low", "ci_high", "test_set_term"]
+#: how a cell's test-set term was computed (tables print it)
+SHARED, BOUND = "shared test set", "bound (no per-sequence outcomes)"
 
 
-def replicate_means(df: pd.DataFrame, stage: str = "finetune", protocol: str | None = None) -> pd.DataFrame:
-    """Score x100 per task x tokenizer x replicate (mean over fine-tuning seeds) of the
-    non-ablation ``stage`` runs, plus the deterministic baseline rows (stage ``baseline``, one
-    replicate) of the same tasks. ``protocol``: keep one protocol label (default: all).
-    Columns: task ("suite/task"), tokenizer, replicate, score."""
+@dataclass
+class Cell:
+    """The runs of one task x tokenizer: replicate of each run, score x100 of each run, and
+    ``draws``: the cell mean (x100) on each resampled test set (``term``: SHARED or BOUND)."""
+
+    replicates: list
+    scores: np.ndarray
+    draws: np.ndarray
+    term: str
+    unit_draws: np.ndarray | None = None  # (units, n_boot): each unit's mean on the same draws
+
+    @property
+    def mean(self) -> float:
+        return float(self.scores.mean())
+
+    @property
+    def model(self) -> tuple[float, float]:
+        variance, df, _ = uncertainty.model_term(self.replicates, self.scores)
+        if self.unit_draws is not None and variance > 0:
+            corrected = max(0.0, variance - uncertainty.shared_noise(self.unit_draws, self.draws))
+            # Satterthwaite: an estimate with df minus a precise one has fewer df (at least 1)
+            df, variance = max(1.0, df * (corrected / variance) ** 2), corrected
+        return variance, df
+
+    def interval(self, level: float = 0.95) -> tuple[float, float]:
+        """The cell mean's interval: shared test-set draws + the t term over replicates."""
+        return uncertainty.interval(self.mean, self.draws, *self.model, level)
+
+
+def _has_outcomes(runs: pd.DataFrame) -> bool:
+    if not set(OUTCOME_FIELDS) <= set(runs.columns):
+        return False
+    return all(isinstance(v, list) and len(v) for v in runs["test_predictions"])
+
+
+def cells_of_task(runs: pd.DataFrame, task: str, n_boot: int = uncertainty.N_BOOT) -> dict[str, Cell]:
+    """tokenizer -> :class:`Cell` for the runs of one task (columns tokenizer, replicate, score
+    as a fraction, metric, and the outcome fields or confusion_matrix). The task's test-set
+    draws are seeded by its name, so every table draws the same ones."""
+    seed = zlib.crc32(task.encode())
+    metric = runs["metric"].iloc[0]
+    shared = _has_outcomes(runs)
+    if shared:
+        lengths = {len(v) for v in runs["test_labels"]}
+        if len(lengths) != 1:
+            raise ValueError(f"{task}: runs scored different test sets ({sorted(lengths)} sequences)")
+        draws = uncertainty.test_draws(lengths.pop(), n_boot, seed)
+        n_classes = (
+            max(max(max(a), max(b)) for a, b in zip(runs["test_labels"], runs["test_predictions"])) + 1
+        )
+    cells = {}
+    for tokenizer, group in runs.groupby("tokenizer", sort=True):
+        unit_draws = None
+        if shared:
+            per_run = [
+                uncertainty.run_draws(labels, predicted, draws, metric, n_classes)
+                for labels, predicted in zip(group["test_labels"], group["test_predictions"])
+            ]
+            per_run = 100 * np.asarray(per_run)
+            mean_draws = per_run.mean(0)
+            units = uncertainty.unit_ids(group["replicate"].fillna(0), len(group))
+            unit_draws = np.stack([per_run[units == u].mean(0) for u in np.unique(units)])
+        elif all(isinstance(c, list) and len(c) for c in group.get("confusion_matrix", [None])):
+            mean_draws = 100 * uncertainty.confusion_draws(
+                list(group["confusion_matrix"]), metric, n_boot, seed
+            )
+        else:
+            mean_draws = np.full(n_boot, 100 * float(group["score"].mean()))
+        cells[tokenizer] = Cell(
+            replicates=list(group["replicate"].fillna(0).astype(int)),
+            scores=100 * group["score"].to_numpy(dtype=float),
+            draws=mean_draws,
+            term=SHARED if shared else BOUND,
+            unit_draws=unit_draws,
+        )
+    return cells
+
+
+def task_runs(df: pd.DataFrame, stage: str = "finetune", protocol: str | None = None) -> pd.DataFrame:
+    """The non-ablation ``stage`` runs (one ``protocol`` label, default all) plus the
+    deterministic baseline rows (stage ``baseline``) of the same tasks, with ``task`` as
+    "suite/task" and ``replicate`` filled."""
     plain = df[df["ablation_name"].isna()] if "ablation_name" in df else df
     runs = plain[plain["stage"] == stage]
     if protocol is not None:
         runs = runs[runs["protocol"] == protocol]
     tasks = set(zip(runs["suite"], runs["task"]))
     in_tasks = np.array([k in tasks for k in zip(plain["suite"], plain["task"])], dtype=bool)
-    base = plain[(plain["stage"] == "baseline").to_numpy() & in_tasks]
-    rows = pd.concat([runs, base])
+    rows = pd.concat([runs, plain[(plain["stage"] == "baseline").to_numpy() & in_tasks]])
+    if rows.empty:
+        return rows.assign(task=pd.Series(dtype=str), replicate=pd.Series(dtype=int))
+    replicate = rows["replicate"] if "replicate" in rows else pd.Series(0, index=rows.index)
+    return rows.assign(task=rows["suite"] + "/" + rows["task"], replicate=replicate.fillna(0).astype(int))
+
+
+def study_cells(
+    df: pd.DataFrame, stage: str = "finetune", protocol: str | None = None, n_boot: int = uncertainty.N_BOOT
+) -> dict[str, dict[str, Cell]]:
+    """task -> tokenizer -> :class:`Cell` for one stage and protocol label."""
+    runs = task_runs(df, stage, protocol)
+    return {task: cells_of_task(group, task, n_boot) for task, group in runs.groupby("task", sort=True)}
+
+
+def replicate_means(df: pd.DataFrame, stage: str = "finetune", protocol: str | None = None) -> pd.DataFrame:
+    """Score x100 per task x tokenizer x replicate (mean over fine-tuning seeds); columns task,
+    tokenizer, replicate, score."""
+    rows = task_runs(df, stage, protocol)
     if rows.empty:
         return pd.DataFrame(columns=["task", "tokenizer", "replicate", "score"])
-    rows = rows.assign(
-        task=rows["suite"] + "/" + rows["task"],
-        replicate=rows.get("replicate", pd.Series(0, index=rows.index)).fillna(0).astype(int),
-        score=100 * rows["score"].astype(float),
-    )
+    rows = rows.assign(score=100 * rows["score"].astype(float))
     return rows.groupby(["task", "tokenizer", "replicate"], as_index=False)["score"].mean()
 
 
-def _per_task(means: pd.DataFrame, a: str, b: str, baselines: Sequence[str]) -> dict[str, tuple]:
-    """task -> (A's replicate scores, B's replicate scores, B's name) for tasks both ran."""
+def difference(a: Cell, b: Cell, level: float = 0.95, seed: int = 0) -> tuple[float, float, float, str]:
+    """A - B on one task -> (difference, interval low, high, test-set term). Shared outcomes:
+    both cells' draws come from the same resampled test sets, so their difference carries the
+    test-set noise once; without them the sides are coupled independently (a bound)."""
+    shared = a.term == SHARED and b.term == SHARED
+    b_draws = b.draws if shared else np.random.default_rng(seed).permutation(b.draws)
+    diff = a.mean - b.mean
+    draws = a.draws - b_draws
+    low, high = uncertainty.interval(diff, draws, *uncertainty.welch([a.model, b.model]), level, seed)
+    return diff, low, high, SHARED if shared else BOUND
+
+
+def _pairs(cells: dict[str, dict[str, Cell]], a: str, b: str, baselines: Sequence[str]) -> dict:
+    """task -> (A's cell, B's cell, B's name) for the tasks both ran."""
     out = {}
-    for task, group in means.groupby("task"):
-        scores = {t: g.sort_values("replicate")["score"].to_numpy() for t, g in group.groupby("tokenizer")}
+    for task, by_tokenizer in cells.items():
         name = b
         if b == BEST_BASELINE:
-            present = [t for t in baselines if t in scores]
-            name = max(present, key=lambda t: scores[t].mean()) if present else None
-        if a in scores and name in scores:
-            out[task] = (scores[a], scores[name], name)
+            present = [t for t in baselines if t in by_tokenizer]
+            name = max(present, key=lambda t: by_tokenizer[t].mean) if present else None
+        if a in by_tokenizer and name in by_tokenizer:
+            out[task] = (by_tokenizer[a], by_tokenizer[name], name)
     return out
 
 
-def _paired(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Replicate-paired differences x_r - y_r; a single-run side (a deterministic baseline) is
-    paired with every replicate of the other."""
-    if 1 in (len(x), len(y)):
-        n = max(len(x), len(y))
-        return np.resize(x, n) - np.resize(y, n)
-    n = min(len(x), len(y))
-    return x[:n] - y[:n]
-
-
-def _bootstrap_diff(
-    pairs: list[tuple[np.ndarray, np.ndarray]], n_boot: int, rng, resample_tasks: bool
-) -> np.ndarray:
-    """Bootstrap distribution of the mean over tasks of (mean A - mean B): replicates of each
-    side resampled within a task, tasks resampled too when ``resample_tasks``."""
-    n = len(pairs)
-    draws = np.empty(n_boot)
-    for i in range(n_boot):
-        picked = rng.integers(n, size=n) if resample_tasks else range(n)
-        draws[i] = np.mean(
-            [
-                pairs[t][0][rng.integers(len(pairs[t][0]), size=len(pairs[t][0]))].mean()
-                - pairs[t][1][rng.integers(len(pairs[t][1]), size=len(pairs[t][1]))].mean()
-                for t in picked
-            ]
-        )
-    return draws
-
-
-def sign_flip_p(differences: Sequence[np.ndarray], n_perm: int = 20000, seed: int = 0) -> float:
-    """Two-sided permutation p of the mean over tasks of the mean paired difference, flipping
-    the sign of each task x replicate difference independently (exact when there are at most
-    2**14 flips, else ``n_perm`` random ones, with the observed one counted)."""
-    lengths = [len(d) for d in differences]
-    flat = np.concatenate(differences)
-    weights = np.concatenate([np.full(n, 1 / (n * len(lengths))) for n in lengths])
-    observed = abs(float(flat @ weights))
-    if len(flat) <= 14:
-        signs = np.array(list(itertools.product((1, -1), repeat=len(flat))))
-        return float(np.mean(np.abs(signs @ (flat * weights)) >= observed - 1e-12))
-    signs = np.random.default_rng(seed).choice((1, -1), size=(n_perm, len(flat)))
-    return float((np.sum(np.abs(signs @ (flat * weights)) >= observed - 1e-12) + 1) / (n_perm + 1))
-
-
-def minimal_detectable_difference(
-    task_differences: Sequence[float], alpha: float = 0.05, power: float = 0.8
-) -> float:
-    """Smallest true mean difference a paired t-test over these tasks detects with ``power`` at
-    two-sided ``alpha``: (t_{1-alpha/2} + t_{power}) x sd / sqrt(n), n - 1 degrees of freedom."""
-    d = np.asarray(task_differences, dtype=float)
-    if len(d) < 2:
-        return math.nan
-    df = len(d) - 1
-    return float(
-        (stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * d.std(ddof=1) / math.sqrt(len(d))
-    )
-
-
-def _task_rows(
-    per_task: dict[str, tuple], comparison: str, n_boot: int, level: float, seed: int
+def task_differences(
+    cells, a: str, b: str, baselines: Sequence[str] = (), level: float = 0.95
 ) -> pd.DataFrame:
-    """Per task: the difference of replicate means and its bootstrap interval over replicates."""
-    rng = np.random.default_rng(seed)
-    tail = (1 - level) / 2
+    """One row per task both ran: comparison, task, b (the tokenizer B stood for), diff (x100)
+    and its interval (:func:`difference`), and the test-set term."""
     rows = []
-    for task, (x, y, name) in per_task.items():
-        low, high = np.quantile(
-            _bootstrap_diff([(x, y)], n_boot, rng, resample_tasks=False), [tail, 1 - tail]
-        )
+    for task, (x, y, name) in _pairs(cells, a, b, baselines).items():
+        diff, low, high, term = difference(x, y, level)
         rows.append(
             {
-                "comparison": comparison,
+                "comparison": f"{a} - {b}",
                 "task": task,
                 "b": name,
-                "diff": x.mean() - y.mean(),
+                "diff": diff,
                 "ci_low": low,
                 "ci_high": high,
             }
+            | {"test_set_term": term}
         )
-    return pd.DataFrame(rows, columns=["comparison", "task", "b", "diff", "ci_low", "ci_high"])
+    return pd.DataFrame(rows, columns=TASK_COLUMNS)
 
 
-def task_differences(
-    means: pd.DataFrame,
-    a: str,
-    b: str,
-    baselines: Sequence[str] = (),
-    n_boot: int = 2000,
-    level: float = 0.95,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """One row per task both ran: comparison, task, b (the tokenizer B stood for), diff (A - B
-    replicate means, x100) and its bootstrap interval over replicates."""
-    return _task_rows(_per_task(means, a, b, baselines), f"{a} - {b}", n_boot, level, seed)
+def min_tasks(alpha: float = 0.05) -> int:
+    """Fewest tasks whose exact two-sided Wilcoxon signed-rank p can fall below ``alpha``
+    (all n differences of one sign give p = 2 / 2**n): 6 for alpha 0.05."""
+    return math.ceil(math.log2(2 / alpha) + 1e-12)
 
 
-def effect(
-    means: pd.DataFrame,
-    a: str,
-    b: str,
-    baselines: Sequence[str] = (),
-    alpha: float = 0.05,
-    n_boot: int = 2000,
-    seed: int = 0,
-) -> dict:
+@lru_cache(maxsize=None)
+def _signed_rank_cdf(n: int) -> np.ndarray:
+    """P(W+ <= w) for w = 0..n(n+1)/2 under the null (exact, by counting subsets)."""
+    counts = np.zeros(n * (n + 1) // 2 + 1)
+    counts[0] = 1
+    for rank in range(1, n + 1):
+        counts[rank:] = counts[rank:] + counts[:-rank].copy()
+    return np.cumsum(counts) / 2**n
+
+
+def _rule_rejects(d: np.ndarray, alpha: float) -> np.ndarray:
+    """Rows of ``d`` (simulated per-task differences) where the verdict rule says "holds":
+    exact two-sided Wilcoxon p < alpha and the t interval's lower end above 0."""
+    n = d.shape[1]
+    ranks = np.abs(d).argsort(1).argsort(1) + 1
+    w = (ranks * (d > 0)).sum(1)
+    cdf = _signed_rank_cdf(n)
+    total = n * (n + 1) // 2
+    p = np.minimum(1.0, 2 * np.minimum(cdf[w], cdf[total - w]))  # P(W+ >= w) = P(W+ <= total - w)
+    half = stats.t.ppf(1 - alpha / 2, n - 1) * d.std(1, ddof=1) / math.sqrt(n)
+    return (p < alpha) & (d.mean(1) - half > 0)
+
+
+@lru_cache(maxsize=None)
+def _detectable_in_sd(n: int, alpha: float, power: float, n_sim: int = 4000) -> float:
+    """Smallest true mean difference, in units of the per-task sd, that the verdict rule
+    detects with ``power`` over ``n`` tasks (normal per-task differences; bisection on one
+    fixed set of simulated studies, so the power curve is monotone)."""
+    z = np.random.default_rng(12345).standard_normal((n_sim, n))
+    low, high = 0.0, 20.0
+    for _ in range(40):
+        middle = (low + high) / 2
+        low, high = (middle, high) if _rule_rejects(z + middle, alpha).mean() < power else (low, middle)
+    return high
+
+
+def detectable(task_differences: Sequence[float], alpha: float = 0.05, power: float = POWER) -> float:
+    """The difference the verdict's rule detects with ``power`` over these tasks, by simulation
+    (tasks' differences normal with the observed sd); NaN below :func:`min_tasks` tasks, where
+    the rule cannot reject at all."""
+    d = np.asarray(task_differences, dtype=float)
+    if len(d) < min_tasks(alpha):
+        return math.nan
+    return _detectable_in_sd(len(d), alpha, power) * float(d.std(ddof=1))
+
+
+def effect(cells, a: str, b: str, baselines: Sequence[str] = (), alpha: float = 0.05) -> dict:
     """A - B over the tasks both ran (module docstring): one row of :data:`COLUMNS`."""
-    per_task = _per_task(means, a, b, baselines)
-    row = dict.fromkeys(COLUMNS, math.nan) | {"comparison": f"{a} - {b}", "n_tasks": len(per_task)}
-    if not per_task:
+    pairs = _pairs(cells, a, b, baselines)
+    row = dict.fromkeys(COLUMNS, math.nan) | {"comparison": f"{a} - {b}", "n_tasks": len(pairs)}
+    if not pairs:
         return row | {"verdict": "inconclusive (no task ran by both)"}
-    pairs = list(per_task.values())
-    diffs = np.array([x.mean() - y.mean() for x, y, _ in pairs])
-    rng = np.random.default_rng(seed)
-    draws = _bootstrap_diff([(x, y) for x, y, _ in pairs], n_boot, rng, resample_tasks=len(pairs) > 1)
-    low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
-    per_task_ci = _task_rows(per_task, row["comparison"], n_boot // 4, 0.95, seed)
+    per_task = task_differences(cells, a, b, baselines, 1 - alpha)
+    diffs = per_task["diff"].to_numpy()
+    if len(diffs) > 1:
+        low, high = uncertainty.t_interval(diffs, 1 - alpha)
+    else:
+        low, high = per_task["ci_low"].iloc[0], per_task["ci_high"].iloc[0]
     wilcoxon = (
         float(stats.wilcoxon(diffs).pvalue) if len(diffs) > 1 and not np.allclose(diffs, 0) else math.nan
     )
-    permutation = sign_flip_p([_paired(x, y) for x, y, _ in pairs], seed=seed)
-    mdd = minimal_detectable_difference(diffs, alpha)
+    ahead, ahead_ci = int((diffs > 0).sum()), int((per_task["ci_low"] > 0).sum())
+    terms = set(per_task["test_set_term"])
     row.update(
         mean_diff=float(diffs.mean()),
         ci_low=float(low),
         ci_high=float(high),
         wilcoxon_p=wilcoxon,
-        permutation_p=permutation,
-        tasks_a_better=int((diffs > 0).sum()),
-        tasks_a_better_ci=int((per_task_ci["ci_low"] > 0).sum()),
-        mdd=mdd,
+        tasks_a_better=ahead,
+        tasks_a_better_ci=ahead_ci,
+        mdd=detectable(diffs, alpha),
+        test_set_term=terms.pop() if len(terms) == 1 else BOUND,
     )
-    significant = wilcoxon < alpha and permutation < alpha
-    if significant and low > 0:
+    n = len(diffs)
+    if n < min_tasks(alpha):
+        row["verdict"] = (
+            f"no across-task test possible with {n} task{'s' if n > 1 else ''} "
+            f"({a} ahead on {ahead_ci} of {n} with an interval excluding 0, behind on "
+            f"{int((per_task['ci_high'] < 0).sum())})"
+        )
+    elif wilcoxon < alpha and low > 0:
         row["verdict"] = HOLDS
-    elif significant and high < 0:
+    elif wilcoxon < alpha and high < 0:
         row["verdict"] = FAILS
-    elif len(pairs) < 2:
-        row["verdict"] = "inconclusive (one task: no test across tasks)"
     else:
-        row["verdict"] = f"inconclusive at this power (detectable: {mdd:.1f} points)"
+        row["verdict"] = f"inconclusive at this power (detectable: {row['mdd']:.1f} points)"
     return row
 
 
 def ordering_effects(
-    means: pd.DataFrame,
+    cells,
     ordering: Sequence[str],
     baselines: Sequence[str] = (),
     reference: str | None = None,
     alpha: float = 0.05,
-    n_boot: int = 2000,
-    seed: int = 0,
 ) -> pd.DataFrame:
     """:func:`effect` for each adjacent pair of ``ordering`` (A > B claimed), then ordering[0]
     against :data:`BEST_BASELINE` and against ``reference`` (e.g. the k-mer-spectrum row), and a
@@ -244,7 +330,7 @@ def ordering_effects(
         pairs.append((ordering[0], BEST_BASELINE))
     if reference:
         pairs.append((ordering[0], reference))
-    rows = [effect(means, a, b, baselines, alpha, n_boot, seed) for a, b in pairs]
+    rows = [effect(cells, a, b, baselines, alpha) for a, b in pairs]
     chain = [r["verdict"] for r in rows[: len(ordering) - 1]]
     verdict = (
         HOLDS
@@ -271,7 +357,7 @@ def study_effects(
     reference: str | None = None,
     codebooks: Sequence[str] = ("hrq", "vq"),
     stages: Sequence[str] = ("finetune", "linear_probe"),
-    n_boot: int = 2000,
+    n_boot: int = uncertainty.N_BOOT,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every comparison of a run, per stage and protocol label (never pooled across labels):
     :func:`ordering_effects` over the tokenizers of ``ordering`` that ran (baselines: every
@@ -282,32 +368,23 @@ def study_effects(
     blocks, differences = [], []
     for stage in stages:
         for protocol in sorted(plain.loc[plain["stage"] == stage, "protocol"].unique()):
-            means = replicate_means(df, stage, protocol)
-            names = set(means["tokenizer"])
+            cells = study_cells(df, stage, protocol, n_boot)
+            names = {t for by_tokenizer in cells.values() for t in by_tokenizer}
             present = [t for t in ordering if t in names]
             if len(present) < 2:
                 continue
             baselines = sorted(t for t in names if t not in codebooks and t != reference)
-            extra = [
-                effect(means, present[0], t, n_boot=n_boot)
-                for t in sorted(names - set(ordering) - {reference})
-            ]
+            ref = reference if reference in names else None
+            extra = [effect(cells, present[0], t) for t in sorted(names - set(ordering) - {reference})]
             table = pd.concat(
-                [
-                    ordering_effects(
-                        means, present, baselines, reference if reference in names else None, n_boot=n_boot
-                    ),
-                    pd.DataFrame(extra, columns=COLUMNS),
-                ]
+                [ordering_effects(cells, present, baselines, ref), pd.DataFrame(extra, columns=COLUMNS)]
             )
             blocks.append(table.assign(stage=stage, protocol=protocol))
             plotted = [*zip(present, present[1:]), (present[0], BEST_BASELINE)] + (
-                [(present[0], reference)] if reference in names else []
+                [(present[0], ref)] if ref else []
             )
             differences += [
-                task_differences(means, a, b, baselines, n_boot=n_boot // 4).assign(
-                    stage=stage, protocol=protocol
-                )
+                task_differences(cells, a, b, baselines).assign(stage=stage, protocol=protocol)
                 for a, b in plotted
             ]
     effects = (
@@ -318,8 +395,6 @@ def study_effects(
     per_task = (
         pd.concat(differences, ignore_index=True)
         if differences
-        else pd.DataFrame(
-            columns=["comparison", "task", "b", "diff", "ci_low", "ci_high", "stage", "protocol"]
-        )
+        else pd.DataFrame(columns=[*TASK_COLUMNS, "stage", "protocol"])
     )
     return effects, per_task

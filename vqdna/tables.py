@@ -109,6 +109,8 @@ def summary_table(
     intervals = {key: _cell_interval(group) for key, group in rows.groupby(keys, sort=True)}
     table["ci_low"] = [intervals[tuple(k)][0] for k in table[keys].itertuples(index=False)]
     table["ci_high"] = [intervals[tuple(k)][1] for k in table[keys].itertuples(index=False)]
+    terms = {key: _test_set_term(group) for key, group in rows.groupby(keys, sort=True)}
+    table["test set in interval"] = [terms[tuple(k)] for k in table[keys].itertuples(index=False)]
     table[["mean", "sd", "ci_low", "ci_high"]] *= 100
     pretext = pretext_table(df)
     learned = dict(zip(pretext["tokenizer"], pretext["learned"])) if len(pretext) else {}
@@ -141,21 +143,27 @@ def summary_table(
 
 
 def _cell_interval(runs: pd.DataFrame, metric: str | None = None) -> tuple[float, float]:
-    """95% interval of a table cell's mean score (``metric``; default: the task's) over every
-    source of randomness (replicates, fine-tuning seeds, test set;
-    :func:`vqdna.uncertainty.hierarchical_interval`), as fractions."""
-    from vqdna.uncertainty import hierarchical_interval
+    """95% interval of a table cell's mean score (``metric``; default: the task's), as fractions:
+    the task's shared test-set bootstrap plus a t term over replicates
+    (:meth:`vqdna.effects.Cell.interval`; a bound where records lack per-sequence outcomes)."""
+    from vqdna.effects import cells_of_task
 
-    have = [
-        isinstance(c, list) and len(c) > 0
-        for c in runs.get("confusion_matrix", pd.Series([None] * len(runs)))
-    ]
-    if not all(have) or runs.empty:
+    if runs.empty:
         return math.nan, math.nan
-    metric = metric or runs["metric"].iloc[0]
-    return hierarchical_interval(
-        list(runs["replicate"]), [np.array(c) for c in runs["confusion_matrix"]], metric, n_boot=1000
-    )
+    runs = runs.assign(replicate=runs.get("replicate", pd.Series(0, index=runs.index)).fillna(0))
+    if metric:
+        runs = runs.assign(metric=metric, score=runs[metric])
+    task = f"{runs['suite'].iloc[0]}/{runs['task'].iloc[0]}"
+    cells = cells_of_task(runs.assign(tokenizer="cell"), task, n_boot=1000)
+    low, high = cells["cell"].interval()
+    return low / 100, high / 100
+
+
+def _test_set_term(runs: pd.DataFrame) -> str:
+    """How a cell's interval counts the test set: "shared" (per-sequence outcomes) or "bound"."""
+    from vqdna.effects import _has_outcomes
+
+    return "shared" if _has_outcomes(runs) else "bound"
 
 
 #: how far below its unigram loss an encoder must end when its masked targets are largely fixed
@@ -303,6 +311,7 @@ def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
             "runs": summary["n_runs"],
             "ours (x100) mean ± sd": ours,
             "95% CI": interval,
+            "test set in CI": summary["test set in interval"],
             "paper": [_fmt(v) for v in summary["paper"]],
             "rank": [_fmt(v, 1) for v in summary["rank"]],
             "avg rank": [_fmt(v, 2) for v in summary["avg_rank"]],
