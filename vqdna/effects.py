@@ -99,7 +99,7 @@ def cells_of_task(runs: pd.DataFrame, task: str, n_boot: int = uncertainty.N_BOO
     as a fraction, metric, and the outcome fields or confusion_matrix). The task's test-set
     draws are seeded by its name, so every table draws the same ones."""
     seed = zlib.crc32(task.encode())
-    metric = runs["metric"].iloc[0]
+    metric = runs["metric"].iloc[0] if "metric" in runs else "mcc"
     shared = _has_outcomes(runs)
     if shared:
         lengths = {len(v) for v in runs["test_labels"]}

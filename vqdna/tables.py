@@ -166,54 +166,76 @@ def _test_set_term(runs: pd.DataFrame) -> str:
     return "shared" if _has_outcomes(runs) else "bound"
 
 
-#: how far below its unigram loss an encoder must end when its masked targets are largely fixed
-#: by the unmasked neighbours (VQ/HRQ codes share receptive fields; overlapping k-mers share bases)
-CONTEXT_MARGIN = 0.25
+def _overlapping(tokenizer: str, kind: str, specs: dict) -> bool:
+    """Do a tokenizer's neighbouring tokens share bases (so a masked target leaks through its
+    neighbours)? VQ/HRQ codes share the VQ-VAE's receptive field; k-mers overlap when their
+    stride is below k (from the tokenizer record's spec), whatever the masking scheme."""
+    if kind in ("vq", "hrq"):
+        return True
+    spec = specs.get(tokenizer) or {}
+    return kind == "kmer" and int(spec.get("stride", spec.get("k", 1))) < int(spec.get("k", 1))
 
 
-def pretext_table(df: pd.DataFrame, context_margin: float = CONTEXT_MARGIN) -> pd.DataFrame:
-    """Did each pre-trained encoder learn its pretext task? Per tokenizer (non-ablation pre-training
-    records, over replicates): held-out masked-token loss, the unigram loss of the same targets,
-    the margin below it (nats and as a share), its sd over replicates, and ``learned``:
-
-    - "yes" when the mean margin exceeds 2 x the sd of the final loss over replicates (or 0.01
-      nats with one replicate) and, for tokenizers whose targets are largely fixed by their
-      neighbours (VQ, HRQ, overlapping k-mers), the margin is at least ``context_margin`` of
-      the unigram loss;
-    - "no" otherwise. A table row whose encoder did not learn says so beside its score."""
+def pretext_table(df: pd.DataFrame, baselines: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Did each pre-trained encoder learn its pretext task? Per tokenizer (non-ablation
+    pre-training records, over replicates): the held-out masked-token loss beside three
+    baselines of the same targets (:mod:`vqdna.pretext`): the unigram loss (frequencies), the
+    position-aware loss (frequencies given slot, position and token count: the best predictor
+    that ignores the sequence) and, the local leak, the neighbour loss (frequencies given the
+    visible neighbours). ``learned`` is "yes" when the encoder ends below the context-free
+    baseline (the smaller of unigram and position) by more than 2 x the sd of its final loss
+    over replicates (0.005 nats with one replicate) and, where neighbouring tokens share bases
+    (VQ, HRQ, overlapping k-mers), below the neighbour baseline by as much; "no" otherwise;
+    "not shown" where a needed baseline was not measured. ``baselines``: position and
+    neighbour losses per tokenizer and replicate for records that predate them (the table
+    then says where they came from)."""
     columns = [
         "tokenizer",
         "type",
         "replicates",
         "val_loss",
         "unigram_loss",
+        "position_loss",
+        "neighbour_loss",
         "margin",
         "margin_sd",
         "margin %",
-        "required %",
+        "below neighbours",
+        "overlapping tokens",
         "learned",
+        "baselines from",
     ]
     plain = df[df["ablation_name"].isna()] if "ablation_name" in df else df
     runs = plain[(plain["stage"] == "pretrain")] if "stage" in plain else plain.iloc[:0]
     if runs.empty or "unigram_loss" not in runs:
         return pd.DataFrame(columns=columns)
+    runs = runs.assign(**{c: runs[c] if c in runs else math.nan for c in ("position_loss", "neighbour_loss")})
+    source = pd.Series("this run", index=runs.index)
+    if baselines is not None and len(baselines):
+        fill = runs[["tokenizer", "replicate"]].merge(baselines, on=["tokenizer", "replicate"], how="left")
+        for column in ("position_loss", "neighbour_loss"):
+            missing = runs[column].isna().to_numpy() & fill[column].notna().to_numpy()
+            runs.loc[missing, column] = fill.loc[missing, column].to_numpy()
+            source[missing] = fill.loc[missing, "source"].to_numpy()
+    tokenizer_rows = plain[plain["stage"] == "tokenizer"] if "spec" in plain else plain.iloc[:0]
+    specs = {t: s for t, s in zip(tokenizer_rows.get("tokenizer", []), tokenizer_rows.get("spec", []))}
     rows = []
     for tokenizer, group in runs.groupby("tokenizer", sort=False):
         group = group.dropna(subset=["unigram_loss", "final_val_loss"])
         if group.empty:
             continue
         kind = group["tokenizer_type"].iloc[0] if "tokenizer_type" in group else ""
-        span = (
-            int(group["mlm_span"].iloc[0])
-            if "mlm_span" in group and not pd.isna(group["mlm_span"].iloc[0])
-            else 1
-        )
-        context = kind in ("vq", "hrq") or (kind == "kmer" and span > 1)
-        margin = group["unigram_loss"] - group["final_val_loss"]
+        overlapping = _overlapping(tokenizer, kind, specs)
+        context_free = group[["unigram_loss", "position_loss"]].min(axis=1)  # NaN position: unigram
+        margin = context_free - group["final_val_loss"]
+        beyond = group["neighbour_loss"] - group["final_val_loss"]
         spread = float(group["final_val_loss"].std()) if len(group) > 1 else 0.005
-        share = float((margin / group["unigram_loss"]).mean())
-        required = context_margin if context else 0.0
-        ok = margin.mean() > 2 * spread and share >= required
+        needs = ["position_loss"] + (["neighbour_loss"] if overlapping else [])
+        if group[needs].isna().any(axis=None):
+            learned = "not shown (baseline not measured)"
+        else:
+            ok = margin.mean() > 2 * spread and (not overlapping or beyond.mean() > 2 * spread)
+            learned = "yes" if ok else "no"
         rows.append(
             {
                 "tokenizer": tokenizer,
@@ -221,11 +243,15 @@ def pretext_table(df: pd.DataFrame, context_margin: float = CONTEXT_MARGIN) -> p
                 "replicates": len(group),
                 "val_loss": group["final_val_loss"].mean(),
                 "unigram_loss": group["unigram_loss"].mean(),
+                "position_loss": group["position_loss"].mean(),
+                "neighbour_loss": group["neighbour_loss"].mean(),
                 "margin": margin.mean(),
                 "margin_sd": margin.std() if len(group) > 1 else math.nan,
-                "margin %": 100 * share,
-                "required %": 100 * required,
-                "learned": "yes" if ok else "no",
+                "margin %": 100 * float((margin / context_free).mean()),
+                "below neighbours": beyond.mean(),
+                "overlapping tokens": "yes" if overlapping else "no",
+                "learned": learned,
+                "baselines from": "; ".join(sorted(set(source[group.index]))),
             }
         )
     return pd.DataFrame(rows, columns=columns)
