@@ -170,6 +170,13 @@ def with_ablation_defaults(records, runs: list[dict]):
     return pd.concat([records, *copies], ignore_index=True) if copies else records
 
 
+def trusted_classes(config: dict) -> list[str]:
+    """The tokenizer classes of one's own (``module:Class`` types) the config names: the only
+    classes the workflow lets ``load_tokenizer`` import from the tokenizer folders it wrote
+    (``trust_remote_code``); a folder naming any other class is refused."""
+    return sorted({entry["type"] for entry in config["tokenizers"].values() if ":" in entry["type"]})
+
+
 def replicates(config: dict) -> list[int]:
     """The full-pipeline replicates of the main comparison."""
     return [int(r) for r in config["replicates"]]
