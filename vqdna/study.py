@@ -69,10 +69,11 @@ def tokenizer_spec(config: dict, name: str) -> dict:
         if knob == "levels" and value > entry.get("depth", value):
             entry["depth"] = value  # each HRQ level taps its own encoder block
     if entry["type"] in CODEBOOK_TYPES:
-        from vqdna.settings import VQVAEConfig  # validates at plan time what VQVAE would refuse at run time
+        from vqdna.settings import VQVAEConfig, check_vq_training  # plan time: what VQVAE would refuse
 
         try:
             VQVAEConfig.from_spec(entry)
+            check_vq_training(entry, f"tokenizer {name!r}")
         except ValueError as error:
             raise ValueError(f"tokenizer {name!r}: {error}") from error
     return entry

@@ -76,8 +76,10 @@ class CodebookTokenizer(Tokenizer):
         training-at-scale settings (:func:`vqdna.scale.scale_options`)."""
         from vqdna.corpus import spread_windows
         from vqdna.scale import scale_options
+        from vqdna.settings import check_vq_training
         from vqdna.vqvae import fit_vqvae
 
+        check_vq_training(spec, f"tokenizer {spec.get('type')!r}")
         tokenizer = cls.from_spec(spec, seed)
         options = scale_options(scale)
         tokenizer.model.activation_checkpointing = options.pop("activation_checkpointing")
