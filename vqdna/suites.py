@@ -236,6 +236,7 @@ def prepare_task(suite: str, task: str, config: dict, out_dir) -> Path:
     deviations += data.subsample_split(splits, options.get("max_train"), seed)
     notes = data.subsample_split(splits, options.get("max_dev"), seed, split="dev")
     num_classes = data.check_labels(splits, spec.get("num_classes"), where=_sources(spec, root, suite, task))
+    splits = data.drop_source(splits)
     meta = {
         "suite": suite,
         "task": task,
@@ -283,6 +284,7 @@ def _build_gue_csv(params, root, options, seed):
         options.get("reduced_train", False),
         options.get("reduced_dev_fraction", 0.1),
         seed,
+        keep_source=True,
     )
     return {"splits": splits, "deviations": deviations}
 
@@ -293,6 +295,7 @@ def _build_fasta_classes(params, root, options, seed):
         params.get("fractions", DEFAULT_FRACTIONS),
         seed,
         params.get("unique_ids", True),
+        keep_source=True,
     )
     return {"splits": splits}
 
@@ -304,6 +307,7 @@ def _build_csv_table(params, root, options, seed):
         params.get("label_col", "label"),
         params.get("fractions", DEFAULT_FRACTIONS),
         seed,
+        keep_source=True,
     )
     return {"splits": splits}
 
