@@ -5,7 +5,7 @@ the key, and saying what was expected.
 A schema is built from a few checkers: :class:`Int`, :class:`Num`, :class:`Bool`, :class:`Str`,
 :class:`List`, :class:`Map` (named keys, closed: an unknown key is an error naming the known
 ones) and :class:`Dict` (free keys, one value type). ``checker.check(value, where)`` raises
-``ValueError(f"{where}: ...")``; ``where`` grows with the key path (``tasks.EMP_H3.protocol.lr``).
+``ValueError(f"{_at(where)}: ...")``; ``where`` grows with the key path (``tasks.EMP_H3.protocol.lr``).
 No torch or pandas here: the plan runs these at DAG time.
 """
 
@@ -27,6 +27,11 @@ def _shown(value) -> str:
     return f"{value!r} ({type(value).__name__})"
 
 
+def _at(where: str) -> str:
+    """``where`` as a message prefix (the file alone: ``path: `` -> ``path``)."""
+    return where[:-2] if where.endswith(": ") else where
+
+
 def _join(where: str, key) -> str:
     return f"{where}.{key}" if where and not where.endswith(": ") else f"{where}{key}"
 
@@ -44,11 +49,11 @@ class Int:
             return
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             null = " or null" if self.nullable else ""
-            raise ContractError(f"{where}: expected an integer{null}, got {_shown(value)}")
+            raise ContractError(f"{_at(where)}: expected an integer{null}, got {_shown(value)}")
         if self.minimum is not None and value < self.minimum:
-            raise ContractError(f"{where}: must be >= {self.minimum}, got {value}")
+            raise ContractError(f"{_at(where)}: must be >= {self.minimum}, got {value}")
         if self.maximum is not None and value > self.maximum:
-            raise ContractError(f"{where}: must be <= {self.maximum}, got {value}")
+            raise ContractError(f"{_at(where)}: must be <= {self.maximum}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ class Num:
             hint = ""
             if isinstance(value, str) and re.fullmatch(r"[-+]?\d+e[-+]?\d+", value.strip(), re.IGNORECASE):
                 hint = f" (YAML reads {value} as text: write it with a dot, e.g. {value.replace('e', '.0e')})"
-            raise ContractError(f"{where}: expected a number, got {_shown(value)}{hint}")
+            raise ContractError(f"{_at(where)}: expected a number, got {_shown(value)}{hint}")
         bounds = [
             (self.minimum, lambda b: value >= b, ">="),
             (self.maximum, lambda b: value <= b, "<="),
@@ -77,7 +82,7 @@ class Num:
         ]
         for bound, holds, sign in bounds:
             if bound is not None and not holds(bound):
-                raise ContractError(f"{where}: must be {self.range()}, got {value}")
+                raise ContractError(f"{_at(where)}: must be {self.range()}, got {value}")
 
     def range(self) -> str:
         low = (
@@ -103,7 +108,7 @@ class Bool:
         if value is None and self.nullable:
             return
         if not isinstance(value, bool):
-            raise ContractError(f"{where}: expected true or false, got {_shown(value)}")
+            raise ContractError(f"{_at(where)}: expected true or false, got {_shown(value)}")
 
 
 @dataclass(frozen=True)
@@ -118,11 +123,11 @@ class Str:
         if value is None and self.nullable:
             return
         if not isinstance(value, str):
-            raise ContractError(f"{where}: expected a string, got {_shown(value)}")
+            raise ContractError(f"{_at(where)}: expected a string, got {_shown(value)}")
         if self.choices and value not in self.choices:
-            raise ContractError(f"{where}: {value!r} is not one of {list(self.choices)}")
+            raise ContractError(f"{_at(where)}: {value!r} is not one of {list(self.choices)}")
         if self.pattern and not re.fullmatch(self.pattern, value):
-            raise ContractError(f"{where}: {value!r} does not match {self.pattern}")
+            raise ContractError(f"{_at(where)}: {value!r} does not match {self.pattern}")
 
 
 @dataclass(frozen=True)
@@ -138,16 +143,16 @@ class List:
         if value is None and self.nullable:
             return
         if not isinstance(value, list):
-            raise ContractError(f"{where}: expected a list, got {_shown(value)}")
+            raise ContractError(f"{_at(where)}: expected a list, got {_shown(value)}")
         if len(value) < self.min_items:
-            raise ContractError(f"{where}: needs at least {self.min_items} entries, got {len(value)}")
+            raise ContractError(f"{_at(where)}: needs at least {self.min_items} entries, got {len(value)}")
         for i, item in enumerate(value):
             self.item.check(item, f"{where}[{i}]")
         if self.unique:
             seen = set()
             for item in value:
                 if item in seen:
-                    raise ContractError(f"{where}: {item!r} appears twice")
+                    raise ContractError(f"{_at(where)}: {item!r} appears twice")
                 seen.add(item)
 
 
@@ -164,15 +169,15 @@ class Map:
         if value is None and self.nullable:
             return
         if not isinstance(value, dict):
-            raise ContractError(f"{where}: expected a mapping, got {_shown(value)}")
+            raise ContractError(f"{_at(where)}: expected a mapping, got {_shown(value)}")
         for key in value:
             if key not in self.keys:
                 hint = _suggest(key, self.keys)
-                raise ContractError(f"{where}: unknown key {key!r}{hint}; known: {sorted(self.keys)}")
+                raise ContractError(f"{_at(where)}: unknown key {key!r}{hint}; known: {sorted(self.keys)}")
         if not partial:
             for key in self.required:
                 if key not in value:
-                    raise ContractError(f"{where}: missing required key {key!r}")
+                    raise ContractError(f"{_at(where)}: missing required key {key!r}")
         for key, item in value.items():
             self.keys[key].check(item, _join(where, key))
 
@@ -187,13 +192,13 @@ class Dict:
 
     def check(self, value, where: str) -> None:
         if not isinstance(value, dict):
-            raise ContractError(f"{where}: expected a mapping, got {_shown(value)}")
+            raise ContractError(f"{_at(where)}: expected a mapping, got {_shown(value)}")
         if len(value) < self.min_items:
-            raise ContractError(f"{where}: needs at least {self.min_items} entries, got {len(value)}")
+            raise ContractError(f"{_at(where)}: needs at least {self.min_items} entries, got {len(value)}")
         for key, item in value.items():
             if not isinstance(key, str) or (self.key_pattern and not re.fullmatch(self.key_pattern, key)):
                 expected = self.key_pattern or "text"
-                raise ContractError(f"{where}: key {key!r} is not a name matching {expected}")
+                raise ContractError(f"{_at(where)}: key {key!r} is not a name matching {expected}")
             self.value.check(item, _join(where, key))
 
 
@@ -387,7 +392,7 @@ def _check_format_params(fmt: str, params, where: str, partial: bool = False) ->
             if key not in schema.keys:
                 hint, known = _suggest(key, schema.keys), sorted(schema.keys)
                 raise ContractError(
-                    f"{where}: unknown parameter {key!r} for format {fmt!r}{hint}; known: {known}"
+                    f"{_at(where)}: unknown parameter {key!r} for format {fmt!r}{hint}; known: {known}"
                 )
     schema.check(params, where, partial=partial)
 
