@@ -24,6 +24,7 @@
 models = ["char", "hrq"]
 model_paths = ["results/models/char/model.pt", "results/models/hrq/model.pt"]
 tokenizer_paths = ["results/tokenizers/char/tokenizer", "results/tokenizers/hrq/tokenizer"]
+trusted_classes = []  # tokenizer classes of your own the config names (trust_remote_code)
 val_path = "results/corpus/val.txt"
 seq_len = 512
 out_dir = "results/summary"
@@ -51,7 +52,9 @@ print(f"{len(windows)} held-out windows of {len(windows[0])} bp; {torch.get_num_
 
 # %%
 rows = [
-    efficiency.efficiency_row(name, model_path, load_tokenizer(tokenizer_path), windows, seq_len)
+    efficiency.efficiency_row(
+        name, model_path, load_tokenizer(tokenizer_path, trust_remote_code=trusted_classes), windows, seq_len
+    )
     for name, model_path, tokenizer_path in zip(models, model_paths, tokenizer_paths)
 ]
 table = pd.DataFrame(rows).assign(profile=profile)

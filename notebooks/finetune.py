@@ -22,6 +22,7 @@ model_name = "hrq"
 task_dir = "results/data/embedded/species"
 model_path = "results/models/hrq/rep0/model.pt"
 tokenizer_path = "results/tokenizers/hrq/seed0/tokenizer"
+trusted_classes = []  # tokenizer classes of your own the config names (trust_remote_code)
 finetune = {"epochs": 1, "lr": 0.001, "batch_size": 32, "lora_rank": None, "patience": 2}
 metrics_paths = ["results/finetune/embedded/species/hrq/rep0/seed0/metrics.json"]
 replicate = 0
@@ -43,7 +44,7 @@ from vqdna.tokenizers import load_tokenizer
 torch.set_num_threads(threads)
 task = data.read_task(task_dir)
 splits, meta = task
-tokenizer = load_tokenizer(tokenizer_path)
+tokenizer = load_tokenizer(tokenizer_path, trust_remote_code=trusted_classes)
 label_names = meta.get("label_names") or list(range(meta["num_classes"]))
 pd.DataFrame({name: frame["label"].value_counts().sort_index() for name, frame in splits.items()})
 

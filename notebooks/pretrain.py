@@ -21,6 +21,7 @@
 # %% tags=["parameters"]
 name = "hrq"
 tokenizer_path = "results/tokenizers/hrq/tokenizer"
+trusted_classes = []  # tokenizer classes of your own the config names (trust_remote_code)
 train_path = "results/corpus/train.txt"
 val_path = "results/corpus/val.txt"
 encoder = {"layers": 2, "dim": 64, "heads": 4}
@@ -53,7 +54,7 @@ from vqdna.records import pretrain_record, write_record
 from vqdna.tokenizers import load_tokenizer
 
 torch.set_num_threads(threads)
-tokenizer = load_tokenizer(tokenizer_path)
+tokenizer = load_tokenizer(tokenizer_path, trust_remote_code=trusted_classes)
 train_windows, val_windows = corpus.read_windows(train_path), corpus.read_windows(val_path)
 model = stages.build_masked_lm(tokenizer, encoder, seed=seed)
 print(

@@ -36,6 +36,7 @@ tokenizer_paths = [
     "results/tokenizers/bpe/tokenizer",
     "results/tokenizers/kmer6/tokenizer",
 ]
+trusted_classes = []  # tokenizer classes of your own the config names (trust_remote_code)
 n_genomes = 120
 out_dir = "results/sarscov2"
 metrics_path = "results/sarscov2/metrics.json"
@@ -75,7 +76,10 @@ chosen["lineage"].value_counts()
 # ## 1. Lineage structure of per-genome token profiles
 
 # %%
-tokenizers = {name: load_tokenizer(path) for name, path in zip(tokenizer_names, tokenizer_paths)}
+tokenizers = {
+    name: load_tokenizer(path, trust_remote_code=trusted_classes)
+    for name, path in zip(tokenizer_names, tokenizer_paths)
+}
 structure, points = [], []
 for name, tokenizer in tokenizers.items():
     for level, profile in sarscov2.token_profiles(tokenizer, genomes).items():

@@ -17,6 +17,7 @@ rule sarscov2:
             data_dir=str(sarscov2_dir()),
             tokenizer_names=config["sarscov2"]["tokenizers"],
             tokenizer_paths=list(input.tokenizers),
+            trusted_classes=study.trusted_classes(config),
             n_genomes=config["sarscov2"]["n_genomes"],
             out_dir=f"{W}/sarscov2",
             metrics_path=output.metrics,

@@ -219,6 +219,28 @@ if workflow.is_main_process:  # once per run (dry runs too), never in a cluster 
     print(plan.describe(planned_jobs(), slots, config["profile"]), file=sys.stderr)
 
 
+def largest_slurm_node():
+    """CPUs of the largest node `sinfo` reports; None without Slurm (or when it does not answer)."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("sinfo"):
+        return None
+    try:
+        shown = subprocess.run(["sinfo", "-h", "-o", "%c"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    counts = [int(c) for c in shown.stdout.replace("+", "").split() if c.isdigit()]
+    return max(counts) if shown.returncode == 0 and counts else None
+
+
+# A cluster run: the profile's `cores` declares the CPUs of one node (profiles/slurm). No job may
+# ask for more (it would pend forever): the plan stops here, naming the rule and the limit.
+if workflow.is_main_process and not workflow.local_exec and workflow.resource_settings.cores:
+    study.check_cpus(config, workflow.resource_settings.cores, "the profile's cores: CPUs of one node",
+                     largest_slurm_node())
+
+
 # Every file the summary notebook writes, declared: tables as .csv (data) + .md (display), and
 # one ablation table and figure per ablation knob of the plan.
 SUMMARY_TABLES = ["finetune", "linear_probe", "pretext", "variance", "average_ranks", "tokenizers",

@@ -18,6 +18,7 @@ rule pretrain:
         nb=lambda wc, input, output, threads: nb_params(
             name=wc.model,
             tokenizer_path=input.tokenizer,
+            trusted_classes=study.trusted_classes(config),
             train_path=f"{input.corpus}/train.txt",
             val_path=f"{input.corpus}/val.txt",
             encoder=config["encoder"],
@@ -62,6 +63,7 @@ rule finetune:
             task_dir=input.task,
             model_path=input.model,
             tokenizer_path=input.tokenizer,
+            trusted_classes=study.trusted_classes(config),
             finetune=FINETUNE,
             metrics_paths=list(output.metrics),
             replicate=int(wc.rep),
@@ -100,6 +102,7 @@ rule linear_probe:
             task_dir=input.task,
             model_path=input.model,
             tokenizer_path=input.tokenizer,
+            trusted_classes=study.trusted_classes(config),
             coverage=suites.probe_settings(config, wc.suite, wc.task),
             metrics_path=output.metrics,
             replicate=int(wc.rep),

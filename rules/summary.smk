@@ -58,6 +58,7 @@ rule efficiency:
             models=MODELS,
             model_paths=list(input.models),
             tokenizer_paths=list(input.tokenizers),
+            trusted_classes=study.trusted_classes(config),
             val_path=f"{input.corpus}/val.txt",
             encoder=config["encoder"],
             seq_len=512,

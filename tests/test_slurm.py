@@ -1,7 +1,11 @@
 """The study on a real Slurm, not a mock: a one-node cluster on localhost
 (profiles/slurm/localhost-cluster.sh, Debian packages) runs a slice of the smoke study through
-snakemake-executor-plugin-slurm (profiles/slurm). Its metrics must equal a local run's, timing
-fields aside, and its jobs must carry the config's resources."""
+snakemake-executor-plugin-slurm (the shipped profiles/slurm, only its site settings overridden:
+the node's CPUs and the status command of a cluster without accounting). Its metrics must equal a
+local run's, timing fields aside, and its jobs must carry the config's resources.
+
+The cluster test touches the system (apt-get installs, daemons started as root), so it runs only
+when asked: ``VQDNA_TEST_SLURM=1 python -m pytest tests/test_slurm.py`` (.ci/run sets it)."""
 
 import json
 import os
@@ -18,7 +22,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "profiles" / "slurm" / "localhost-cluster.sh"
 TIMING = re.compile(r"_per_s$|time|wall")  # fields that measure speed, not results
-# The localhost cluster has no accounting, so sacct sees no job: ask squeue; check early.
+# Site settings of the localhost cluster over the shipped profile: it has no accounting, so sacct
+# sees no job (ask squeue; check early); its node's CPUs come from Slurm (`--cores`, slurm_site).
 SLURM = [
     "--profile",
     "profiles/slurm",
@@ -27,6 +32,9 @@ SLURM = [
     "--slurm-init-seconds-before-status-checks",
     "2",
 ]
+#: how to run the cluster test, which installs packages and starts daemons
+OPT_IN = "VQDNA_TEST_SLURM"
+RUN_IT = f"{OPT_IN}=1 python -m pytest tests/test_slurm.py"
 # Resources the slice asks for; the test reads them back from Slurm.
 RESOURCES = {"pretrain": {"runtime": 7, "mem_mb": 1234}}
 
@@ -90,7 +98,13 @@ def test_paper_profile_plans_with_per_stage_resources(tmp_path):
 
 @pytest.fixture(scope="module")
 def localhost_slurm():
-    """Start the cluster (installing the packages when missing); stop it afterwards if we started it."""
+    """Start the cluster (installing the packages when missing); stop it afterwards if we started it.
+    Only when asked: it changes the system."""
+    if os.environ.get(OPT_IN) != "1":
+        pytest.skip(
+            f"touches the system (apt-get installs slurmctld/slurmd/munge, starts daemons as root): "
+            f"run it with {RUN_IT}"
+        )
     if os.geteuid() != 0:
         pytest.skip("the localhost Slurm cluster needs root (apt-get, munged, slurmctld, slurmd)")
     if not shutil.which("slurmctld") and not shutil.which("apt-get"):
@@ -98,9 +112,42 @@ def localhost_slurm():
     was_up = subprocess.run([str(CLUSTER), "status"], capture_output=True).returncode == 0
     started = subprocess.run([str(CLUSTER), "start"], capture_output=True, text=True, timeout=600)
     assert started.returncode == 0, started.stdout + started.stderr
-    yield
+    yield slurm_site()
     if not was_up:
         subprocess.run([str(CLUSTER), "stop"], capture_output=True, timeout=60)
+
+
+def slurm_site() -> list[str]:
+    """The localhost cluster's site settings over the shipped profile: its node's CPUs, as Slurm
+    reports them (the profile's `cores: 16` would make whole-node jobs pend on a smaller node)."""
+    shown = subprocess.run(["sinfo", "-h", "-o", "%c"], capture_output=True, text=True, timeout=30)
+    cpus = max(int(c) for c in shown.stdout.replace("+", "").split() if c.isdigit())
+    return [*SLURM, "--cores", str(cpus)]
+
+
+def test_the_cluster_test_runs_only_when_asked(monkeypatch):
+    """Without VQDNA_TEST_SLURM=1 the cluster fixture skips, saying how to run it; .ci/run asks."""
+    monkeypatch.delenv(OPT_IN, raising=False)
+    with pytest.raises(pytest.skip.Exception, match=RUN_IT.replace(".", r"\.")):
+        next(localhost_slurm.__wrapped__())
+    assert f"{OPT_IN}=1" in (REPO / ".ci" / "run").read_text()
+
+
+def test_the_shipped_slurm_profile_declares_the_node_size():
+    """The profile's `cores` is the CPUs of one node: the plan (rules/common.smk) refuses a job
+    asking more, and a declaration above the largest node Slurm reports."""
+    from vqdna import study
+
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    assert profile["executor"] == "slurm" and isinstance(profile["cores"], int)
+    study.check_cpus(config, profile["cores"], "profiles/slurm cores")
+    assert max(study.job_cpus(config, profile["cores"]).values()) == profile["cores"]
+    with pytest.raises(ValueError, match=r"rule train_tokenizer: .* 4 CPUs .* 2 CPUs one node has"):
+        study.check_cpus(config, 2, "profiles/slurm cores")
+    with pytest.raises(ValueError, match=r"sarscov2, efficiency.*pend forever.*--cores 2"):
+        study.check_cpus({**config, "threads_per_job": 1}, profile["cores"], "cores", largest_node=2)
+    assert "study.check_cpus" in (REPO / "rules" / "common.smk").read_text()
 
 
 def test_smoke_slice_through_slurm_equals_the_local_run(localhost_slurm, tmp_path):
@@ -108,7 +155,7 @@ def test_smoke_slice_through_slurm_equals_the_local_run(localhost_slurm, tmp_pat
     overlay.write_text(yaml.safe_dump({"resources": RESOURCES}))
     runs, logs = {}, {}
     # Both runs at once: the Slurm run mostly waits on the scheduler. Their outputs are disjoint.
-    for name, how in (("slurm", SLURM), ("local", ["--profile", "profiles/local", "--cores", "1"])):
+    for name, how in (("slurm", localhost_slurm), ("local", ["--profile", "profiles/local", "--cores", "1"])):
         workdir = tmp_path / name
         targets = [
             workdir / "models/vq/rep0/metrics.json",
@@ -156,7 +203,7 @@ def test_smoke_slice_through_slurm_equals_the_local_run(localhost_slurm, tmp_pat
         slurm, local = (json.loads((tmp_path / run / record).read_text()) for run in ("slurm", "local"))
         assert untimed(slurm) == untimed(local), record
     weights = [
-        torch.load(tmp_path / run / "models/vq/rep0/model.pt", map_location="cpu", weights_only=False)
+        torch.load(tmp_path / run / "models/vq/rep0/model.pt", map_location="cpu", weights_only=True)
         for run in ("slurm", "local")
     ]
     slurm, local = (w["state_dict"] for w in weights)

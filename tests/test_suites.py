@@ -254,7 +254,7 @@ def test_long_species_tasks_are_probed_alone_in_pooled_windows():
 def test_unknown_evaluation_key_is_an_error(tmp_path):
     (tmp_path / "mine.yaml").write_text(
         "suite: mine\ntasks:\n  t:\n    format: annotation\n    params: {kind: coding}\n"
-        "    evaluation: {finetun: false}\n"
+        "    metric: mcc\n    evaluation: {finetun: false}\n"
     )
     with pytest.raises(ValueError, match="tasks.t.evaluation: unknown key 'finetun'"):
         suites.load_suites(tmp_path)

@@ -317,12 +317,13 @@ def test_one_registry_builds_and_trains_from_the_config_entry(spec, cls, genome_
 def test_a_tokenizer_of_your_own_is_one_class_and_one_config_entry(tmp_path, monkeypatch, genome_windows):
     """The README's example class, named in config as module:Class: built and trained from the
     entry, saved, and loaded back by name in a process that never imported it (the class path is
-    saved beside the params)."""
+    saved beside the params). Importing a class a folder names runs its module's code, so the
+    loader asks for trust_remote_code (the user's own folder here); without it, it refuses."""
     import subprocess
     import sys
 
     from tests.test_workflow import readme_tokenizer_module
-    from vqdna.tokenizers import tokenizer_class, train_tokenizer
+    from vqdna.tokenizers import load_tokenizer, tokenizer_class, train_tokenizer
 
     modules = readme_tokenizer_module(tmp_path / "modules")
     monkeypatch.syspath_prepend(str(modules))
@@ -332,7 +333,8 @@ def test_a_tokenizer_of_your_own_is_one_class_and_one_config_entry(tmp_path, mon
     assert history == [] and tokenizer.decode(tokenizer.encode("ACGTN")) == "RYRYN"
     folder = tokenizer.save_pretrained(tmp_path / "ry")
     code = (
-        f"from vqdna.tokenizers import load_tokenizer; print(load_tokenizer({str(folder)!r}).encode('AGCT'))"
+        "from vqdna.tokenizers import load_tokenizer; "
+        f"print(load_tokenizer({str(folder)!r}, trust_remote_code=True).encode('AGCT'))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],
@@ -341,6 +343,8 @@ def test_a_tokenizer_of_your_own_is_one_class_and_one_config_entry(tmp_path, mon
         env={"PYTHONPATH": str(modules), "PATH": ""},
     )
     assert done.stdout.strip() == str(tokenizer.encode("AGCT")), done.stderr
+    with pytest.raises(ValueError, match="trust_remote_code"):
+        load_tokenizer(folder)
     with pytest.raises(ValueError, match="cannot import"):
         tokenizer_class("no_such_module:Thing")
     with pytest.raises(ValueError, match="not a vqdna.tokenizers.Tokenizer subclass"):

@@ -94,7 +94,7 @@ def read_cds_intervals(gff, contig: str) -> np.ndarray:
 def read_contigs(path) -> dict[str, str]:
     """Whole contigs of a FASTA(.gz) in memory (for the small embedded genomes only)."""
     contigs: dict[str, list[str]] = {}
-    for name, chunk in stream_fasta(path):
+    for name, chunk in stream_fasta(path, allow_empty=False):
         contigs.setdefault(name, []).append(chunk)
     return {name: "".join(chunks) for name, chunks in contigs.items()}
 
@@ -103,9 +103,10 @@ def read_contigs(path) -> dict[str, str]:
 
 
 def contig_lengths(path) -> dict[str, int]:
-    """First pass: bp per contig, streamed."""
+    """First pass: bp per contig, streamed. A header without sequence is an error naming the file
+    and line (a cut or mangled genome file, not a contig of 0 bp)."""
     lengths: dict[str, int] = {}
-    for name, chunk in stream_fasta(path):
+    for name, chunk in stream_fasta(path, allow_empty=False):
         lengths[name] = lengths.get(name, 0) + len(chunk)
     return lengths
 

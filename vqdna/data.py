@@ -93,7 +93,11 @@ def check_labels(splits: dict[str, pd.DataFrame], num_classes: int | None = None
             raise ValueError(f"{prefix}split {name!r}: labels {unseen[:10]} do not occur in train")
         outside = sorted(label for label in labels if not 0 <= label < classes)
         if outside:
-            raise ValueError(f"{prefix}split {name!r}: labels {outside[:10]} outside 0..{classes - 1}")
+            raise ValueError(
+                f"{_origin(splits[name], ~splits[name]['label'].between(0, classes - 1), prefix, name)}"
+                f"label {outside[0]} is outside the declared classes (split {name!r}: "
+                f"labels {outside[:10]} outside 0..{classes - 1})"
+            )
     if len(train) < classes:  # labels are in 0..C-1 here, so fewer distinct ones means gaps
         absent = [label for label in range(min(classes, len(train) + 10)) if label not in train]
         raise ValueError(f"{prefix}train lacks classes {absent[:10]} of 0..{classes - 1}")
@@ -113,12 +117,41 @@ def apply_max_length(
         if not truncate:
             row = int(np.flatnonzero(over.to_numpy())[0])
             raise ValueError(
-                f"{where}{name} row {row + 1}: length {int(lengths.iloc[row])} exceeds "
+                f"{_origin(splits[name], over, where, name)}length {int(lengths.iloc[row])} exceeds "
                 f"max_length {max_length} (pass truncate=True to cut)"
             )
         splits[name] = splits[name].assign(sequence=splits[name]["sequence"].str.slice(0, max_length))
         notes.append(f"{name}: {int(over.sum())} sequences truncated to {max_length} bp")
     return notes
+
+
+def _origin(frame: pd.DataFrame, rows, where: str, split: str) -> str:
+    """Where the first of ``rows`` (a boolean mask) came from: ``<file> line <n>: `` when the
+    frame carries its source (``file``, ``line`` / ``record`` columns, :func:`with_source`),
+    else ``<where><split> row <n>: ``."""
+    index = int(np.flatnonzero(np.asarray(rows))[0])
+    row = frame.iloc[index]
+    if "file" in frame.columns and "line" in frame.columns:
+        return f"{where}{row['file']} line {int(row['line'])}: "
+    if "file" in frame.columns and "record" in frame.columns:
+        return f"{where}{row['file']} record {row['record']!r}: "
+    return f"{where}{split} row {index + 1}: "
+
+
+SOURCE_COLUMNS = ("file", "line", "record")
+
+
+def with_source(frame: pd.DataFrame, path) -> pd.DataFrame:
+    """``frame`` (from :func:`load_csv_split` with ``with_lines``) with a ``file`` column: what
+    label and length errors name (the prepared task keeps only ``sequence,label``)."""
+    return frame.assign(file=str(path))
+
+
+def drop_source(splits: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    return {
+        name: frame.drop(columns=[c for c in SOURCE_COLUMNS if c in frame.columns])
+        for name, frame in splits.items()
+    }
 
 
 def stratified_assign(labels, fractions: dict[str, float], seed: int) -> np.ndarray:
@@ -162,31 +195,37 @@ def subsample_split(
 
 
 def load_gue_task(
-    task_dir, reduced_train: bool = False, dev_fraction: float = 0.1, seed: int = 0
+    task_dir, reduced_train: bool = False, dev_fraction: float = 0.1, seed: int = 0, keep_source: bool = False
 ) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """A GUE-style folder -> (splits, deviations).
 
     Without ``train.csv`` the task is refused unless ``reduced_train``: then train is dev minus
     a stratified ``dev_fraction`` slice that becomes the internal dev set, and test is the
-    official test; the deviation says so.
+    official test; the deviation says so. ``keep_source``: each row keeps its ``file`` and
+    ``line`` (what later label and length errors name).
     """
     task_dir = Path(task_dir)
     if (task_dir / "train.csv").exists():
-        splits = {name: load_csv_split(task_dir / f"{name}.csv", with_lines=True) for name in SPLITS}
+        splits = {
+            name: with_source(
+                load_csv_split(task_dir / f"{name}.csv", with_lines=True), task_dir / f"{name}.csv"
+            )
+            for name in SPLITS
+        }
         for name in ("dev", "test"):
             _check_seen(splits[name], task_dir / f"{name}.csv", splits["train"], task_dir / "train.csv")
-        return {name: frame.drop(columns="line") for name, frame in splits.items()}, []
+        return (splits if keep_source else drop_source(splits)), []
     if not reduced_train:
         raise FileNotFoundError(f"{task_dir}/train.csv is absent (reduced-train mode is off)")
-    dev = load_csv_split(task_dir / "dev.csv")
+    dev = with_source(load_csv_split(task_dir / "dev.csv", with_lines=True), task_dir / "dev.csv")
     assign = stratified_assign(dev["label"], {"train": 1 - dev_fraction, "dev": dev_fraction}, seed)
     splits = {
         "train": dev[assign == "train"].reset_index(drop=True),
         "dev": dev[assign == "dev"].reset_index(drop=True),
-        "test": load_csv_split(task_dir / "test.csv", with_lines=True),
+        "test": with_source(load_csv_split(task_dir / "test.csv", with_lines=True), task_dir / "test.csv"),
     }
     _check_seen(splits["test"], task_dir / "test.csv", splits["train"], f"{task_dir / 'dev.csv'} (as train)")
-    splits["test"] = splits["test"].drop(columns="line")
+    splits = splits if keep_source else drop_source(splits)
     note = (
         f"reduced-train: official train.csv absent; trained on {len(splits['train'])} rows of "
         f"the official dev set, internal dev = {len(splits['dev'])} held-out dev rows "
@@ -204,28 +243,40 @@ def _check_seen(frame: pd.DataFrame, path, train: pd.DataFrame, train_path) -> N
 
 
 def csv_table_task(
-    path, sequence_col: str, label_col: str, fractions: dict[str, float], seed: int
+    path, sequence_col: str, label_col: str, fractions: dict[str, float], seed: int, keep_source: bool = False
 ) -> dict[str, pd.DataFrame]:
-    """One labelled CSV without official splits -> seeded stratified train/dev/test."""
-    frame = dedupe(load_csv_split(path, sequence_col, label_col))
-    return _split_frame(frame, stratified_assign(frame["label"], fractions, seed), path)
+    """One labelled CSV without official splits -> seeded stratified train/dev/test
+    (``keep_source``: each row keeps its ``file`` and ``line``)."""
+    frame = dedupe(with_source(load_csv_split(path, sequence_col, label_col, with_lines=True), path))
+    splits = _split_frame(frame, stratified_assign(frame["label"], fractions, seed), path)
+    return splits if keep_source else drop_source(splits)
 
 
 def fasta_classes_task(
-    files: list, fractions: dict[str, float], seed: int, unique_ids: bool = True
+    files: list, fractions: dict[str, float], seed: int, unique_ids: bool = True, keep_source: bool = False
 ) -> dict[str, pd.DataFrame]:
     """One FASTA file per class (label = position in ``files``) -> stratified seeded splits.
     Identical sequences are removed as :func:`dedupe` does; ``unique_ids`` as in
-    :func:`stream_fasta`."""
+    :func:`stream_fasta`; ``keep_source``: each row keeps its ``file`` and ``record`` id."""
     import pandas as pd
 
-    frames = [
-        pd.DataFrame({"sequence": list(read_fasta(path, unique_ids).values()), "label": label})
-        for label, path in enumerate(files)
-    ]
+    frames = []
+    for label, path in enumerate(files):
+        records = read_fasta(path, unique_ids)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "sequence": list(records.values()),
+                    "label": label,
+                    "file": str(path),
+                    "record": list(records),
+                }
+            )
+        )
     frame = dedupe(pd.concat(frames, ignore_index=True))
     assign = stratified_assign(frame["label"], fractions, seed)
-    return _split_frame(frame, assign, ", ".join(map(str, files)))
+    splits = _split_frame(frame, assign, ", ".join(map(str, files)))
+    return splits if keep_source else drop_source(splits)
 
 
 def read_label_table(path, name_col: str, label_col: str) -> pd.DataFrame:

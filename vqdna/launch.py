@@ -48,7 +48,7 @@ def train(stage: str, params: dict) -> list[dict]:
             scale=scale,
         )
         return history
-    tokenizer = load_tokenizer(params["tokenizer_path"])
+    tokenizer = load_tokenizer(params["tokenizer_path"], trust_remote_code=params.get("trusted_classes", []))
     model = stages.build_masked_lm(tokenizer, params["encoder"], seed=params["seed"])
     return stages.pretrain(
         model,

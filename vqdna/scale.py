@@ -160,12 +160,15 @@ class PreemptionFlag:
 
 
 def rng_states(generator: torch.Generator) -> dict:
-    """Every random state a loop draws from: its batch generator, torch (CPU and CUDA), numpy, python."""
+    """Every random state a loop draws from: its batch generator, torch (CPU and CUDA), numpy, python.
+    Tensors and plain values only (numpy's key as a list of ints), so a resume checkpoint loads
+    with ``weights_only=True``: reading one never runs code from it."""
+    name, key, pos, has_gauss, cached_gaussian = np.random.get_state()
     return {
         "generator": generator.get_state(),
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "numpy": np.random.get_state(),
+        "numpy": [str(name), [int(k) for k in key], int(pos), int(has_gauss), float(cached_gaussian)],
         "python": random.getstate(),
     }
 
@@ -184,7 +187,8 @@ def set_rng_states(states: dict, generator: torch.Generator) -> None:
     torch.set_rng_state(states["torch"])
     if states["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
-    np.random.set_state(states["numpy"])
+    name, key, pos, has_gauss, cached_gaussian = states["numpy"]
+    np.random.set_state((name, np.asarray(key, dtype=np.uint32), pos, has_gauss, cached_gaussian))
     random.setstate(states["python"])
 
 
@@ -204,7 +208,11 @@ def load_resume(path: str | Path | None, fingerprint: dict) -> dict | None:
     ranks: nothing is left to train (how a ``torchrun`` launch hands its result to the notebook)."""
     if path is None or not Path(path).exists():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    from vqdna.training import safe_load
+
+    state = safe_load(path, map_location="cpu", what="resume checkpoint")
+    if not isinstance(state, dict) or not isinstance(state.get("fingerprint"), dict):
+        raise ValueError(f"{path}: not a resume checkpoint of this project (no fingerprint)")
     if state.get("step") == fingerprint.get("steps") and "world" in fingerprint:
         fingerprint = {**fingerprint, "world": state["fingerprint"].get("world")}
     if state["fingerprint"] != fingerprint:

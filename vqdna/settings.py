@@ -14,6 +14,8 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from vqdna.contracts import Bool, Int, List, Map, Num, Str
+
 
 class _Section:
     """``from_dict`` with strict keys, shared by the settings below."""
@@ -31,6 +33,17 @@ class _Section:
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+    def __post_init__(self):
+        _check(self, RULES[type(self).__name__])
+
+
+def _check(settings, rules: dict) -> None:
+    """Each field's type and range (:mod:`vqdna.contracts`): ``steps: 'ten'``, ``lr: -1``,
+    ``mask_ratio: 1.5`` or ``batch_size: 0`` is a ``ValueError`` naming the section and key."""
+    section = _SECTION_NAMES.get(type(settings).__name__, type(settings).__name__)
+    for name, checker in rules.items():
+        checker.check(getattr(settings, name), f"{section}.{name}")
 
 
 @dataclass(frozen=True)
@@ -113,6 +126,7 @@ class VQVAEConfig:
     mlp_ratio: int = 4
 
     def __post_init__(self):
+        _check(self, RULES["VQVAEConfig"])
         if not 1 <= self.levels <= self.depth:
             raise ValueError(f"need 1 <= levels <= depth, got levels={self.levels}, depth={self.depth}")
         if self.stride < 1:
@@ -130,6 +144,85 @@ class VQVAEConfig:
         return [self.codebook_size * self.codebook_growth**n for n in range(self.levels)]
 
 
+_POSITIVE = Int(minimum=1)
+_WINDOW = Str(choices=("centre", "start"))
+#: settings class -> field -> its type and range (as config/schema.yaml, which checks the config
+#: files; these check every other way in: a notebook's parameters, the Python API)
+RULES: dict[str, dict] = {
+    "CorpusConfig": {
+        "window": _POSITIVE,
+        "max_windows": Int(minimum=1, nullable=True),
+        "max_n_fraction": Num(minimum=0, maximum=1),
+        "val_fraction": Num(exclusive_minimum=0, exclusive_maximum=1),
+        "extra_fasta": List(Map({"fasta": Str(), "species": Str()}, required=("fasta",))),
+        "min_paper_bp": Num(minimum=0),
+    },
+    "PretrainConfig": {
+        "steps": _POSITIVE,
+        "batch_size": _POSITIVE,
+        "micro_batch_size": Int(minimum=1, nullable=True),
+        "lr": Num(exclusive_minimum=0),
+        "warmup_steps": Int(minimum=0),
+        "mask_ratio": Num(exclusive_minimum=0, exclusive_maximum=1),
+        "masking": Str(choices=("tokenizer", "token")),
+        "max_tokens": _POSITIVE,
+    },
+    "FinetuneConfig": {
+        "protocol": Str(choices=("config", "benchmark")),
+        "epochs": _POSITIVE,
+        "lr": Num(exclusive_minimum=0),
+        "batch_size": _POSITIVE,
+        "lora_rank": Int(minimum=1, nullable=True),
+        "head_init": Str(choices=("probe", "random")),
+        "patience": Int(minimum=0, nullable=True),
+        "max_bp": Int(minimum=1, nullable=True),
+        "window": _WINDOW,
+        "select_by": Str(choices=("dev_loss", "dev_metric")),
+        "warmup_steps": Int(minimum=0),
+    },
+    "ProbeConfig": {
+        "max_bp": Int(minimum=1, nullable=True),
+        "window": _WINDOW,
+        "pooling": Str(choices=("fixed", "sliding")),
+    },
+    "VQVAEConfig": {
+        "stem_dim": _POSITIVE,
+        "dim": _POSITIVE,
+        "depth": _POSITIVE,
+        "codebook_size": Int(minimum=2),
+        "code_dim": Int(minimum=1, nullable=True),
+        "levels": Int(minimum=1, maximum=4),
+        "codebook_growth": _POSITIVE,
+        "ema": Bool(),
+        "decay": Num(exclusive_minimum=0, exclusive_maximum=1),
+        "commitment_weight": Num(minimum=0),
+        "dead_code_threshold": Num(minimum=0),
+        "data_init": Bool(),
+        "kmeans_iters": Int(minimum=0),
+        "stride": _POSITIVE,
+        "stem_kernel": _POSITIVE,
+        "block_kernel": _POSITIVE,
+        "mlp_ratio": _POSITIVE,
+    },
+}
+#: a vq/hrq tokenizer entry's training keys (beside the VQVAEConfig ones)
+VQ_TRAINING = Map(
+    {
+        "steps": _POSITIVE,
+        "batch_size": _POSITIVE,
+        "lr": Num(exclusive_minimum=0),
+        "warmup_steps": Int(minimum=0),
+        "micro_batch_size": Int(minimum=1, nullable=True),
+    },
+    required=("steps", "batch_size", "lr"),
+)
+
+
+def check_vq_training(spec: dict, where: str = "tokenizer") -> None:
+    """The training keys of a vq/hrq entry (steps, batch_size, lr, ...): typed and in range."""
+    VQ_TRAINING.check({k: spec[k] for k in VQ_TRAINING.keys if k in spec}, where)
+
+
 #: config section -> its settings class
 SECTIONS: dict[str, Any] = {
     "corpus": CorpusConfig,
@@ -137,3 +230,5 @@ SECTIONS: dict[str, Any] = {
     "finetune": FinetuneConfig,
     "linear_probe": ProbeConfig,
 }
+#: settings class -> the config section it reads (for error messages)
+_SECTION_NAMES = {cls.__name__: section for section, cls in SECTIONS.items()} | {"VQVAEConfig": "vqvae"}

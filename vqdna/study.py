@@ -69,10 +69,11 @@ def tokenizer_spec(config: dict, name: str) -> dict:
         if knob == "levels" and value > entry.get("depth", value):
             entry["depth"] = value  # each HRQ level taps its own encoder block
     if entry["type"] in CODEBOOK_TYPES:
-        from vqdna.settings import VQVAEConfig  # validates at plan time what VQVAE would refuse at run time
+        from vqdna.settings import VQVAEConfig, check_vq_training  # plan time: what VQVAE would refuse
 
         try:
             VQVAEConfig.from_spec(entry)
+            check_vq_training(entry, f"tokenizer {name!r}")
         except ValueError as error:
             raise ValueError(f"tokenizer {name!r}: {error}") from error
     return entry
@@ -168,6 +169,44 @@ def with_ablation_defaults(records, runs: list[dict]):
         ]
         copies.append(base.assign(ablation_name=run["ablation"], ablation_value=run["value"]))
     return pd.concat([records, *copies], ignore_index=True) if copies else records
+
+
+def trusted_classes(config: dict) -> list[str]:
+    """The tokenizer classes of one's own (``module:Class`` types) the config names: the only
+    classes the workflow lets ``load_tokenizer`` import from the tokenizer folders it wrote
+    (``trust_remote_code``); a folder naming any other class is refused."""
+    return sorted({entry["type"] for entry in config["tokenizers"].values() if ":" in entry["type"]})
+
+
+#: rules whose jobs take ``threads_per_job`` CPUs; sarscov2 and efficiency take a whole node
+THREADED_RULES = ("train_tokenizer", "pretrain", "finetune", "linear_probe")
+WHOLE_NODE_RULES = ("sarscov2", "efficiency")
+
+
+def job_cpus(config: dict, node_cpus: int) -> dict[str, int]:
+    """CPUs each rule's job asks a scheduler for (``cpus_per_task`` = its threads)."""
+    threads = int(config.get("threads_per_job", 1))
+    return {**dict.fromkeys(THREADED_RULES, threads), **dict.fromkeys(WHOLE_NODE_RULES, node_cpus)}
+
+
+def check_cpus(config: dict, node_cpus: int, declared: str, largest_node: int | None = None) -> None:
+    """A job may not ask for more CPUs than one node has: Slurm would keep it pending forever.
+    ``node_cpus``: what the profile declares a node has (``declared`` says where); every rule's
+    request must fit it (else the plan stops here, naming the rule and the limit), and when the
+    scheduler reports its largest node (``largest_node``), the declaration must fit that."""
+    for rule, cpus in job_cpus(config, node_cpus).items():
+        if cpus > node_cpus:
+            raise ValueError(
+                f"rule {rule}: its jobs ask for {cpus} CPUs (threads_per_job), more than the "
+                f"{node_cpus} CPUs one node has ({declared}); lower threads_per_job"
+            )
+    if largest_node is not None and node_cpus > largest_node:
+        rules = ", ".join(WHOLE_NODE_RULES)
+        raise ValueError(
+            f"{declared} declares nodes of {node_cpus} CPUs, but the largest node the scheduler "
+            f"reports has {largest_node}: the jobs of rules {rules} (and any asking more than "
+            f"{largest_node}) would pend forever; set it to at most {largest_node} (--cores {largest_node})"
+        )
 
 
 def replicates(config: dict) -> list[int]:

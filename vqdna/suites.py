@@ -63,16 +63,14 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-import yaml
-
-from . import corpus, data
+from . import contracts, corpus, data
 
 log = logging.getLogger(__name__)
 
 BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 GUE_URL = "https://drive.google.com/uc?export=download&id=1uOrwlf07qGQuruXqGXWMpPn8avBoW7T-"
 DEFAULT_FRACTIONS = {"train": 0.8, "dev": 0.1, "test": 0.1}
-EVALUATION_KEYS = {"finetune", "linear_probe"}  # a task's `evaluation` (see the schema above)
+EVALUATION_KEYS = set(contracts.TASK.keys["evaluation"].keys)  # a task's `evaluation` (schema above)
 
 
 # ---------------------------------------------------------------- definitions
@@ -80,26 +78,23 @@ EVALUATION_KEYS = {"finetune", "linear_probe"}  # a task's `evaluation` (see the
 
 def load_suites(benchmarks_dir=None) -> dict[str, dict]:
     """Every ``*.yaml`` suite file, keyed by its ``suite`` name; each task already merged with
-    the suite's ``defaults``."""
-    suites = {}
+    the suite's ``defaults``. Each file is checked against the closed suite schema
+    (:mod:`vqdna.contracts`: every key typed and in range, each format's params, no key or task
+    written twice, no suite name used by two files); every error names the file, the task and
+    the key."""
+    suites, files = {}, {}
     for path in sorted(Path(benchmarks_dir or BENCHMARKS_DIR).glob("*.yaml")):
-        suite = yaml.safe_load(path.read_text())
-        for key in ("suite", "tasks"):
-            if key not in suite:
-                raise ValueError(f"{path}: missing key {key!r}")
-        defaults = suite.get("defaults", {})
-        suite["tasks"] = {name: _merge(defaults, spec or {}) for name, spec in suite["tasks"].items()}
-        for name, spec in suite["tasks"].items():
-            if spec.get("format") not in BUILDERS:
-                raise ValueError(f"{path}: task {name!r} has unknown format {spec.get('format')!r}")
-            check_params(spec["format"], spec.get("params") or {}, f"{path}: tasks.{name}.params")
-            unknown = sorted(set(spec.get("evaluation") or {}) - EVALUATION_KEYS)
-            if unknown:
-                known = sorted(EVALUATION_KEYS)
-                raise ValueError(
-                    f"{path}: tasks.{name}.evaluation: unknown key {unknown[0]!r}; known: {known}"
-                )
-        suites[suite["suite"]] = suite
+        suite = contracts.read_yaml(path)
+        contracts.check_suite_file(path, suite)
+        name = suite["suite"]
+        if name in files:
+            raise ValueError(f"{path}: suite name {name!r} is already used by {files[name]}")
+        files[name] = path
+        defaults = suite.get("defaults") or {}
+        suite["tasks"] = {task: _merge(defaults, spec or {}) for task, spec in suite["tasks"].items()}
+        for task, spec in suite["tasks"].items():
+            contracts.check_task(path, task, spec)
+        suites[name] = suite
     return suites
 
 
@@ -132,13 +127,9 @@ def probe_settings(config: dict, suite: str, task: str) -> dict:
 
 
 def check_params(fmt: str, params: dict, where: str) -> None:
-    """A builder parameter the format does not know is an error naming it (a typo would otherwise
-    silently run with the default)."""
-    unknown = sorted(set(params) - PARAMS[fmt])
-    if unknown:
-        raise ValueError(
-            f"{where}: unknown parameter {unknown[0]!r} for format {fmt!r}; known: {sorted(PARAMS[fmt])}"
-        )
+    """A builder parameter the format does not know, or of the wrong type, is an error naming it
+    (a typo would otherwise silently run with the default)."""
+    contracts.check_params(fmt, params, where)
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -245,6 +236,7 @@ def prepare_task(suite: str, task: str, config: dict, out_dir) -> Path:
     deviations += data.subsample_split(splits, options.get("max_train"), seed)
     notes = data.subsample_split(splits, options.get("max_dev"), seed, split="dev")
     num_classes = data.check_labels(splits, spec.get("num_classes"), where=_sources(spec, root, suite, task))
+    splits = data.drop_source(splits)
     meta = {
         "suite": suite,
         "task": task,
@@ -292,6 +284,7 @@ def _build_gue_csv(params, root, options, seed):
         options.get("reduced_train", False),
         options.get("reduced_dev_fraction", 0.1),
         seed,
+        keep_source=True,
     )
     return {"splits": splits, "deviations": deviations}
 
@@ -302,6 +295,7 @@ def _build_fasta_classes(params, root, options, seed):
         params.get("fractions", DEFAULT_FRACTIONS),
         seed,
         params.get("unique_ids", True),
+        keep_source=True,
     )
     return {"splits": splits}
 
@@ -313,6 +307,7 @@ def _build_csv_table(params, root, options, seed):
         params.get("label_col", "label"),
         params.get("fractions", DEFAULT_FRACTIONS),
         seed,
+        keep_source=True,
     )
     return {"splits": splits}
 
@@ -338,35 +333,8 @@ def _build_annotation(params, root, options, seed):
     return {"splits": splits, "label_names": label_names, "source": provenance}
 
 
-#: the ``params`` each format's builder reads
-PARAMS = {
-    "gue_csv": {"path"},
-    "fasta_classes": {"files", "fractions", "unique_ids"},
-    "csv_table": {"path", "sequence_col", "label_col", "fractions"},
-    "genome_fragments": {
-        "fasta",
-        "labels",
-        "name_col",
-        "label_col",
-        "fragment_length",
-        "min_genomes",
-        "fractions",
-        "max_n_fraction",
-        "fragments_per_genome",
-    },
-    "annotation": {
-        "kind",
-        "species",
-        "length",
-        "n_per_class",
-        "fractions",
-        "n_blocks",
-        "max_n_fraction",
-        "step",
-        "within",
-        "genus",
-    },
-}
+#: the ``params`` each format's builder reads (their types: ``contracts.FORMAT_PARAMS``)
+PARAMS = {fmt: set(schema.keys) for fmt, schema in contracts.FORMAT_PARAMS.items()}
 BUILDERS = {
     "gue_csv": _build_gue_csv,
     "fasta_classes": _build_fasta_classes,

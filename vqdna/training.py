@@ -115,9 +115,31 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, **extra) -> None:
     tmp.replace(path)
 
 
+def safe_load(path: str | Path, map_location="cpu", what: str = "checkpoint"):
+    """``torch.load(path, weights_only=True)``: tensors and plain Python values only, so loading
+    a file never runs code from it. A file that needs more (an old-format or foreign checkpoint
+    holding pickled objects) is refused with a ``ValueError`` naming it; nothing of it ran."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        detail = str(error).strip().splitlines()
+        reason = next((line for line in detail if "GLOBAL" in line or "Unsupported" in line), detail[0])
+        raise ValueError(
+            f"{path}: refused to load this {what}: it holds pickled Python objects beyond tensors "
+            f"and plain values ({reason.strip()[:200]}). Loading it would run code from the file; "
+            f"nothing was run. A checkpoint written by an older version or by someone else: "
+            f"re-create it with this version"
+        ) from None
+
+
 def load_checkpoint(path: str | Path, model: torch.nn.Module | None = None, map_location="cpu") -> dict:
-    """Load a checkpoint; if ``model`` is given its weights are restored in place."""
-    payload = torch.load(path, map_location=map_location, weights_only=False)
+    """Load a checkpoint (tensors and plain values only, :func:`safe_load`); if ``model`` is
+    given its weights are restored in place."""
+    payload = safe_load(path, map_location=map_location)
+    if not isinstance(payload, dict) or not isinstance(payload.get("state_dict"), dict):
+        raise ValueError(f"{path}: not a checkpoint of this project (no state_dict)")
     if model is not None:
         model.load_state_dict(payload["state_dict"])
     return payload

@@ -5,6 +5,8 @@ decoding, saving, and the Hugging Face-style surface (``encode(..., add_special_
 from __future__ import annotations
 
 import json
+import numbers
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
@@ -57,14 +59,49 @@ def _read_json(file: Path):
 
 #: config ``type`` -> tokenizer class: every subclass registers itself under its ``config_types``
 TOKENIZERS: dict[str, type] = {}
+#: what a concrete tokenizer defines itself (``Tokenizer``'s own versions only raise)
+REQUIRED_MEMBERS = ("_encode", "_decode", "vocab_size", "params", "from_spec")
+_CLASS_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def class_path(cls: type) -> str:
+    """``module:Qualname`` of a class: how config and ``tokenizer_config.json`` name it."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def abstract_members(cls: type) -> list[str]:
+    """The members of :data:`REQUIRED_MEMBERS` that ``cls`` leaves to ``Tokenizer`` (which only
+    raises): a class with any is abstract and cannot tokenize."""
+    return [
+        member
+        for member in REQUIRED_MEMBERS
+        if next((k for k in cls.__mro__ if member in k.__dict__), Tokenizer) is Tokenizer
+    ]
+
+
+def check_int(name: str, value, minimum: int, maximum: int | None = None) -> int:
+    """``value`` as a parameter ``name`` that must be an integer in ``minimum..maximum`` (a bool,
+    a float such as 6.5 or a string is refused): ``ValueError`` naming the parameter."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"in {minimum}..{maximum}" if maximum is not None else f">= {minimum}"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    return int(value)
 
 
 def tokenizer_class(kind: str) -> type:
     """The class a config entry's ``type`` names: a registered type (``TOKENIZERS``), or
-    ``module:Class`` for a tokenizer defined anywhere importable (no edit of this package)."""
+    ``module:Class`` for a tokenizer defined anywhere importable (no edit of this package).
+    ``module:Class`` imports the module: only for names from a source one trusts (the config;
+    a saved folder's class is imported only with ``trust_remote_code``, :func:`load_tokenizer`)."""
+    if not isinstance(kind, str):
+        raise ValueError(f"tokenizer type must be a string, got {kind!r}")
     if ":" in kind:
         import importlib
 
+        if not _CLASS_NAME.match(kind):
+            raise ValueError(f"tokenizer type {kind!r} is not of the form 'module:Class'")
         module, _, qualname = kind.partition(":")
         try:
             cls = getattr(importlib.import_module(module), qualname)
@@ -72,12 +109,49 @@ def tokenizer_class(kind: str) -> type:
             raise ValueError(f"tokenizer type {kind!r}: cannot import it ({error})") from None
         if not (isinstance(cls, type) and issubclass(cls, Tokenizer)):
             raise ValueError(f"tokenizer type {kind!r} is not a vqdna.tokenizers.Tokenizer subclass")
+        missing = abstract_members(cls)
+        if missing:
+            raise ValueError(
+                f"tokenizer type {kind!r} is abstract: it does not define {missing} "
+                f"(a tokenizer class implements {list(REQUIRED_MEMBERS)})"
+            )
         return cls
     if kind not in TOKENIZERS:
         raise ValueError(
             f"unknown tokenizer type {kind!r}; choose from {sorted(TOKENIZERS)} or 'module:Class'"
         )
     return TOKENIZERS[kind]
+
+
+def _register(cls: type) -> None:
+    """Register ``cls`` under its own ``config_types`` (not inherited ones: a subclass is not the
+    type). Refused, before anything is registered: a type another class holds (a second class
+    for ``char`` would silently change what every config and saved folder naming ``char``
+    runs), an abstract class, a ``config_types`` that is not a tuple of names."""
+    kinds = cls.__dict__.get("config_types", ())
+    if not kinds:
+        return
+    where = class_path(cls)
+    if isinstance(kinds, str) or not all(isinstance(k, str) and k for k in kinds):
+        raise TypeError(f"{where}: config_types must be a tuple of type names, got {kinds!r}")
+    missing = abstract_members(cls)
+    if missing:
+        raise TypeError(
+            f"{where}: cannot register tokenizer type(s) {list(kinds)}: the class is abstract "
+            f"(it does not define {missing})"
+        )
+    for kind in kinds:
+        if ":" in kind:
+            raise TypeError(f"{where}: config type {kind!r} may not contain ':' (that names a class)")
+        taken = TOKENIZERS.get(kind)
+        if taken is not None and class_path(taken) != where:  # the same class re-defined (a reload) is fine
+            raise TypeError(
+                f"{where}: tokenizer type {kind!r} is already taken by {class_path(taken)}; "
+                f"a type names one class. Give the new class its own config_types, or name it "
+                f"in config as '{where}'"
+            )
+    for kind in kinds:
+        TOKENIZERS[kind] = cls
 
 
 class Tokenizer:
@@ -92,10 +166,7 @@ class Tokenizer:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        for kind in cls.__dict__.get(
-            "config_types", ()
-        ):  # its own, not inherited: a subclass is not the type
-            TOKENIZERS[kind] = cls
+        _register(cls)  # its own config_types, not inherited: a subclass is not the type
 
     pad_token_id, unk_token_id, cls_token_id, sep_token_id, mask_token_id = (
         PAD_ID,
@@ -270,7 +341,7 @@ class Tokenizer:
         path.mkdir(parents=True, exist_ok=True)
         self._save(path)
         cls = type(self)
-        saved = {"name": self.name, "params": self.params, "class": f"{cls.__module__}:{cls.__qualname__}"}
+        saved = {"name": self.name, "params": self.params, "class": class_path(cls)}
         (path / CONFIG_FILE).write_text(json.dumps(saved, indent=2) + "\n")
         return path
 
@@ -278,12 +349,14 @@ class Tokenizer:
         """Artefacts beyond the params (none by default)."""
 
     @classmethod
-    def from_pretrained(cls, path) -> "Tokenizer":
+    def from_pretrained(cls, path, trust_remote_code=False) -> "Tokenizer":
         """The tokenizer saved in ``path`` (any type when called on ``Tokenizer``, like
-        ``AutoTokenizer``; on a subclass the folder must hold that type)."""
+        ``AutoTokenizer``; on a subclass the folder must hold that type). A folder naming a
+        class of its own (not a built-in type) is loaded only with ``trust_remote_code``
+        (:func:`vqdna.tokenizers.load_tokenizer`)."""
         from vqdna.tokenizers import load_tokenizer
 
-        tokenizer = load_tokenizer(path)
+        tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
         if not isinstance(tokenizer, cls):
             raise ValueError(f"{path} holds a {type(tokenizer).__name__}, not a {cls.__name__}")
         return tokenizer

@@ -8,7 +8,7 @@ from typing import Iterable
 import numpy as np
 
 from vqdna.sequence import normalize
-from vqdna.tokenizers.base import CONFIG_FILE, N_SPECIAL, SPECIAL_TOKENS, Tokenizer, _read_json
+from vqdna.tokenizers.base import CONFIG_FILE, N_SPECIAL, SPECIAL_TOKENS, Tokenizer, _read_json, check_int
 
 
 class BPETokenizer(Tokenizer):
@@ -29,6 +29,9 @@ class BPETokenizer(Tokenizer):
     def __init__(
         self, vocab_size: int = 4096, min_frequency: int = 2, window: int = 65536, overlap: int = 1024
     ):
+        vocab_size = check_int("vocab_size", vocab_size, 1)
+        min_frequency = check_int("min_frequency", min_frequency, 0)
+        window, overlap = check_int("window", window, 8), check_int("overlap", overlap, 4)
         if not 4 <= overlap <= window // 2:
             raise ValueError(f"need 4 <= overlap <= window / 2, got window {window}, overlap {overlap}")
         self.target_vocab_size, self.min_frequency = vocab_size, min_frequency

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     import torch
 
 from vqdna.sequence import normalize, to_indices
-from vqdna.tokenizers.base import CONFIG_FILE, N_SPECIAL, Tokenizer
+from vqdna.tokenizers.base import CONFIG_FILE, N_SPECIAL, Tokenizer, check_int
 
 
 class CodebookTokenizer(Tokenizer):
@@ -36,8 +36,8 @@ class CodebookTokenizer(Tokenizer):
     def __init__(self, model, name: str = "vq", batch_size: int = 256, window: int = 1024):
         import torch
 
-        if window < 1:
-            raise ValueError(f"window must be >= 1 bp, got {window}")
+        batch_size = check_int("batch_size", batch_size, 1)
+        window = check_int("window", window, 1)  # bp
         self.model, self.name, self.batch_size, self.window = model, name, batch_size, window
         self.window_tokens = max(1, window // int(model.config.stride))
         self.level_sizes = [int(size) for size in model.level_sizes]
@@ -76,8 +76,10 @@ class CodebookTokenizer(Tokenizer):
         training-at-scale settings (:func:`vqdna.scale.scale_options`)."""
         from vqdna.corpus import spread_windows
         from vqdna.scale import scale_options
+        from vqdna.settings import check_vq_training
         from vqdna.vqvae import fit_vqvae
 
+        check_vq_training(spec, f"tokenizer {spec.get('type')!r}")
         tokenizer = cls.from_spec(spec, seed)
         options = scale_options(scale)
         tokenizer.model.activation_checkpointing = options.pop("activation_checkpointing")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from vqdna.sequence import N_INDEX, to_indices
-from vqdna.tokenizers.base import N_SPECIAL, UNK_ID, Tokenizer
+from vqdna.tokenizers.base import N_SPECIAL, UNK_ID, Tokenizer, check_int
 
 
 class KmerTokenizer(Tokenizer):
@@ -22,10 +22,8 @@ class KmerTokenizer(Tokenizer):
     config_types = ("kmer",)
 
     def __init__(self, k: int = 6, stride: int = 1):
-        if not 1 <= k <= 12:
-            raise ValueError(f"k must be in 1..12 (vocabulary 4^k), got {k}")
-        if not 1 <= stride <= k:
-            raise ValueError(f"stride must be in 1..k={k} (larger strides skip bases), got {stride}")
+        k = check_int("k", k, 1, 12)  # vocabulary 4^k
+        stride = check_int("stride", stride, 1, k)  # larger strides would skip bases
         self.k, self.stride = k, stride
         self._single_offset = N_SPECIAL + 4**k
 
