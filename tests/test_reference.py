@@ -88,3 +88,110 @@ def test_a_partial_rerun_is_compared_on_what_it_ran(tmp_path):
         )
         == 1
     )
+
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def _slice_of_a_tracked_run(dest, tasks=("tf_1", "tf_2")):
+    """The records of two GUE tasks of the tracked cpu-gue reference (real runs: 6 tokenizers x
+    3 replicates, fine-tuning and probe), with its tokenizer and pre-training records."""
+    import shutil
+
+    source = REPO / "results" / "reference" / "cpu-gue"
+    for path in source.glob("**/metrics.json"):
+        rel = path.relative_to(source)
+        if rel.parts[0] in ("tokenizers", "models") or any(t in rel.parts for t in tasks):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, dest / rel)
+    return dest
+
+
+def _edit(root, rel, change):
+    path = root / rel
+    record = json.loads(path.read_text())
+    change(record)
+    path.write_text(json.dumps(record))
+
+
+def test_compare_tells_identical_from_noise_from_failure(tmp_path):
+    """A rerun is identical; a run whose kernels summed in another order (scores moved inside
+    their test-set intervals, pre-training losses inside the replicate spread) is within noise;
+    a corrupted metric is beyond noise, with a non-zero exit."""
+    import shutil
+
+    ref = _slice_of_a_tracked_run(tmp_path / "ref")
+    rerun = tmp_path / "rerun"
+    shutil.copytree(ref, rerun)
+    assert reference.judge(reference.compare(rerun, ref), rerun, ref)[0] == reference.IDENTICAL
+    assert reference.main(["compare", str(rerun), str(ref)]) == 0
+
+    perturbed = tmp_path / "perturbed"
+    shutil.copytree(ref, perturbed)
+    probe = "linear_probe/gue/tf_1/bpe/rep1/metrics.json"
+
+    def nudge(record):  # about what another CPU's kernels did to one run (issue 23: a few points)
+        record["mcc"] += 0.01
+        record["accuracy"] += 0.005
+        record["confusion_matrix"][0][0] -= 5
+        record["confusion_matrix"][0][1] += 5
+
+    _edit(perturbed, probe, nudge)
+    _edit(
+        perturbed,
+        "models/vq/rep0/metrics.json",
+        lambda r: r.update(final_val_loss=r["final_val_loss"] + 1e-6),
+    )
+    rows = reference.compare(perturbed, ref)
+    verdict, problems = reference.judge(rows, perturbed, ref)
+    assert verdict == reference.WITHIN_NOISE, problems
+    why = next(r for r in rows if r["file"] == probe)["why"]
+    assert any("test-set half width" in w for w in why)
+    assert reference.main(["compare", str(perturbed), str(ref)]) == 0
+
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(perturbed, corrupt)
+    _edit(corrupt, "finetune/gue/tf_2/hrq/rep0/seed0/metrics.json", lambda r: r.update(mcc=r["mcc"] - 0.4))
+    rows = reference.compare(corrupt, ref)
+    assert reference.judge(rows, corrupt, ref)[0] == reference.BEYOND_NOISE
+    assert reference.main(["compare", str(corrupt), str(ref)]) == 1
+    assert "Verdict: differs beyond noise" in reference.compare_markdown(
+        rows, ref, *reference.judge(rows, corrupt, ref)
+    )
+
+
+def test_summary_checks_catch_a_moved_cell_and_a_changed_verdict(tmp_path):
+    """The summary-level half of the judgement on its own: a cell whose runs all moved the same
+    way leaves the reference's interval, and the verdicts that rest on it change."""
+    import shutil
+
+    ref = _slice_of_a_tracked_run(tmp_path / "ref", tasks=("tf_1",))
+    assert reference._summary_checks(ref, ref) == []
+    moved = tmp_path / "moved"
+    shutil.copytree(ref, moved)
+    for path in moved.glob("finetune/gue/tf_1/vq/*/*/metrics.json"):
+        record = json.loads(path.read_text())
+        record["mcc"] -= 0.3
+        path.write_text(json.dumps(record))
+    problems = reference._summary_checks(moved, ref)
+    assert any("finetune gue/tf_1/vq: fresh mean" in p and "outside the reference's" in p for p in problems)
+    assert any(p.startswith("verdict finetune") and "vq - bpe" in p for p in problems)
+    assert reference.judge(reference.compare(moved, ref), moved, ref)[0] == reference.BEYOND_NOISE
+
+
+def test_compare_refuses_what_it_cannot_read(tmp_path, capsys):
+    make_run(tmp_path / "run")
+    assert reference.main(["compare", str(tmp_path / "run"), str(tmp_path / "nowhere")]) == 2
+    assert "nowhere: no such folder" in capsys.readouterr().err
+    reference.publish(tmp_path / "run", tmp_path / "ref")
+    (tmp_path / "run" / "finetune" / "t" / "hrq" / "rep0" / "seed0" / "metrics.json").write_text("{oops")
+    assert reference.main(["compare", str(tmp_path / "run"), str(tmp_path / "ref")]) == 2
+    assert "metrics.json: not a readable metrics JSON" in capsys.readouterr().err
+
+
+def test_a_failed_publish_leaves_nothing_behind(tmp_path):
+    run = make_run(tmp_path / "run")
+    (tmp_path / "bad.time").write_text("not a time log\n")
+    with pytest.raises(ValueError):
+        reference.publish(run, tmp_path / "ref", tmp_path / "bad.time")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.time", "run"]

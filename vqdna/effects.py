@@ -62,7 +62,8 @@ SHARED, BOUND = "shared test set", "bound (no per-sequence outcomes)"
 @dataclass
 class Cell:
     """The runs of one task x tokenizer: replicate of each run, score x100 of each run, and
-    ``draws``: the cell mean (x100) on each resampled test set (``term``: SHARED or BOUND)."""
+    ``draws``: the cell mean (x100) on each resampled test set (``term``: SHARED or BOUND).
+    Intervals shift the draws to the recorded mean, so they always bracket the table's number."""
 
     replicates: list
     scores: np.ndarray
@@ -85,7 +86,7 @@ class Cell:
 
     def interval(self, level: float = 0.95) -> tuple[float, float]:
         """The cell mean's interval: shared test-set draws + the t term over replicates."""
-        return uncertainty.interval(self.mean, self.draws, *self.model, level)
+        return uncertainty.interval(self.mean, self.draws - self.draws.mean() + self.mean, *self.model, level)
 
 
 def _has_outcomes(runs: pd.DataFrame) -> bool:
@@ -179,7 +180,7 @@ def difference(a: Cell, b: Cell, level: float = 0.95, seed: int = 0) -> tuple[fl
     shared = a.term == SHARED and b.term == SHARED
     b_draws = b.draws if shared else np.random.default_rng(seed).permutation(b.draws)
     diff = a.mean - b.mean
-    draws = a.draws - b_draws
+    draws = (a.draws - b_draws) - (a.draws.mean() - b_draws.mean()) + diff  # anchored on the scores
     low, high = uncertainty.interval(diff, draws, *uncertainty.welch([a.model, b.model]), level, seed)
     return diff, low, high, SHARED if shared else BOUND
 

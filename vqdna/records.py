@@ -175,7 +175,10 @@ def collect_metrics(paths: Iterable[str | Path]) -> pd.DataFrame:
     """
     rows = []
     for path in dict.fromkeys(Path(p).resolve() for p in paths):
-        record = validate_record(json.loads(Path(path).read_text()))
+        try:
+            record = validate_record(json.loads(Path(path).read_text()))
+        except (OSError, ValueError) as error:  # JSONDecodeError is a ValueError
+            raise ValueError(f"{path}: {error}") from error
         ablation = record.pop("ablation", None) or {}
         record.update(
             path=str(path),

@@ -11,7 +11,9 @@ never finds the study "already done":
 and the run's ``provenance.json`` (commit, config hash, library versions, machine; written by
 the workflow's ``provenance`` rule), adding the wall time and peak memory of the run when given
 the ``/usr/bin/time -v`` log. ``compare`` reports, metric by metric, whether a fresh run matches
-the reference; timing fields (:data:`TIMING_KEYS`) are skipped, everything else must be equal.
+the reference (timing fields, :data:`TIMING_KEYS`, are skipped) and judges the whole: identical,
+within noise (every differing field inside its own uncertainty and the summary's cell means,
+verdicts and pretext decisions unchanged; :func:`judge`), or differs beyond noise (exit 1).
 """
 
 from __future__ import annotations
@@ -151,14 +153,18 @@ def publish(workdir: str | Path, dest: str | Path, time_log: str | Path | None =
     )  # not the tracked one
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    for path in files:
-        target = tmp / path.relative_to(workdir)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
-    if time_log is not None:
-        record = json.loads((tmp / "provenance.json").read_text())
-        record["run"] = read_time_log(time_log)
-        (tmp / "provenance.json").write_text(json.dumps(record, indent=2) + "\n")
+    try:
+        for path in files:
+            target = tmp / path.relative_to(workdir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+        if time_log is not None:
+            record = json.loads((tmp / "provenance.json").read_text())
+            record["run"] = read_time_log(time_log)
+            (tmp / "provenance.json").write_text(json.dumps(record, indent=2) + "\n")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a failed publish leaves nothing behind
+        raise
     shutil.rmtree(dest, ignore_errors=True)
     tmp.replace(dest)
     return [dest / p.relative_to(workdir) for p in files]
@@ -186,6 +192,9 @@ def compare(workdir: str | Path, reference: str | Path, ran_only: bool = False) 
     values) or ``missing``; files only the fresh run has are ``extra``. ``ran_only``: compare
     only the files the run wrote (a rerun of part of the study, e.g. one task from scratch)."""
     workdir, reference = Path(workdir), Path(reference)
+    for folder in (workdir, reference):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: no such folder to compare")
     ref_files = {p.relative_to(reference) for p in reference.glob("**/metrics.json")}
     new_files = {p.relative_to(workdir) for p in workdir.glob("**/metrics.json")}
     new_files = {p for p in new_files if "reference" not in p.parts}  # results/reference/ is not the run
@@ -198,9 +207,7 @@ def compare(workdir: str | Path, reference: str | Path, ran_only: bool = False) 
         elif rel not in ref_files:
             rows.append({"file": str(rel), "status": "extra", "differences": []})
         else:
-            diffs = _differences(
-                json.loads((reference / rel).read_text()), json.loads((workdir / rel).read_text())
-            )
+            diffs = _differences(_read(reference / rel), _read(workdir / rel))
             rows.append(
                 {
                     "file": str(rel),
@@ -211,12 +218,155 @@ def compare(workdir: str | Path, reference: str | Path, ran_only: bool = False) 
     return rows
 
 
-def compare_markdown(rows: list[dict], reference: str | Path) -> str:
-    """The comparison as a Markdown page: counts per status, then every difference."""
+IDENTICAL, WITHIN_NOISE, BEYOND_NOISE = "identical", "within noise", "differs beyond noise"
+#: score fields judged against the record's own test-set interval
+SCORES = ("mcc", "macro_f1", "accuracy")
+#: fields that follow from the predictions: reported, judged through the scores
+DERIVED = ("test_interval", "confusion_matrix", "test_predictions")
+
+
+def _field_noise(reference: Path) -> dict:
+    """(stage, base tokenizer, field) -> 2 x sd over the reference's replicates of every numeric
+    field of its pre-training and tokenizer records: how far a field may move within noise."""
+    import numpy as np
+
+    values: dict = {}
+    for path in reference.glob("**/metrics.json"):
+        record = _read(path)
+        if record.get("stage") not in ("pretrain", "tokenizer") or record.get("ablation"):
+            continue
+        for key, value in record.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                values.setdefault((record["stage"], record["tokenizer"], key), []).append(value)
+            elif isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
+                for i, v in enumerate(value):
+                    values.setdefault((record["stage"], record["tokenizer"], f"{key}.{i}"), []).append(v)
+    return {k: 2 * float(np.std(v, ddof=1)) for k, v in values.items() if len(v) > 1}
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not a readable metrics JSON ({error})") from error
+
+
+def judge_file(row: dict, reference_record: dict, noise: dict) -> tuple[str, list[str]]:
+    """One differing file -> (verdict, why): every differing field set against its own noise.
+    Scores move within their test-set interval's half width; pre-training and tokenizer numbers
+    within 2 sd of the reference's replicates; predictions, confusion matrices and intervals
+    follow from the scores; anything else (labels, settings, counts) must be equal."""
+    stage, tokenizer = reference_record.get("stage"), reference_record.get("tokenizer")
+    why, beyond = [], False
+    for d in row["differences"]:
+        key, before, after = d["key"], d["reference"], d["fresh"]
+        top = key.split(".")[0]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (before, after))
+        if top in DERIVED:
+            continue
+        if top in SCORES and numeric and top in (reference_record.get("test_interval") or {}):
+            low, high = reference_record["test_interval"][top]
+            scale = (high - low) / 2
+            moved = abs(after - before)
+            beyond |= moved > scale
+            why.append(f"{key} moved {moved:.4f}, {moved / scale:.2f} x its test-set half width {scale:.4f}")
+        elif numeric and (stage, tokenizer, key) in noise:
+            scale, moved = noise[(stage, tokenizer, key)], abs(after - before)
+            beyond |= moved > scale
+            ratio = moved / scale if scale > 0 else float("inf")
+            why.append(f"{key} moved {moved:.4g}, {ratio:.2f} x 2 sd over replicates ({scale:.4g})")
+        else:
+            beyond = True
+            why.append(f"{key} must be equal: reference {before!r}, fresh {after!r}")
+    return (BEYOND_NOISE if beyond else WITHIN_NOISE), why
+
+
+def _summary_checks(workdir: Path, reference: Path) -> list[str]:
+    """Summary-level failures: a fresh cell mean outside the reference cell's 95% interval, a
+    verdict that changed, a pretext decision that changed. Empty when everything holds."""
+    from vqdna import baselines, effects, tables
+    from vqdna.records import collect_metrics
+
+    def records(root: Path):
+        return collect_metrics(
+            sorted(p for p in root.glob("**/metrics.json") if "reference" not in p.relative_to(root).parts)
+        )
+
+    old, new = records(reference), records(workdir)
+    problems = []
+    keys = ["suite", "task", "tokenizer", "protocol", "coverage"]
+    for stage in ("finetune", "linear_probe"):
+        if not (old["stage"] == stage).any():
+            continue
+        a = tables.summary_table(old, stage).set_index(keys)
+        b = tables.summary_table(new, stage).set_index(keys) if (new["stage"] == stage).any() else a.iloc[:0]
+        for key, row in a.iterrows():
+            if key not in b.index:
+                problems.append(f"{stage} {'/'.join(map(str, key[:3]))}: no fresh cell")
+                continue
+            mean = b.loc[key, "mean"]
+            if not row["ci_low"] <= mean <= row["ci_high"]:
+                problems.append(
+                    f"{stage} {'/'.join(map(str, key[:3]))}: fresh mean {mean:.1f} outside the reference's "
+                    f"95% interval [{row['ci_low']:.1f}, {row['ci_high']:.1f}]"
+                )
+    verdicts = [
+        effects.study_effects(df, reference=baselines.BASELINE_NAME)[0].set_index(
+            ["stage", "protocol", "comparison"]
+        )["verdict"]
+        for df in (old, new)
+    ]
+    for key, verdict in verdicts[0].items():
+        fresh = verdicts[1].get(key)
+        if fresh != verdict:
+            problems.append(f"verdict {' / '.join(key)}: reference {verdict!r}, fresh {fresh!r}")
+    learned = [dict(zip(t["tokenizer"], t["learned"])) for t in map(tables.pretext_table, (old, new))]
+    for tokenizer, decision in learned[0].items():
+        if learned[1].get(tokenizer) != decision:
+            problems.append(
+                f"pretext learned {tokenizer}: reference {decision}, fresh {learned[1].get(tokenizer)}"
+            )
+    return problems
+
+
+def judge(rows: list[dict], workdir: str | Path, reference: str | Path) -> tuple[str, list[str]]:
+    """The comparison's verdict: :data:`IDENTICAL` (every file equal, none missing),
+    :data:`WITHIN_NOISE` (every differing field within its noise, :func:`judge_file`, and the
+    summary checks hold: cell means inside the reference's intervals, the same verdicts and
+    pretext decisions) or :data:`BEYOND_NOISE`. Each row gets its own ``verdict`` and ``why``;
+    the second value lists the summary-level problems."""
+    workdir, reference = Path(workdir), Path(reference)
+    if not rows:
+        return BEYOND_NOISE, ["no reference metrics found: nothing compared"]
+    noise = _field_noise(reference)
+    for row in rows:
+        if row["status"] == "identical":
+            row["verdict"], row["why"] = IDENTICAL, []
+        elif row["status"] == "differs":
+            row["verdict"], row["why"] = judge_file(row, _read(reference / row["file"]), noise)
+        elif row["status"] == "extra":
+            row["verdict"], row["why"] = "not in the reference", []
+        else:
+            row["verdict"], row["why"] = (
+                BEYOND_NOISE,
+                ["missing file: the reference has it, the run does not"],
+            )
+    if all(r["verdict"] in (IDENTICAL, "not in the reference") for r in rows):
+        return IDENTICAL, []
+    if any(r["verdict"] == BEYOND_NOISE for r in rows):
+        return BEYOND_NOISE, []
+    problems = _summary_checks(workdir, reference)
+    return (BEYOND_NOISE, problems) if problems else (WITHIN_NOISE, [])
+
+
+def compare_markdown(rows: list[dict], reference: str | Path, verdict: str = "", problems=()) -> str:
+    """The comparison as a Markdown page: the verdict, counts per status, then every difference
+    with how far it moved against its noise."""
     counts = {s: sum(r["status"] == s for r in rows) for s in ("identical", "differs", "missing", "extra")}
     lines = [
         f"# Fresh run vs tracked reference `{reference}`",
         "",
+        *([f"**Verdict: {verdict}.**", ""] if verdict else []),
         "Every metrics JSON, every field except timings. "
         + ", ".join(f"{n} {s}" for s, n in counts.items())
         + ".",
@@ -224,12 +374,18 @@ def compare_markdown(rows: list[dict], reference: str | Path) -> str:
     ]
     if not rows:
         lines.append("No reference metrics found: nothing compared.")
+    if problems:
+        lines += ["Summary-level checks that failed:", "", *[f"- {p}" for p in problems], ""]
     for row in rows:
         if row["status"] == "identical":
             continue
-        lines.append(f"- `{row['file']}`: **{row['status']}**")
-        for d in row["differences"][:20]:
-            lines.append(f"  - `{d['key']}`: reference {d['reference']!r}, fresh {d['fresh']!r}")
+        judged = f" ({row['verdict']})" if row.get("verdict") else ""
+        lines.append(f"- `{row['file']}`: **{row['status']}**{judged}")
+        for why in row.get("why", [])[:20]:
+            lines.append(f"  - {why}")
+        if not row.get("why"):
+            for d in row["differences"][:20]:
+                lines.append(f"  - `{d['key']}`: reference {d['reference']!r}, fresh {d['fresh']!r}")
     return "\n".join(lines) + "\n"
 
 
@@ -270,7 +426,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("workdir")
     p.add_argument("dest")
     p.add_argument("--time-log", help="/usr/bin/time -v output of the run (wall time, peak memory)")
-    c = sub.add_parser("compare", help="compare a run's metrics with a reference; exit 1 if any differ")
+    c = sub.add_parser(
+        "compare",
+        help="compare a run's metrics with a reference: identical, within noise, or differs beyond "
+        "noise (exit 1 only then)",
+    )
     c.add_argument("workdir")
     c.add_argument("reference")
     c.add_argument("--markdown", help="write the report here and exit 0 (the workflow's compare rule)")
@@ -279,6 +439,14 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("out")
     v.add_argument("--config", required=True, help="the run's config as JSON")
     args = parser.parse_args(argv)
+    try:
+        return _main(args)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _main(args) -> int:
     if args.command == "publish":
         files = publish(args.workdir, args.dest, args.time_log)
         print(f"published {len(files)} files to {args.dest}")
@@ -287,12 +455,13 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.out).write_text(json.dumps(provenance(json.loads(args.config)), indent=2) + "\n")
         return 0
     rows = compare(args.workdir, args.reference, args.ran_only)
-    report = compare_markdown(rows, args.reference)
+    verdict, problems = judge(rows, args.workdir, args.reference)
+    report = compare_markdown(rows, args.reference, verdict, problems)
     if args.markdown:
         Path(args.markdown).write_text(report)
         return 0
     print(report)
-    return 0 if rows and all(r["status"] == "identical" for r in rows) else 1
+    return 1 if verdict == BEYOND_NOISE else 0
 
 
 if __name__ == "__main__":
