@@ -86,7 +86,8 @@ def _difference_panels_size(per_task: pd.DataFrame) -> tuple[int, int, float, fl
 
 def plot_task_differences(per_task: pd.DataFrame, effects: pd.DataFrame, fig=None):
     """The figure to read first: one panel per comparison, each task's difference (x100) with
-    its replicate interval, and the mean over tasks with its interval at the bottom
+    its interval (shared test set once, Welch t over replicates), and the mean over tasks with
+    its t interval over tasks at the bottom
     (:func:`vqdna.effects.study_effects` gives both frames). Draws into ``fig`` (a figure or
     subfigure) when given."""
     import matplotlib.pyplot as plt
