@@ -333,15 +333,17 @@ def ordering_effects(
         pairs.append((ordering[0], reference))
     rows = [effect(cells, a, b, baselines, alpha) for a, b in pairs]
     chain = [r["verdict"] for r in rows[: len(ordering) - 1]]
-    verdict = (
-        HOLDS
-        if chain and all(v == HOLDS for v in chain)
-        else FAILS
-        if FAILS in chain
-        else "inconclusive at this power: "
-        + ", ".join(r["comparison"] for r in rows[: len(chain)] if r["verdict"] != HOLDS)
-    )
     n_tasks = min((r["n_tasks"] for r in rows[: len(chain)]), default=0)
+    if chain and all(v == HOLDS for v in chain):
+        verdict = HOLDS
+    elif FAILS in chain:
+        verdict = FAILS
+    elif n_tasks < min_tasks(alpha):
+        verdict = f"no across-task test possible with {n_tasks} task{'s' if n_tasks != 1 else ''}"
+    else:
+        verdict = "inconclusive at this power: " + ", ".join(
+            r["comparison"] for r in rows[: len(chain)] if r["verdict"] != HOLDS
+        )
     rows.append(
         dict.fromkeys(COLUMNS, math.nan)
         | {"comparison": " > ".join(ordering), "n_tasks": n_tasks, "verdict": verdict}

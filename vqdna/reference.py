@@ -389,6 +389,62 @@ def compare_markdown(rows: list[dict], reference: str | Path, verdict: str = "",
     return "\n".join(lines) + "\n"
 
 
+def pretext_baselines(source: str | Path):
+    """The position and neighbour baselines of every pre-training record of the reference
+    ``source`` -> DataFrame (tokenizer, replicate, position_loss, neighbour_loss, source): for a reference
+    whose records predate them and whose pre-training used the same settings and seeds."""
+    import pandas as pd
+
+    source = Path(source)
+    machine = _read(source / "provenance.json").get("machine", {}).get("cpu", "?")
+    rows = [
+        {
+            "tokenizer": r["tokenizer"],
+            "replicate": r.get("replicate", 0),
+            "position_loss": r["position_loss"],
+            "neighbour_loss": r["neighbour_loss"],
+            "source": f"{source.name} (same settings and seeds; {machine})",
+        }
+        for r in map(_read, sorted(source.glob("models/**/metrics.json")))
+        if r.get("stage") == "pretrain" and r.get("position_loss") is not None
+    ]
+    return pd.DataFrame(rows, columns=["tokenizer", "replicate", "position_loss", "neighbour_loss", "source"])
+
+
+def summarize(reference: str | Path, baselines_from: str | Path | None = None) -> Path:
+    """Rerun the summary notebook on a tracked reference's own records (after a change to the
+    statistics, no training rerun needed), writing its summary/ in place. ``baselines_from``:
+    another reference whose pre-training records carry the pretext baselines these lack; they
+    are written to summary/pretext_baselines.csv and the pretext table names their source."""
+    from vqdna.notebook import run_notebook
+
+    reference = Path(reference)
+    paths = sorted(
+        str(p) for p in reference.glob("**/metrics.json") if p.relative_to(reference).parts[0] != "sarscov2"
+    )
+    if not paths:
+        raise FileNotFoundError(f"{reference}: no metrics records to summarize")
+    extra = ""
+    if baselines_from is not None:
+        extra = str(reference / "summary" / "pretext_baselines.csv")
+        (reference / "summary").mkdir(exist_ok=True)
+        pretext_baselines(baselines_from).to_csv(extra, index=False)
+    notebook = reference / "summary" / "summary.ipynb"
+    run_notebook(
+        Path(__file__).resolve().parents[1] / "notebooks" / "summary.py",
+        notebook,
+        {
+            "metrics_paths": paths,
+            "ablation_runs": [],
+            "out_dir": str(reference / "summary"),
+            "profile": _read(reference / "provenance.json").get("profile", reference.name),
+            "pretext_baselines": extra,
+        },
+    )
+    notebook.unlink()  # the rendered HTML beside it is what a reference keeps
+    return reference / "summary"
+
+
 def write_index(workdir, out_path, profile: str) -> None:
     """A Markdown page linking the gathered results and every rendered notebook of the run
     (per-job notebooks are local files: git tracks only the summary ones)."""
@@ -435,6 +491,9 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("reference")
     c.add_argument("--markdown", help="write the report here and exit 0 (the workflow's compare rule)")
     c.add_argument("--ran-only", action="store_true", help="only the files the run wrote (a partial rerun)")
+    m = sub.add_parser("summarize", help="rerun the summary notebook on a reference's own records")
+    m.add_argument("reference")
+    m.add_argument("--pretext-baselines-from", help="another reference whose pre-training records have them")
     v = sub.add_parser("provenance", help="write provenance.json for a run (the workflow's provenance rule)")
     v.add_argument("out")
     v.add_argument("--config", required=True, help="the run's config as JSON")
@@ -450,6 +509,9 @@ def _main(args) -> int:
     if args.command == "publish":
         files = publish(args.workdir, args.dest, args.time_log)
         print(f"published {len(files)} files to {args.dest}")
+        return 0
+    if args.command == "summarize":
+        print(f"summary written to {summarize(args.reference, args.pretext_baselines_from)}")
         return 0
     if args.command == "provenance":
         Path(args.out).write_text(json.dumps(provenance(json.loads(args.config)), indent=2) + "\n")
