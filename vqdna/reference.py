@@ -445,6 +445,51 @@ def summarize(reference: str | Path, baselines_from: str | Path | None = None) -
     return reference / "summary"
 
 
+NAMES = {
+    "hrq": "HRQ",
+    "vq": "VQ",
+    "kmer6": "6-mer, overlapping",
+    "char": "char",
+    "kmer6_nonoverlap": "6-mer, non-overlapping",
+    "bpe": "BPE",
+}
+
+
+def glance(reference: str | Path, task: str = "coding") -> str:
+    """The README's at-a-glance table, generated from a reference's summary CSVs (so a number
+    in it cannot drift from the tracked tables; tests/test_readme.py regenerates and compares):
+    per tokenizer, whether its encoder learned the pretext (loss vs the best context-free and
+    the neighbour baseline), and its linear-probe and fine-tuning cells on ``task``."""
+    import pandas as pd
+
+    summary = Path(reference) / "summary"
+    pretext = pd.read_csv(summary / "pretext.csv").set_index("tokenizer")
+    cells = {}
+    for stage in ("linear_probe", "finetune"):
+        table = pd.read_csv(summary / f"{stage}.csv")
+        for row in table[table["task"] == task].itertuples():
+            sd = "" if pd.isna(row.sd) else f" ± {row.sd:.1f}"
+            cells[(stage, row.tokenizer)] = f"{row.mean:.1f}{sd} [{row.ci_low:.1f}, {row.ci_high:.1f}]"
+    lines = [
+        "| tokenizer | pretext learned (loss vs context-free / neighbour baseline, nats) | linear probe "
+        "| fine-tuning |",
+        "|---|---|---|---|",
+    ]
+    order = [t for t in NAMES if t in pretext.index]
+    for tokenizer in order:
+        p = pretext.loc[tokenizer]
+        free = min(p["unigram_loss"], p["position_loss"])
+        learned = "yes" if p["learned"] == "yes" else f"**{p['learned']}**"
+        lines.append(
+            f"| {NAMES[tokenizer]} | {learned}: {p['val_loss']:.3f} vs {free:.3f} / "
+            f"{p['neighbour_loss']:.3f} "
+            f"| {cells.get(('linear_probe', tokenizer), '–')} | {cells.get(('finetune', tokenizer), '–')} |"
+        )
+    reference_row = cells.get(("linear_probe", "kmer-spectrum LR"), "–")
+    lines.append(f"| k-mer spectrum LR (reference) | – | {reference_row} | |")
+    return "\n".join(lines) + "\n"
+
+
 def write_index(workdir, out_path, profile: str) -> None:
     """A Markdown page linking the gathered results and every rendered notebook of the run
     (per-job notebooks are local files: git tracks only the summary ones)."""
@@ -494,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("summarize", help="rerun the summary notebook on a reference's own records")
     m.add_argument("reference")
     m.add_argument("--pretext-baselines-from", help="another reference whose pre-training records have them")
+    g = sub.add_parser("glance", help="print the README's at-a-glance table from a reference's CSVs")
+    g.add_argument("reference")
     v = sub.add_parser("provenance", help="write provenance.json for a run (the workflow's provenance rule)")
     v.add_argument("out")
     v.add_argument("--config", required=True, help="the run's config as JSON")
@@ -509,6 +556,9 @@ def _main(args) -> int:
     if args.command == "publish":
         files = publish(args.workdir, args.dest, args.time_log)
         print(f"published {len(files)} files to {args.dest}")
+        return 0
+    if args.command == "glance":
+        print(glance(args.reference), end="")
         return 0
     if args.command == "summarize":
         print(f"summary written to {summarize(args.reference, args.pretext_baselines_from)}")
