@@ -78,15 +78,25 @@ class Cell:
     @property
     def model(self) -> tuple[float, float]:
         variance, df, _ = uncertainty.model_term(self.replicates, self.scores)
-        if self.unit_draws is not None and variance > 0:
-            corrected = max(0.0, variance - uncertainty.shared_noise(self.unit_draws, self.draws))
-            # Satterthwaite: an estimate with df minus a precise one has fewer df (at least 1)
-            df, variance = max(1.0, df * (corrected / variance) ** 2), corrected
         return variance, df
+
+    @property
+    def test_set(self) -> np.ndarray:
+        """The test-set draws of the mean, centred on the recorded mean, with the runs' own
+        errors on these sequences taken out (they are in the model term already;
+        :func:`vqdna.uncertainty.shared_noise`): the draws shrink towards the mean by
+        sqrt(1 - shared / bootstrap variance). Taking it from this term, estimated from hundreds
+        of sequences, leaves the model term its full t degrees of freedom."""
+        centred = self.draws - self.draws.mean()
+        if self.unit_draws is not None:
+            total = float(np.var(self.draws, ddof=1))
+            shared = uncertainty.shared_noise(self.unit_draws, self.draws)
+            centred = centred * (max(0.0, total - shared) / total) ** 0.5 if total > 0 else centred
+        return centred + self.mean
 
     def interval(self, level: float = 0.95) -> tuple[float, float]:
         """The cell mean's interval: shared test-set draws + the t term over replicates."""
-        return uncertainty.interval(self.mean, self.draws - self.draws.mean() + self.mean, *self.model, level)
+        return uncertainty.interval(self.mean, self.test_set, *self.model, level)
 
 
 def _has_outcomes(runs: pd.DataFrame) -> bool:
@@ -178,9 +188,10 @@ def difference(a: Cell, b: Cell, level: float = 0.95, seed: int = 0) -> tuple[fl
     both cells' draws come from the same resampled test sets, so their difference carries the
     test-set noise once; without them the sides are coupled independently (a bound)."""
     shared = a.term == SHARED and b.term == SHARED
-    b_draws = b.draws if shared else np.random.default_rng(seed).permutation(b.draws)
+    a_draws, b_draws = a.test_set, b.test_set
+    b_draws = b_draws if shared else np.random.default_rng(seed).permutation(b_draws)
     diff = a.mean - b.mean
-    draws = (a.draws - b_draws) - (a.draws.mean() - b_draws.mean()) + diff  # anchored on the scores
+    draws = a_draws - b_draws + diff - (a.mean - b.mean)  # both centred on their recorded means
     low, high = uncertainty.interval(diff, draws, *uncertainty.welch([a.model, b.model]), level, seed)
     return diff, low, high, SHARED if shared else BOUND
 

@@ -13,12 +13,15 @@ tokenizer, scores the same test sequences. So
   runs, all on the same test set). With 3 replicates it is a t-based term (:func:`model_term`):
   the variance of the mean, s^2 / n, with n - 1 degrees of freedom (Welch-Satterthwaite for a
   difference of two cells). A run's own errors on the test sequences are in both terms, so that
-  part is counted once (:func:`shared_noise`, the crossed-design correction);
+  part is counted once (:func:`shared_noise`, the crossed-design correction, taken out of the
+  test-set term, which is estimated from hundreds of sequences);
 - an interval (:func:`interval`) is the percentile interval of their sum: the test-set draws
   plus an independent draw of the scaled t term. With no model noise it is the test-set
   percentile interval; with no test-set noise it is the t interval of the replicate means.
-  (A normal model term widened by t / z at the Welch-Satterthwaite degrees of freedom of the
-  sum covered only 92% with 3 replicates in the simulation tests; the t draw keeps 95%.)
+  (Tried and rejected in the simulation tests with 3 replicates: a normal model term widened by
+  t / z at the Welch-Satterthwaite degrees of freedom of the sum covered 92%; taking the shared
+  part out of the model term, with Satterthwaite's reduced degrees of freedom, over-covered and
+  gave intervals twice the t interval's width on the real study.)
 
 Records written before per-sequence outcomes were kept have only confusion matrices. Their
 test-set term is then a bound (:func:`confusion_draws`): each run is resampled from its own
@@ -150,7 +153,7 @@ def shared_noise(unit_draws: np.ndarray, cell_draws: np.ndarray) -> float:
     spread of the unit means, and they move the per-sequence outcomes, so they are in the
     test-set bootstrap too. With R units, unit draws (R, n_boot) and the cell-mean draws: (mean
     unit bootstrap variance - cell bootstrap variance) / (R - 1), the method-of-moments estimate
-    of that interaction over R (clipped at 0). :meth:`vqdna.effects.Cell.model` subtracts it."""
+    of that interaction over R (clipped at 0). :attr:`vqdna.effects.Cell.test_set` takes it out."""
     n_units = len(unit_draws)
     if n_units < 2:
         return 0.0
