@@ -29,7 +29,9 @@ def test_quoted_number_matches_its_table_and_its_document(quote):
     formatted = quote["format"].format(*_cell_values(quote))
     assert formatted in quote["quote"], f"table gives {formatted!r}, the quote says {quote['quote']!r}"
     document = (REPO / quote.get("document", "README.md")).read_text()
-    assert quote["quote"] in " ".join(document.split()), f"{quote.get('document', 'README.md')} lost {quote['quote']!r}"
+    assert quote["quote"] in " ".join(document.split()), (
+        f"{quote.get('document', 'README.md')} lost {quote['quote']!r}"
+    )
 
 
 def test_the_at_a_glance_table_is_generated_from_the_reference():
