@@ -183,9 +183,10 @@ def pretext_table(df: pd.DataFrame, baselines: pd.DataFrame | None = None) -> pd
     position-aware loss (frequencies given slot, position and token count: the best predictor
     that ignores the sequence) and, the local leak, the neighbour loss (frequencies given the
     visible neighbours). ``learned`` is "yes" when the encoder ends below the context-free
-    baseline (the smaller of unigram and position) by more than 2 x the sd of its final loss
-    over replicates (0.005 nats with one replicate) and, where neighbouring tokens share bases
-    (VQ, HRQ, overlapping k-mers), below the neighbour baseline by as much; "no" otherwise;
+    baseline (the smaller of unigram and position) by more than 2 x the sd over replicates of
+    that margin (each replicate against its own baseline: VQ/HRQ codebooks differ by replicate;
+    0.005 nats with one replicate) and, where neighbouring tokens share bases (VQ, HRQ,
+    overlapping k-mers), below the neighbour baseline by the same rule; "no" otherwise;
     "not shown" where a needed baseline was not measured. ``baselines``: position and
     neighbour losses per tokenizer and replicate for records that predate them (the table
     then says where they came from)."""
@@ -229,13 +230,14 @@ def pretext_table(df: pd.DataFrame, baselines: pd.DataFrame | None = None) -> pd
         context_free = group[["unigram_loss", "position_loss"]].min(axis=1)  # NaN position: unigram
         margin = context_free - group["final_val_loss"]
         beyond = group["neighbour_loss"] - group["final_val_loss"]
-        spread = float(group["final_val_loss"].std()) if len(group) > 1 else 0.005
+        def clear(margins: pd.Series) -> bool:  # above 2 sd of the replicates' paired margins
+            return margins.mean() > 2 * (float(margins.std()) if len(margins) > 1 else 0.005)
+
         needs = ["position_loss"] + (["neighbour_loss"] if overlapping else [])
         if group[needs].isna().any(axis=None):
             learned = "not shown (baseline not measured)"
         else:
-            ok = margin.mean() > 2 * spread and (not overlapping or beyond.mean() > 2 * spread)
-            learned = "yes" if ok else "no"
+            learned = "yes" if clear(margin) and (not overlapping or clear(beyond)) else "no"
         rows.append(
             {
                 "tokenizer": tokenizer,
