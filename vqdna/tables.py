@@ -230,6 +230,7 @@ def pretext_table(df: pd.DataFrame, baselines: pd.DataFrame | None = None) -> pd
         context_free = group[["unigram_loss", "position_loss"]].min(axis=1)  # NaN position: unigram
         margin = context_free - group["final_val_loss"]
         beyond = group["neighbour_loss"] - group["final_val_loss"]
+
         def clear(margins: pd.Series) -> bool:  # above 2 sd of the replicates' paired margins
             return margins.mean() > 2 * (float(margins.std()) if len(margins) > 1 else 0.005)
 
