@@ -165,17 +165,18 @@ def test_summary_checks_catch_a_moved_cell_and_a_changed_verdict(tmp_path):
     way leaves the reference's interval, and the verdicts that rest on it change."""
     import shutil
 
-    ref = _slice_of_a_tracked_run(tmp_path / "ref", tasks=("tf_1",))
+    six = ("tf_0", "tf_1", "tf_2", "tf_3", "tf_4", "mouse_2")  # 6 tasks: a verdict can be reached
+    ref = _slice_of_a_tracked_run(tmp_path / "ref", tasks=six)
     assert reference._summary_checks(ref, ref) == []
     moved = tmp_path / "moved"
     shutil.copytree(ref, moved)
-    for path in moved.glob("finetune/gue/tf_1/vq/*/*/metrics.json"):
+    for path in moved.glob("finetune/gue/*/vq/*/*/metrics.json"):
         record = json.loads(path.read_text())
         record["mcc"] -= 0.3
         path.write_text(json.dumps(record))
     problems = reference._summary_checks(moved, ref)
     assert any("finetune gue/tf_1/vq: fresh mean" in p and "outside the reference's" in p for p in problems)
-    assert any(p.startswith("verdict finetune") and "vq - bpe" in p for p in problems)
+    assert any(p.startswith("verdict finetune") and "vq - bpe: reference 'holds'" in p for p in problems)
     assert reference.judge(reference.compare(moved, ref), moved, ref)[0] == reference.BEYOND_NOISE
 
 

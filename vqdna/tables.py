@@ -148,7 +148,11 @@ def _cell_interval(runs: pd.DataFrame, metric: str | None = None) -> tuple[float
     (:meth:`vqdna.effects.Cell.interval`; a bound where records lack per-sequence outcomes)."""
     from vqdna.effects import cells_of_task
 
-    if runs.empty:
+    from vqdna.effects import _has_outcomes
+
+    confusions = runs.get("confusion_matrix", pd.Series([None] * len(runs), index=runs.index))
+    has_confusions = all(isinstance(c, list) and len(c) > 0 for c in confusions)
+    if runs.empty or not (_has_outcomes(runs) or has_confusions):  # no test-set term: no interval
         return math.nan, math.nan
     runs = runs.assign(replicate=runs.get("replicate", pd.Series(0, index=runs.index)).fillna(0))
     if metric:
