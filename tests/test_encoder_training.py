@@ -105,8 +105,38 @@ def test_pretrain_loss_decreases(char, genome_windows):
     )
     assert [h["step"] for h in history] == [20, 40, 60]
     assert history[-1]["train_loss"] < history[0]["train_loss"] - 0.2
-    # after a short run the model at least learns the 4-base marginal (uniform = ln 4 = 1.386)
-    assert history[-1]["val_loss"] < 1.45 and 0.2 < history[-1]["val_accuracy"] < 1
+    assert 0.2 < history[-1]["val_accuracy"] < 1
+
+
+def test_pretraining_learns_beyond_frequencies_given_position(char):
+    """Learning from context, shown against the best predictor that ignores the sequence: on
+    windows of one 160 bp genome region (which context pins down), 400 steps end clearly below
+    the position baseline of the same held-out targets. A model at chance (ln 4 = 1.386 nats) or
+    at the base frequencies (about 1.23 here) fails this; the old check (< 1.45) did not."""
+    import random
+
+    from vqdna.corpus import embedded_genomes, read_contigs
+
+    region = "".join(read_contigs(embedded_genomes()[0]["fasta"]).values()).upper()[5000:5160]
+    rng = random.Random(0)
+    windows = [region[s : s + 64] for s in (rng.randrange(0, len(region) - 64) for _ in range(600))]
+    seed_everything(0)
+    model = MaskedLM(TransformerEncoder.from_tokenizer(char, TINY), char.mlm_target_sizes)
+    history = pretrain_mlm(
+        model,
+        char,
+        windows[:500],
+        steps=400,
+        batch_size=32,
+        lr=5e-3,
+        warmup_steps=5,
+        val_sequences=windows[500:],
+        eval_every=100,
+        progress=False,
+    )
+    last = history[-1]
+    assert last["position_loss"] <= last["unigram_loss"]
+    assert last["val_loss"] < last["position_loss"] - 0.05, last
 
 
 def test_finetune_uses_best_dev_checkpoint(char, tata):
