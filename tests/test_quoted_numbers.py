@@ -51,3 +51,14 @@ def test_an_edited_quote_fails(tmp_path):
     quote["quote"] = quote["quote"].replace(quote["format"].format(*_cell_values(quote)), "99.9")
     with pytest.raises(AssertionError):
         test_quoted_number_matches_its_table_and_its_document(quote)
+
+
+def test_the_index_of_tracked_references_is_up_to_date():
+    """results/reference/index.md is generated (python -m vqdna.reference index > ...)."""
+    root = REPO / "results" / "reference"
+    assert (root / "index.md").read_text() == reference.reference_index(root)
+    assert all(
+        f"[{p.name}]({p.name}/index.md)" in (root / "index.md").read_text()
+        for p in root.iterdir()
+        if p.is_dir()
+    )

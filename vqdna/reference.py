@@ -521,6 +521,51 @@ def glance(reference: str | Path, task: str = "coding") -> str:
     return "\n".join(lines) + "\n"
 
 
+#: what each tracked profile is, one line (the index of all references says it)
+PROFILES = {
+    "cpu-default": "The default study (`config/config.yaml`): `coding` fine-tuned and probed, "
+    "`species_1k` probed, 6 tokenizers x 3 replicates, SARS-CoV-2",
+    "cpu-gue": "`config/gue.yaml`: the 13 complete GUE tasks x 6 tokenizers x 3 replicates, "
+    "the verdict on the paper's ordering",
+    "cpu-species": "`config/species.yaml`: species of origin from 1, 10 and 32 kbp (paper Table 6 analogue)",
+    "cpu-ablations": "`config/ablations.yaml`: the paper's Tables 7-9 and the knobs beyond them",
+}
+
+
+def reference_index(root: str | Path) -> str:
+    """``results/reference/index.md``: every tracked reference with what it is, its commit, CPU,
+    numerics mode and run time, and links to its summary page, claims and figures (generated;
+    a test holds the tracked file to it)."""
+    root = Path(root)
+    lines = [
+        "# Tracked reference runs",
+        "",
+        "Each is one fresh-clone run of a profile, with its provenance.",
+        "",
+    ]
+    for folder in sorted(p.parent for p in root.glob("*/provenance.json")):
+        provenance = _read(folder / "provenance.json")
+        wall = provenance.get("run", {}).get("wall_time_s")
+        minutes = f"{int(wall // 3600)} h {int(wall % 3600 // 60)} min" if wall else "time not recorded"
+        mode = (provenance.get("numerics") or {}).get("mode") or "native"
+        figures = sorted((folder / "summary" / "figures").glob("*.png"))
+        lines += [
+            f"## [{folder.name}]({folder.name}/index.md)",
+            "",
+            PROFILES.get(folder.name, "(profile not described)") + ".",
+            f"Commit `{(provenance.get('commit') or '?')[:7]}`, {provenance.get('machine', {}).get('cpu', '?')}, "
+            f"{mode} numerics, {minutes}.",
+            "",
+            f"- [summary page]({folder.name}/summary/summary.html) · "
+            f"[claims]({folder.name}/summary/claims.md) · [effects]({folder.name}/summary/effects.md) · "
+            f"[pretext]({folder.name}/summary/pretext.md) · [all results]({folder.name}/summary/results.md)",
+            "- figures: "
+            + " · ".join(f"[{f.stem}]({folder.name}/summary/figures/{f.name})" for f in figures),
+            "",
+        ]
+    return "\n".join(lines)
+
+
 def write_index(workdir, out_path, profile: str) -> None:
     """A Markdown page linking the gathered results and every rendered notebook of the run
     (per-job notebooks are local files: git tracks only the summary ones)."""
@@ -570,6 +615,8 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("summarize", help="rerun the summary notebook on a reference's own records")
     m.add_argument("reference")
     m.add_argument("--pretext-baselines-from", help="another reference whose pre-training records have them")
+    x = sub.add_parser("index", help="print results/reference/index.md for the tracked references")
+    x.add_argument("root", nargs="?", default="results/reference")
     g = sub.add_parser("glance", help="print the README's at-a-glance table from a reference's CSVs")
     g.add_argument("reference")
     v = sub.add_parser("provenance", help="write provenance.json for a run (the workflow's provenance rule)")
@@ -587,6 +634,9 @@ def _main(args) -> int:
     if args.command == "publish":
         files = publish(args.workdir, args.dest, args.time_log)
         print(f"published {len(files)} files to {args.dest}")
+        return 0
+    if args.command == "index":
+        print(reference_index(args.root), end="")
         return 0
     if args.command == "glance":
         print(glance(args.reference), end="")

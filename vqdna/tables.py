@@ -146,9 +146,7 @@ def _cell_interval(runs: pd.DataFrame, metric: str | None = None) -> tuple[float
     """95% interval of a table cell's mean score (``metric``; default: the task's), as fractions:
     the task's shared test-set bootstrap plus a t term over replicates
     (:meth:`vqdna.effects.Cell.interval`; a bound where records lack per-sequence outcomes)."""
-    from vqdna.effects import cells_of_task
-
-    from vqdna.effects import _has_outcomes
+    from vqdna.effects import _has_outcomes, cells_of_task
 
     confusions = runs.get("confusion_matrix", pd.Series([None] * len(runs), index=runs.index))
     has_confusions = all(isinstance(c, list) and len(c) > 0 for c in confusions)
