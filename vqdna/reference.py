@@ -553,8 +553,8 @@ def reference_index(root: str | Path) -> str:
             f"## [{folder.name}]({folder.name}/index.md)",
             "",
             PROFILES.get(folder.name, "(profile not described)") + ".",
-            f"Commit `{(provenance.get('commit') or '?')[:7]}`, {provenance.get('machine', {}).get('cpu', '?')}, "
-            f"{mode} numerics, {minutes}.",
+            f"Commit `{(provenance.get('commit') or '?')[:7]}`, "
+            f"{provenance.get('machine', {}).get('cpu', '?')}, {mode} numerics, {minutes}.",
             "",
             f"- [summary page]({folder.name}/summary/summary.html) · "
             f"[claims]({folder.name}/summary/claims.md) · [effects]({folder.name}/summary/effects.md) · "
