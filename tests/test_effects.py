@@ -128,58 +128,6 @@ def test_three_replicates_get_a_welch_t_interval_per_task():
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((welch.low, welch.high), abs=0.08 * width)
 
 
-def test_replicate_means_average_seeds_and_keep_the_baseline():
-    records = pd.DataFrame(
-        [
-            {
-                "stage": "finetune",
-                "suite": "gue",
-                "task": "a",
-                "tokenizer": "vq",
-                "replicate": 0,
-                "score": 0.2,
-                "protocol": "p",
-                "ablation_name": None,
-            },
-            {
-                "stage": "finetune",
-                "suite": "gue",
-                "task": "a",
-                "tokenizer": "vq",
-                "replicate": 0,
-                "score": 0.4,
-                "protocol": "p",
-                "ablation_name": None,
-            },
-            {
-                "stage": "baseline",
-                "suite": "gue",
-                "task": "a",
-                "tokenizer": "kmer-spectrum LR",
-                "replicate": 0,
-                "score": 0.5,
-                "protocol": "q",
-                "ablation_name": None,
-            },
-            {
-                "stage": "baseline",
-                "suite": "gue",
-                "task": "other",
-                "tokenizer": "kmer-spectrum LR",
-                "replicate": 0,
-                "score": 0.5,
-                "protocol": "q",
-                "ablation_name": None,
-            },
-        ]
-    )
-    means = effects.replicate_means(records, protocol="p")
-    assert means.to_dict("records") == [
-        {"task": "gue/a", "tokenizer": "kmer-spectrum LR", "replicate": 0, "score": 50.0},
-        {"task": "gue/a", "tokenizer": "vq", "replicate": 0, "score": pytest.approx(30.0)},
-    ]
-
-
 def test_study_effects_never_pools_protocol_labels():
     rows = []
     for protocol, shift in (("full", 5.0), ("reduced-train", -5.0)):

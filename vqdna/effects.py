@@ -28,7 +28,7 @@ import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import pandas as pd
@@ -80,7 +80,7 @@ class Cell:
         variance, df, _ = uncertainty.model_term(self.replicates, self.scores)
         return variance, df
 
-    @property
+    @cached_property
     def test_set(self) -> np.ndarray:
         """The test-set draws of the mean, centred on the recorded mean, with the runs' own
         errors on these sequences taken out (they are in the model term already;
@@ -103,6 +103,13 @@ def _has_outcomes(runs: pd.DataFrame) -> bool:
     if not set(OUTCOME_FIELDS) <= set(runs.columns):
         return False
     return all(isinstance(v, list) and len(v) for v in runs["test_predictions"])
+
+
+def _has_confusions(runs: pd.DataFrame) -> bool:
+    """Every run has a confusion matrix (the bound's input when outcomes are missing)."""
+    return "confusion_matrix" in runs and all(
+        isinstance(c, list) and len(c) for c in runs["confusion_matrix"]
+    )
 
 
 def cells_of_task(runs: pd.DataFrame, task: str, n_boot: int = uncertainty.N_BOOT) -> dict[str, Cell]:
@@ -132,7 +139,7 @@ def cells_of_task(runs: pd.DataFrame, task: str, n_boot: int = uncertainty.N_BOO
             mean_draws = per_run.mean(0)
             units = uncertainty.unit_ids(group["replicate"].fillna(0), len(group))
             unit_draws = np.stack([per_run[units == u].mean(0) for u in np.unique(units)])
-        elif all(isinstance(c, list) and len(c) for c in group.get("confusion_matrix", [None])):
+        elif _has_confusions(group):
             mean_draws = 100 * uncertainty.confusion_draws(
                 list(group["confusion_matrix"]), metric, n_boot, seed
             )
@@ -171,16 +178,6 @@ def study_cells(
     """task -> tokenizer -> :class:`Cell` for one stage and protocol label."""
     runs = task_runs(df, stage, protocol)
     return {task: cells_of_task(group, task, n_boot) for task, group in runs.groupby("task", sort=True)}
-
-
-def replicate_means(df: pd.DataFrame, stage: str = "finetune", protocol: str | None = None) -> pd.DataFrame:
-    """Score x100 per task x tokenizer x replicate (mean over fine-tuning seeds); columns task,
-    tokenizer, replicate, score."""
-    rows = task_runs(df, stage, protocol)
-    if rows.empty:
-        return pd.DataFrame(columns=["task", "tokenizer", "replicate", "score"])
-    rows = rows.assign(score=100 * rows["score"].astype(float))
-    return rows.groupby(["task", "tokenizer", "replicate"], as_index=False)["score"].mean()
 
 
 def difference(a: Cell, b: Cell, level: float = 0.95, seed: int = 0) -> tuple[float, float, float, str]:

@@ -146,11 +146,9 @@ def _cell_interval(runs: pd.DataFrame, metric: str | None = None) -> tuple[float
     """95% interval of a table cell's mean score (``metric``; default: the task's), as fractions:
     the task's shared test-set bootstrap plus a t term over replicates
     (:meth:`vqdna.effects.Cell.interval`; a bound where records lack per-sequence outcomes)."""
-    from vqdna.effects import _has_outcomes, cells_of_task
+    from vqdna.effects import _has_confusions, _has_outcomes, cells_of_task
 
-    confusions = runs.get("confusion_matrix", pd.Series([None] * len(runs), index=runs.index))
-    has_confusions = all(isinstance(c, list) and len(c) > 0 for c in confusions)
-    if runs.empty or not (_has_outcomes(runs) or has_confusions):  # no test-set term: no interval
+    if runs.empty or not (_has_outcomes(runs) or _has_confusions(runs)):  # no test-set term: no interval
         return math.nan, math.nan
     runs = runs.assign(replicate=runs.get("replicate", pd.Series(0, index=runs.index)).fillna(0))
     if metric:
