@@ -16,7 +16,8 @@
 # # Stage 1 — tokenizer
 # Builds (char, k-mer) or trains (BPE, VQ-VAE, HRQ) one tokenizer on the pre-training corpus
 # and measures it on held-out corpus windows: vocabulary usage, bp per token and, for the
-# learned codebooks, reconstruction accuracy, code usage and perplexity per level.
+# learned codebooks, reconstruction accuracy, code usage and perplexity per level. In an
+# ablation study the codebooks are also measured on each ablation task's test sequences.
 
 # %% tags=["parameters"]
 name = "hrq"
@@ -33,8 +34,9 @@ spec = {
 }
 train_path = "results/corpus/train.txt"
 val_path = "results/corpus/val.txt"
-out_dir = "results/tokenizers/hrq/tokenizer"
-metrics_path = "results/tokenizers/hrq/metrics.json"
+task_dirs = {}  # "suite/task" -> prepared task folder: codebooks measured on its test sequences
+out_dir = "results/tokenizers/hrq/seed0/tokenizer"
+metrics_path = "results/tokenizers/hrq/seed0/metrics.json"
 seed = 0
 threads = 1
 device = "auto"
@@ -60,6 +62,8 @@ tokenizer, history = train_tokenizer(spec, train_windows, val_windows, seed=seed
 tokenizer.save_pretrained(out_dir)
 counts = stages.usage_counts(tokenizer, val_windows)
 stats = stages.tokenizer_statistics(tokenizer, val_windows, counts)
+if task_dirs:
+    stats["tasks"] = stages.task_statistics(tokenizer, task_dirs)
 record = tokenizer_record(name, spec, stats, profile, seed=seed, world=world_size(history))
 pd.Series({k: v for k, v in record.items() if not isinstance(v, (dict, list))})
 

@@ -185,15 +185,27 @@ def ablation_metrics():
         return []
     probe_task = [study.parse_task(config["ablations"]["probe_task"])]
     finetune_tasks = [study.parse_task(t) for t in config["ablations"]["finetune_tasks"]]
-    reps = study.ablation_replicates(config)
+    tokenizer_reps = study.ablation_tokenizer_replicates(config)
     paths = []
     for run in ABLATION_RUNS:
-        paths += tokenizer_metrics([run["tokenizer"]], reps) + pretrain_metrics([run["model"]], reps)
+        reps = study.ablation_replicates(config, run["ablation"])
+        paths += tokenizer_metrics([run["tokenizer"]], sorted(set(reps) | set(tokenizer_reps)))
+        paths += pretrain_metrics([run["model"]], reps)
         if run["ablation"] in study.PRETRAIN_ABLATIONS:
             paths += finetune_metrics([run["model"]], finetune_tasks, reps)
         else:
             paths += probe_metrics([run["model"]], probe_task, reps)
     return sorted(set(paths))
+
+
+def tokenizer_task_dirs(name):
+    """Prepared folders of the ablation tasks a codebook tokenizer is measured on ("suite/task"
+    -> folder): in an ablation study only, so the main study's tokenizer jobs are unchanged."""
+    if not ABLATION_RUNS or study.tokenizer_spec(config, name)["type"] not in study.CODEBOOK_TYPES:
+        return {}
+    ablations = config["ablations"]
+    names = dict.fromkeys([ablations["probe_task"], *ablations.get("finetune_tasks", [])])
+    return {n: f"{W}/data/{n}" for n in names if study.parse_task(n) in TASKS}
 
 
 def sarscov2_enabled():

@@ -7,6 +7,7 @@ rule train_tokenizer:
     input:
         notebook="notebooks/train_tokenizer.py",
         corpus=rules.corpus.output[0],
+        tasks=lambda wc: list(tokenizer_task_dirs(wc.tokenizer).values()),
     output:
         tokenizer=directory(f"{W}/tokenizers/{{tokenizer}}/seed{{tseed}}/tokenizer"),
         metrics=f"{W}/tokenizers/{{tokenizer}}/seed{{tseed}}/metrics.json",
@@ -19,6 +20,7 @@ rule train_tokenizer:
             spec=study.tokenizer_spec(config, wc.tokenizer),
             train_path=f"{input.corpus}/train.txt",
             val_path=f"{input.corpus}/val.txt",
+            task_dirs=tokenizer_task_dirs(wc.tokenizer),
             out_dir=output.tokenizer,
             metrics_path=output.metrics,
             seed=int(wc.tseed),

@@ -24,6 +24,24 @@ def test_compared_models_are_the_config_tokenizers_and_nothing_else_without_abla
     assert study.all_tokenizers(CONFIG) == list(CONFIG["tokenizers"])
 
 
+def test_compared_narrows_the_main_comparison_and_refuses_unknown_names():
+    config = {**CONFIG, "compared": ["vq", "hrq"]}
+    assert study.compared_models(config) == ["vq", "hrq"]
+    with pytest.raises(KeyError, match="kmer7"):
+        study.compared_models({**CONFIG, "compared": ["kmer7"]})
+
+
+def test_ablation_replicates_per_knob_and_tokenizer_seeds_apart():
+    config = with_ablations(
+        replicates=[0], knob_replicates={"mask_ratio": [0, 1, 2]}, tokenizer_replicates=[0, 1]
+    )
+    assert study.ablation_replicates(config, "stride") == [0]
+    assert study.ablation_replicates(config, "mask_ratio") == [0, 1, 2]
+    assert study.ablation_tokenizer_replicates(config) == [0, 1]
+    assert study.ablation_tokenizer_replicates(with_ablations(replicates=[2])) == [2]
+    assert study.ablation_replicates(with_ablations()) == [0]  # the first full-pipeline replicate
+
+
 def test_tokenizer_spec_merges_vqvae_defaults_and_applies_the_override():
     spec = study.tokenizer_spec(CONFIG, "hrq~codebook_size=128")
     assert spec["type"] == "hrq" and spec["levels"] == 2 and spec["codebook_size"] == 128

@@ -55,8 +55,9 @@ def test_species_profile_plans_the_probe_alone(tmp_path):
 
 
 def test_fresh_machine_plans_the_embedded_suite_alone(tmp_path):
-    """Without downloaded data (no GUE, no ../shared) the default study, ablations included,
-    still plans: only the embedded tasks, no SARS-CoV-2 notebook."""
+    """Without downloaded data (no GUE, no ../shared) the default study still plans: only the
+    embedded tasks, no SARS-CoV-2 notebook. The ablation study plans too: VQ and HRQ alone on
+    `coding`, every tokenizer variant with 3 seeds, measured on the task's test sequences."""
     missing = tmp_path / "no-data"
     override = tmp_path / "fresh.yaml"
     override.write_text(yaml.safe_dump({"data": {"gue_dir": str(missing), "shared_dir": str(missing)}}))
@@ -64,7 +65,6 @@ def test_fresh_machine_plans_the_embedded_suite_alone(tmp_path):
         "-n",
         "--configfile",
         "config/config.yaml",
-        "config/ablations.yaml",
         str(override),
         "--config",
         f"workdir={tmp_path / 'results'}",
@@ -77,6 +77,28 @@ def test_fresh_machine_plans_the_embedded_suite_alone(tmp_path):
     assert finetuned == {("embedded", "coding")}  # species_1k is probed alone
     jobs = {m[1] for m in re.finditer(r"^([a-z_0-9]+)\s+(\d+)$", result.stdout, re.MULTILINE)}
     assert "sarscov2" not in jobs and {"finetune", "linear_probe", "train_tokenizer"} <= jobs
+
+    ablations = snakemake(
+        "-n",
+        "--configfile",
+        "config/config.yaml",
+        "config/ablations.yaml",
+        str(override),
+        "--config",
+        f"workdir={tmp_path / 'ablations'}",
+    )
+    assert ablations.returncode == 0, ablations.stdout + ablations.stderr
+    planned = set(re.findall(r"wildcards: suite=(\w+), task=(\w+)", ablations.stdout))
+    assert planned == {("embedded", "coding")}
+    trained = set(re.findall(r"wildcards: tokenizer=([^,\s]+), tseed=(\d)", ablations.stdout))
+    assert {name.split("~")[0] for name, _ in trained} == {"vq", "hrq"}
+    names = {name for name, _ in trained}
+    assert trained == {(name, seed) for name in names for seed in "012"}
+    assert "hrq~stride=4" in names and "vq~levels=3" not in names
+    tokenizer_inputs = re.findall(r"rule train_tokenizer:\n\s+input: ([^\n]+)", ablations.stdout)
+    assert tokenizer_inputs and all("data/embedded/coding" in line for line in tokenizer_inputs)
+    jobs = dict(re.findall(r"^([a-z_0-9]+)\s+(\d+)$", ablations.stdout, re.MULTILINE))
+    assert "sarscov2" not in jobs and jobs["train_tokenizer"] == str(3 * len(names))
 
 
 def test_config_is_validated_against_the_schema(tmp_path):

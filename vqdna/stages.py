@@ -15,6 +15,7 @@ import numpy as np
 from vqdna import training
 from vqdna.corpus import spread_windows
 from vqdna.coverage import coverage, sliding_windows, tokens_needed
+from vqdna.data import read_task
 from vqdna.encoder import EncoderConfig, MaskedLM, SequenceClassifier, TransformerEncoder
 from vqdna.scale import scale_options
 from vqdna.settings import FinetuneConfig, PretrainConfig, ProbeConfig
@@ -49,6 +50,27 @@ def tokenizer_statistics(
     if isinstance(tokenizer, CodebookTokenizer):
         stats["recon_accuracy"] = heldout_percentages(tokenizer.model, windows)["recon_accuracy"] / 100.0
     return stats
+
+
+def task_statistics(tokenizer: Tokenizer, task_dirs: dict[str, str]) -> dict[str, dict]:
+    """A codebook tokenizer measured on each task's test sequences (prepared task folders, as
+    ``{"suite/task": folder}``): reconstruction accuracy, code usage and perplexity per level as
+    fractions, as :func:`tokenizer_statistics` gives them on held-out corpus windows. Whole
+    sequences, so a task whose sequences differ from the corpus windows can show a loss that
+    the corpus hides. Empty for the rule-based tokenizers and BPE (invertible)."""
+    if not isinstance(tokenizer, CodebookTokenizer):
+        return {}
+    out = {}
+    for task, folder in task_dirs.items():
+        sequences = list(read_task(folder)[0]["test"]["sequence"])
+        measured = heldout_percentages(tokenizer.model, sequences)
+        out[task] = {
+            "recon_accuracy": measured["recon_accuracy"] / 100.0,
+            "code_usage": [u / 100.0 for u in measured["code_usage"]],
+            "perplexity": list(measured["perplexity"]),
+            "n_sequences": len(sequences),
+        }
+    return out
 
 
 def build_masked_lm(tokenizer: Tokenizer, encoder: dict, seed: int = 0) -> MaskedLM:

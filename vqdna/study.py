@@ -139,8 +139,13 @@ def parse_task(name: str) -> tuple[str, str]:
 
 
 def compared_models(config: dict) -> list[str]:
-    """The tokenizers of the main comparison (every config tokenizer, in config order)."""
-    return list(config["tokenizers"])
+    """The tokenizers of the main comparison: ``config["compared"]`` when given (an ablation study
+    compares only the tokenizers it ablates), else every config tokenizer, in config order."""
+    names = config.get("compared") or list(config["tokenizers"])
+    unknown = [n for n in names if n not in config["tokenizers"]]
+    if unknown:
+        raise KeyError(f"compared: {unknown} are not config tokenizers {sorted(config['tokenizers'])}")
+    return list(names)
 
 
 def all_models(config: dict) -> list[str]:
@@ -214,9 +219,23 @@ def replicates(config: dict) -> list[int]:
     return [int(r) for r in config["replicates"]]
 
 
-def ablation_replicates(config: dict) -> list[int]:
-    """Replicates of every ablation run (``ablations.replicates``, default: the first replicate)."""
-    return [int(r) for r in config.get("ablations", {}).get("replicates", replicates(config)[:1])]
+def ablation_replicates(config: dict, knob: str | None = None) -> list[int]:
+    """Replicates of the encoder-level runs (pre-training, probe, fine-tuning) of ablation knob
+    ``knob``: ``ablations.knob_replicates[knob]`` when given, else ``ablations.replicates``
+    (default: the first replicate). Pre-training dominates an ablation's cost, so a profile
+    spends its replicates on the knobs whose claims need them."""
+    ablations = config.get("ablations", {})
+    default = ablations.get("replicates", replicates(config)[:1])
+    chosen = ablations.get("knob_replicates", {}).get(knob, default)
+    return [int(r) for r in chosen]
+
+
+def ablation_tokenizer_replicates(config: dict) -> list[int]:
+    """Training seeds of every ablated tokenizer (``ablations.tokenizer_replicates``, default:
+    :func:`ablation_replicates`): training and measuring a tokenizer costs a fraction of
+    pre-training an encoder on it, so reconstruction, usage and perplexity get more seeds."""
+    ablations = config.get("ablations", {})
+    return [int(r) for r in ablations.get("tokenizer_replicates", ablation_replicates(config))]
 
 
 def tokenizer_seed(config: dict, name: str, replicate: int) -> int:
