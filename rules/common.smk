@@ -262,9 +262,9 @@ SUMMARY_FIGURES = ["finetune_scores", "linear_probe_scores", "finetune_ranks", "
 
 
 def summary_outputs():
-    knobs = sorted({run["ablation"] for run in ABLATION_RUNS})
-    tables = SUMMARY_TABLES + [f"ablation_{k}" for k in knobs]
-    figures = SUMMARY_FIGURES + [f"ablation_{k}" for k in knobs]
+    ablation_tables, ablation_figures = study.ablation_outputs(ABLATION_RUNS)
+    tables = SUMMARY_TABLES + ablation_tables
+    figures = SUMMARY_FIGURES + ablation_figures
     if not FINETUNE_TASKS:  # probe-only runs write no fine-tuning table or figure
         tables, figures = ([n for n in names if "finetune" not in n] for names in (tables, figures))
     out = {f"{t}_{ext}": f"{W}/summary/{t}.{ext}" for t in tables for ext in ("csv", "md")}

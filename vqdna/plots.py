@@ -6,8 +6,6 @@ import math
 
 import pandas as pd
 
-from vqdna.tables import ablation_rows
-
 
 def _message_figure(text: str):
     """A small figure that only says ``text``: the file a rule declares exists even when there
@@ -54,27 +52,6 @@ def plot_rank_heatmap(summary: pd.DataFrame):
     fig, ax = plt.subplots(figsize=(1.2 + 0.8 * wide.shape[1], 1 + 0.5 * wide.shape[0]))
     sns.heatmap(wide, annot=True, fmt=".1f", cmap="viridis_r", cbar_kws={"label": "rank (1 = best)"}, ax=ax)
     return fig
-
-
-def plot_ablation(df: pd.DataFrame, name: str):
-    """Score (x100, error bar = sd over seeds) against the ablation value, one panel per quantity."""
-    import seaborn as sns
-
-    runs = ablation_rows(df, name)
-    grid = sns.relplot(
-        data=runs,
-        kind="line",
-        x="value",
-        y="score",
-        hue="tokenizer",
-        col="quantity",
-        marker="o",
-        errorbar="sd",
-        facet_kws={"sharey": False},
-        height=3.5,
-    )
-    grid.set_axis_labels(name, "score (x100)")
-    return grid.figure
 
 
 def _difference_panels_size(per_task: pd.DataFrame) -> tuple[int, int, float, float]:

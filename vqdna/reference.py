@@ -30,7 +30,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from vqdna import numerics
+from vqdna import numerics, study
 
 #: fields that measure speed, not results: never compared
 TIMING_KEYS = ("steps_per_s", "train_time_s", "wall_time_s", "seconds", "items_per_s")
@@ -461,14 +461,17 @@ def summarize(reference: str | Path, baselines_from: str | Path | None = None) -
         (reference / "summary").mkdir(exist_ok=True)
         pretext_baselines(baselines_from).to_csv(extra, index=False)
     notebook = reference / "summary" / "summary.ipynb"
+    provenance = _read(reference / "provenance.json")
+    # the run's own ablation plan, from the config it recorded
+    ablation_runs = study.ablation_runs(provenance["config"]) if provenance.get("config") else []
     run_notebook(
         Path(__file__).resolve().parents[1] / "notebooks" / "summary.py",
         notebook,
         {
             "metrics_paths": paths,
-            "ablation_runs": [],
+            "ablation_runs": ablation_runs,
             "out_dir": str(reference / "summary"),
-            "profile": _read(reference / "provenance.json").get("profile", reference.name),
+            "profile": provenance.get("profile", reference.name),
             "pretext_baselines": extra,
         },
     )

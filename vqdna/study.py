@@ -25,6 +25,8 @@ import yaml
 TOKENIZER_ABLATIONS = ("codebook_size", "code_dim", "levels", "ema", "dead_code_threshold", "stride")
 #: ablation knobs that only change masked-modeling pre-training
 PRETRAIN_ABLATIONS = ("mask_ratio",)
+#: the knobs the paper ablates, with the number of its table (Li et al. 2024, Tables 7-9)
+PAPER_TABLES = {"codebook_size": 7, "code_dim": 8, "mask_ratio": 9}
 CODEBOOK_TYPES = ("vq", "hrq")
 SEPARATOR = "~"
 #: tokenizer types whose training draws random numbers: retrained in every replicate
@@ -120,6 +122,22 @@ def ablation_runs(config: dict) -> list[dict]:
                     }
                 )
     return runs
+
+
+def ablation_defaults(runs: list[dict]) -> dict:
+    """knob -> the study's default value of it (the run that *is* the base model)."""
+    return {run["ablation"]: run["value"] for run in runs if run["model"] == run["tokenizer_base"]}
+
+
+def ablation_outputs(runs: list[dict]) -> tuple[list[str], list[str]]:
+    """(table stems, figure stems) the summary writes for these ablation runs: every knob's
+    long table and figure, the paper layout of each knob the paper ablates (Tables 7-9), and
+    one table of the knobs beyond the paper."""
+    knobs = sorted({run["ablation"] for run in runs})
+    tables = [f"ablation_{k}" for k in knobs] + [f"ablation_{k}_paper" for k in knobs if k in PAPER_TABLES]
+    if any(k not in PAPER_TABLES for k in knobs):
+        tables.append("ablations_beyond_paper")
+    return tables, [f"ablation_{k}" for k in knobs]
 
 
 def _same(current, value) -> bool:

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
 from vqdna.baselines import BASELINE_NAME
 from vqdna.paper import (
-    ABLATION_TASK_ALIASES,
-    PAPER_ABLATIONS,
     PAPER_NAMES,
     PAPER_TABLE1,
     PAPER_TABLE6,
@@ -458,75 +456,3 @@ def species_length_table(
         ]
         wide[f"paper {length // 1000}k"] = [_fmt(v) for v in published]
     return wide
-
-
-def ablation_rows(df: pd.DataFrame, name: str) -> pd.DataFrame:
-    """One row per ablation run of knob ``name``: value, tokenizer (the base name), quantity,
-    seed, score (x100). Quantities: ``recon`` and ``code_usage`` (lowest level) from tokenizer
-    records, ``<stage>:<task> [<protocol>]`` from linear-probe / fine-tune records (the protocol
-    label in the name keeps runs of different protocols apart).
-
-    Where the knob has several values, only quantities measured at two or more of them are
-    kept: the default value's row is the base model, whose other tasks and stages (copied in by
-    :func:`vqdna.study.with_ablation_defaults`) have nothing to be compared with."""
-    runs = df[df["ablation_name"] == name] if "ablation_name" in df else df.iloc[:0]
-    rows = []
-    for rec in runs.to_dict("records"):
-        if rec["stage"] == "pretrain":
-            continue
-        common = dict(value=rec["ablation_value"], tokenizer=rec["base_tokenizer"], seed=rec.get("seed"))
-        if rec["stage"] == "tokenizer":
-            rows.append({**common, "quantity": "recon", "score": 100 * rec["recon_accuracy"]})
-            rows.append({**common, "quantity": "code_usage", "score": 100 * min(rec["code_usage"])})
-        else:
-            quantity = f"{rec['stage']}:{rec['task']} [{rec['protocol']}]"
-            rows.append({**common, "quantity": quantity, "score": 100 * rec["score"]})
-    out = pd.DataFrame(rows, columns=["value", "tokenizer", "quantity", "seed", "score"])
-    if out["value"].nunique() > 1:
-        n_values = out.groupby(["tokenizer", "quantity"])["value"].transform("nunique")
-        out = out[n_values > 1].reset_index(drop=True)
-    return out
-
-
-def _paper_ablation(
-    name: str, value, tokenizer: str, quantity: str, task_aliases: Mapping[str, str]
-) -> float:
-    """The paper's number for one ablation cell, or NaN where the paper has no such value."""
-    stage, _, task = quantity.split(" [")[0].partition(":")
-    key = f"{stage}:{task_aliases.get(task, task)}" if task else stage
-    for paper_value, cells in PAPER_ABLATIONS.get(name, {}).items():
-        if not isinstance(value, (bool, str)) and math.isclose(float(value), paper_value):
-            return cells.get(tokenizer, {}).get(key, math.nan)
-    return math.nan
-
-
-def _sorted_values(values: Iterable) -> list:
-    values = list(dict.fromkeys(values))
-    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-    return sorted(values) if numeric else sorted(values, key=str)
-
-
-def ablation_table(
-    df: pd.DataFrame, name: str, task_aliases: Mapping[str, str] = ABLATION_TASK_ALIASES
-) -> pd.DataFrame:
-    """Paper Table 7/8/9 layout for knob ``name``: rows = value, columns (tokenizer, quantity,
-    field) (quantities as in :func:`ablation_rows`) with fields ``ours`` (mean over seeds, x100),
-    ``sd``, ``n`` and ``paper``
-    (the published number where the paper ran the same value, else NaN)."""
-    runs = ablation_rows(df, name)
-    if runs.empty:
-        raise ValueError(f"no ablation records for {name!r}")
-    cells = (
-        runs.groupby(["value", "tokenizer", "quantity"])["score"]
-        .agg(ours="mean", sd="std", n="size")
-        .reset_index()
-    )
-    cells["paper"] = [
-        _paper_ablation(name, v, t, q, task_aliases)
-        for v, t, q in zip(cells["value"], cells["tokenizer"], cells["quantity"])
-    ]
-    wide = cells.pivot_table(
-        index="value", columns=["tokenizer", "quantity"], values=["ours", "sd", "n", "paper"], dropna=False
-    )
-    wide = wide.reorder_levels([1, 2, 0], axis=1).sort_index(axis=1)
-    return wide.reindex(_sorted_values(wide.index))
