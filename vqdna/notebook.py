@@ -17,8 +17,10 @@ from pathlib import Path
 def run_notebook(source, output, parameters: dict | None = None, kernel: str = "python3") -> Path:
     """Execute ``source`` (a jupytext percent ``.py`` file or an ``.ipynb``) with ``parameters``
     injected after its ``parameters`` cell; write the executed notebook to ``output`` and its
-    HTML rendering beside it. A failing cell raises papermill's error (the partly executed
-    notebook is still written, for debugging)."""
+    HTML rendering beside it. The page is for reading: code cells are hidden (their outputs
+    stay), and a first line names the executed notebook and the source, one click away. A
+    failing cell raises papermill's error (the partly executed notebook is still written, for
+    debugging)."""
     import jupytext
     import nbformat
     import papermill
@@ -31,7 +33,16 @@ def run_notebook(source, output, parameters: dict | None = None, kernel: str = "
     executed = papermill.execute_notebook(
         notebook, str(output), parameters=parameters or {}, kernel_name=kernel, progress_bar=False, cwd=None
     )
-    html, _ = HTMLExporter().from_notebook_node(nbformat.from_dict(executed))
+    page = nbformat.from_dict(executed)
+    where = (
+        f"*Code hidden on this page: the executed notebook is `{output.name}` beside it; its "
+        f"source is `{Path(source).name}` in `notebooks/`.*"
+    )
+    page.cells.insert(
+        1 if page.cells and page.cells[0].cell_type == "markdown" else 0, nbformat.v4.new_markdown_cell(where)
+    )
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    html, _ = exporter.from_notebook_node(page)
     output.with_suffix(".html").write_text(html)
     return output
 

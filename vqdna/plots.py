@@ -17,14 +17,22 @@ def _message_figure(text: str):
     return fig
 
 
-def plot_task_scores(df: pd.DataFrame, stage: str = "finetune"):
-    """Bar per task x tokenizer (x100, error bar = sd over seeds), one panel per protocol label."""
+def _code(codes: dict | None, protocol: str) -> str:
+    """A protocol label's short code (vqdna.report.protocol_codes), or the label itself."""
+    return (codes or {}).get(protocol, protocol)
+
+
+def plot_task_scores(df: pd.DataFrame, stage: str = "finetune", codes: dict | None = None):
+    """Bar per task x tokenizer (x100, error bar = sd over runs), one panel per protocol (its
+    short code from ``codes``), as wide as its tasks need."""
     import seaborn as sns
 
     plain = df[df["ablation_name"].isna()] if "ablation_name" in df else df
     runs = plain[plain["stage"].isin([stage, "baseline"])].assign(score100=lambda d: 100 * d["score"])
     if not (runs["stage"] == stage).any():
         return _message_figure(f"no {stage} runs")
+    runs = runs.assign(protocol=[_code(codes, p) for p in runs["protocol"]])
+    n_tasks = runs.groupby("protocol")["task"].nunique().max()
     grid = sns.catplot(
         data=runs,
         kind="bar",
@@ -32,25 +40,29 @@ def plot_task_scores(df: pd.DataFrame, stage: str = "finetune"):
         y="score100",
         hue="tokenizer",
         col="protocol",
+        col_wrap=1 if n_tasks > 4 else None,
         errorbar="sd",
-        height=4,
-        aspect=1.5,
+        height=3.5,
+        aspect=max(1.5, 0.6 * n_tasks),
     )
-    grid.set_axis_labels("task", f"{stage} score (x100)")
+    grid.set_axis_labels("task", f"{stage.replace('_', ' ')} score (x100)")
+    for ax in grid.axes.flat:
+        ax.tick_params(axis="x", labelrotation=30 if n_tasks > 4 else 0)
     return grid.figure
 
 
-def plot_rank_heatmap(summary: pd.DataFrame):
-    """Heat map of per-task ranks (tokenizer x task, protocol in the column label)."""
+def plot_rank_heatmap(summary: pd.DataFrame, codes: dict | None = None):
+    """Heat map of per-task ranks (tokenizer x task; the protocol's short code in the column)."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
     ranked = summary[~summary["is_reference"]]
-    wide = ranked.assign(column=ranked["task"] + " [" + ranked["protocol"] + "]").pivot_table(
-        index="tokenizer", columns="column", values="rank"
-    )
-    fig, ax = plt.subplots(figsize=(1.2 + 0.8 * wide.shape[1], 1 + 0.5 * wide.shape[0]))
+    column = [f"{t} [{_code(codes, p)}]" for t, p in zip(ranked["task"], ranked["protocol"])]
+    wide = ranked.assign(column=column).pivot_table(index="tokenizer", columns="column", values="rank")
+    fig, ax = plt.subplots(figsize=(1.5 + 0.8 * wide.shape[1], 1 + 0.5 * wide.shape[0]))
     sns.heatmap(wide, annot=True, fmt=".1f", cmap="viridis_r", cbar_kws={"label": "rank (1 = best)"}, ax=ax)
+    ax.set(xlabel="task [protocol]", ylabel="")
+    ax.tick_params(axis="x", labelrotation=45)
     return fig
 
 
@@ -104,7 +116,9 @@ def plot_task_differences(per_task: pd.DataFrame, effects: pd.DataFrame, fig=Non
     return fig
 
 
-def plot_stage_differences(per_task: pd.DataFrame, effects: pd.DataFrame, stage: str):
+def plot_stage_differences(
+    per_task: pd.DataFrame, effects: pd.DataFrame, stage: str, codes: dict | None = None
+):
     """:func:`plot_task_differences` for every protocol group of ``stage``, stacked in one figure
     (groups are never pooled; each has its own panels and title). A stage without comparisons
     gets a figure that says so, so the file a rule declares always exists."""
@@ -121,5 +135,5 @@ def plot_stage_differences(per_task: pd.DataFrame, effects: pd.DataFrame, stage:
         plot_task_differences(
             per_task[per_task["protocol"] == protocol], effects[effects["protocol"] == protocol], subfigure
         )
-        subfigure.suptitle(f"{stage} ({protocol})", fontsize=9)
+        subfigure.suptitle(f"{stage.replace('_', ' ')} ({_code(codes, protocol)})", fontsize=9)
     return fig

@@ -1,0 +1,90 @@
+"""The reader's page: verdicts first, the paper's Table 1 layout, short protocol codes, a
+collapsed appendix, and rendered notebooks without code cells."""
+
+import pandas as pd
+
+from vqdna import report
+
+
+def test_protocol_codes_number_labels_by_frequency():
+    codes = report.protocol_codes(["b; c", "a", "b; c", "b; c", "a", "z"])
+    assert codes == {"b; c": "P1", "a": "P2", "z": "P3"}
+    assert report.legend(codes).splitlines()[0] == "- **P1**: b; c"
+
+
+def test_verdict_paragraph_groups_claims_and_names_tokenizers_once():
+    claims = pd.DataFrame(
+        [
+            ("pretext learned", "bpe", "holds"),
+            ("pretext learned", "char", "holds"),
+            ("pretext learned", "vq", "does not hold"),
+            ("ordering", "all", "inconclusive (no across-task test possible with 1 task)"),
+            ("peak", "hrq", "cannot be decided at this scale (detectable: 3.10 points)"),
+            ("the ablation claims", "all", "not run in this study: config/ablations.yaml decides them"),
+        ],
+        columns=["claim", "tokenizer", "verdict"],
+    )
+    lines = report.verdict_paragraph(claims).splitlines()
+    assert lines[0] == "- **Holds:** pretext learned (bpe, char)."
+    assert lines[1] == "- **Does not hold:** pretext learned (vq)."
+    assert lines[2].startswith("- **Not decided:** ordering: inconclusive (no across-task test")
+    assert "peak: cannot be decided at this scale (detectable: 3.10 points) (hrq)" in lines[2]
+    assert lines[3] == "- **Not run here:** the ablation claims."
+
+
+def summary_rows():
+    rows = []
+    for task, scores in (
+        ("coding", {"hrq": 30.0, "vq": 31.0, "kmer-spectrum LR": 40.0}),
+        ("tata", {"hrq": 50.0, "vq": 20.0}),
+    ):
+        for tokenizer, mean in scores.items():
+            rows.append(
+                {
+                    "task": task,
+                    "tokenizer": tokenizer,
+                    "protocol": "small model",
+                    "mean": mean,
+                    "ci_low": mean - 5,
+                    "ci_high": mean + 5,
+                    "paper": 79.2 if (task, tokenizer) == ("tata", "hrq") else float("nan"),
+                    "is_reference": tokenizer == "kmer-spectrum LR",
+                    "avg_rank": {"hrq": 1.5, "vq": 1.5}.get(tokenizer, float("nan")),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_table1_has_tokenizers_as_rows_tasks_as_columns_and_marks_the_best():
+    ((code, table),) = report.table1(summary_rows()).items()
+    assert code == "P1"
+    assert list(table["tokenizer"]) == ["hrq", "vq", "kmer-spectrum LR"]  # the reference row last
+    assert list(table.columns) == ["tokenizer", "coding", "tata", "avg rank"]
+    cells = table.set_index("tokenizer")
+    assert cells.loc["vq", "coding"] == "**31.0 [26.0, 36.0]**"  # best learned tokenizer, not the reference
+    assert cells.loc["kmer-spectrum LR", "coding"] == "40.0 [35.0, 45.0]"
+    assert cells.loc["hrq", "tata"] == "**50.0 [45.0, 55.0]** (paper 79.2)"
+    assert cells.loc["kmer-spectrum LR", "tata"] == "–" and cells.loc["hrq", "avg rank"] == "1.50"
+
+
+def test_appendix_tables_are_collapsed():
+    page = report.appendix({"long <table>": pd.DataFrame({"a": [1, 2]})})
+    assert page.startswith("<details><summary>long &lt;table&gt; (2 rows)</summary>")
+    assert page.endswith("</details>") and "<table" in page
+
+
+def test_rendered_notebook_hides_code_and_says_where_the_source_is(tmp_path):
+    from vqdna.notebook import run_notebook
+
+    source = tmp_path / "page.py"
+    cells = [
+        "# %% [markdown]\n# # Title",
+        '# %% tags=["parameters"]\nx = 1',
+        '# %%\nprint("visible output", x + 1)',
+    ]
+    source.write_text("\n\n".join(cells) + "\n")
+    run_notebook(source, tmp_path / "out" / "page.ipynb", {"x": 41})
+    html = (tmp_path / "out" / "page.html").read_text()
+    assert "visible output 42" in html
+    assert 'class="jp-CodeMirrorEditor' not in html and "print(" not in html
+    assert "the executed notebook is <code>page.ipynb</code> beside it" in html
