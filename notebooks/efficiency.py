@@ -22,12 +22,12 @@
 
 # %% tags=["parameters"]
 models = ["char", "hrq"]
-model_paths = ["results/models/char/model.pt", "results/models/hrq/model.pt"]
-tokenizer_paths = ["results/tokenizers/char/tokenizer", "results/tokenizers/hrq/tokenizer"]
+model_paths = ["results/models/char/rep0/model.pt", "results/models/hrq/rep0/model.pt"]
+tokenizer_paths = ["results/tokenizers/char/seed0/tokenizer", "results/tokenizers/hrq/seed0/tokenizer"]
 trusted_classes = []  # tokenizer classes of your own the config names (trust_remote_code)
 val_path = "results/corpus/val.txt"
 seq_len = 512
-out_dir = "results/summary"
+out_dir = "results/by_hand/efficiency"
 threads = 2
 profile = "cpu-default"
 

@@ -14,17 +14,20 @@
 
 # %% [markdown]
 # # Stage 3 — fine-tuning
-# The pre-trained encoder of one replicate plus an MLP head is fine-tuned on one task, once
-# per fine-tuning seed; the test metrics are taken at the best dev checkpoint of each run.
+# The pre-trained encoder of one replicate is fine-tuned on one task, once per fine-tuning seed.
+# LP-FT by default (`finetune.head_init: probe`): the head starts as the linear probe, LoRA
+# adapters (or all weights) train from there, and the probe stays a checkpoint candidate, so a
+# run is never worse than its probe on dev loss. The test metrics are taken at the best dev
+# checkpoint of each run.
 
 # %% tags=["parameters"]
 model_name = "hrq"
-task_dir = "results/data/embedded/species"
+task_dir = "results/data/embedded/coding"
 model_path = "results/models/hrq/rep0/model.pt"
 tokenizer_path = "results/tokenizers/hrq/seed0/tokenizer"
 trusted_classes = []  # tokenizer classes of your own the config names (trust_remote_code)
 finetune = {"epochs": 1, "lr": 0.001, "batch_size": 32, "lora_rank": None, "patience": 2}
-metrics_paths = ["results/finetune/embedded/species/hrq/rep0/seed0/metrics.json"]
+metrics_paths = ["results/by_hand/finetune/embedded/coding/hrq/rep0/seed0/metrics.json"]
 replicate = 0
 seeds = [0]
 threads = 1
@@ -80,6 +83,9 @@ pd.DataFrame(
 
 # %% [markdown]
 # ## Dev curves and test confusion matrices (best dev checkpoint), one row per seed
+# *How to read:* left, the dev metric by training step (the checkpoint tested is the one with
+# the best dev loss, or dev metric with `select_by: dev_metric`); right, test counts of true
+# (rows) against predicted (columns) classes: a good model puts its mass on the diagonal.
 
 # %%
 fig, axes = plt.subplots(len(seeds), 2, figsize=(10, 3.5 * len(seeds)), squeeze=False)
@@ -100,4 +106,4 @@ fig.tight_layout()
 # %%
 for seed, metrics_path in zip(seeds, metrics_paths):
     write_record(records[seed], metrics_path)
-records[seeds[0]]["deviations"]
+print("deviations from the paper's protocol:", "; ".join(records[seeds[0]]["deviations"]) or "none")

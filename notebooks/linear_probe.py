@@ -20,12 +20,12 @@
 
 # %% tags=["parameters"]
 model_name = "hrq"
-task_dir = "results/data/embedded/species"
+task_dir = "results/data/embedded/coding"
 model_path = "results/models/hrq/rep0/model.pt"
 tokenizer_path = "results/tokenizers/hrq/seed0/tokenizer"
 trusted_classes = []  # tokenizer classes of your own the config names (trust_remote_code)
-coverage = {"max_bp": 512, "window": "centre", "pooling": "fixed"}  # config linear_probe
-metrics_path = "results/linear_probe/embedded/species/hrq/rep0/metrics.json"
+coverage = {"max_bp": 128, "window": "centre", "pooling": "fixed"}  # config linear_probe
+metrics_path = "results/by_hand/linear_probe/embedded/coding/hrq/rep0/metrics.json"
 replicate = 0
 threads = 1
 device = "auto"
@@ -67,6 +67,11 @@ pd.Series(
     }
 )
 
+# %% [markdown]
+# ## Test confusion matrix
+# *How to read:* counts of true (rows) against predicted (columns) classes on the test set; a
+# probe at chance spreads each row evenly, a good one concentrates it on the diagonal.
+
 # %%
 fig, ax = plt.subplots(figsize=(4.5, 3.5))
 sns.heatmap(
@@ -79,4 +84,4 @@ sns.heatmap(
 ax.set(xlabel="predicted", ylabel="true")
 
 # %%
-write_record(record, metrics_path)
+record = write_record(record, metrics_path)  # validated, then written

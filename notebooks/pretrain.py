@@ -20,7 +20,7 @@
 
 # %% tags=["parameters"]
 name = "hrq"
-tokenizer_path = "results/tokenizers/hrq/tokenizer"
+tokenizer_path = "results/tokenizers/hrq/seed0/tokenizer"
 trusted_classes = []  # tokenizer classes of your own the config names (trust_remote_code)
 train_path = "results/corpus/train.txt"
 val_path = "results/corpus/val.txt"
@@ -33,8 +33,8 @@ pretrain = {
     "mask_ratio": 0.25,
     "max_tokens": 130,
 }
-model_path = "results/models/hrq/model.pt"
-metrics_path = "results/models/hrq/metrics.json"
+model_path = "results/by_hand/models/hrq/rep0/model.pt"
+metrics_path = "results/by_hand/models/hrq/rep0/metrics.json"
 seed = 0
 threads = 1
 device = "auto"
@@ -96,5 +96,4 @@ fig.tight_layout()
 
 # %%
 record = pretrain_record(name, tokenizer, encoder, pretrain, history, profile, deviations, replicate=seed)
-write_record(record, metrics_path)
-record
+record = write_record(record, metrics_path)  # validated, then written

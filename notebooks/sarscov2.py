@@ -31,15 +31,15 @@
 data_dir = "../shared/data/sars_cov_2"
 tokenizer_names = ["hrq", "vq", "bpe", "kmer6"]
 tokenizer_paths = [
-    "results/tokenizers/hrq/tokenizer",
-    "results/tokenizers/vq/tokenizer",
-    "results/tokenizers/bpe/tokenizer",
-    "results/tokenizers/kmer6/tokenizer",
+    "results/tokenizers/hrq/seed0/tokenizer",
+    "results/tokenizers/vq/seed0/tokenizer",
+    "results/tokenizers/bpe/seed0/tokenizer",
+    "results/tokenizers/kmer6/seed0/tokenizer",
 ]
 trusted_classes = []  # tokenizer classes of your own the config names (trust_remote_code)
 n_genomes = 120
-out_dir = "results/sarscov2"
-metrics_path = "results/sarscov2/metrics.json"
+out_dir = "results/by_hand/sarscov2"
+metrics_path = "results/by_hand/sarscov2/metrics.json"
 seed = 0
 threads = 2
 
@@ -206,4 +206,4 @@ record = {
     "fine_level_more_sensitive": verdict,
     "statement": statement,
 }
-write_record(record, metrics_path)
+record = write_record(record, metrics_path)  # validated, then written

@@ -22,9 +22,9 @@
 # this page; the code is in `notebooks/summary.py`.
 
 # %% tags=["parameters"]
-metrics_paths = []
+metrics_paths = "results/**/metrics.json"  # a list, or a glob (by hand: every record of the default run)
 ablation_runs = []
-out_dir = "results/summary"
+out_dir = "results/by_hand/summary"
 profile = "cpu-default"
 pretext_baselines = ""  # CSV of position/neighbour baselines for records that predate them ("": none)
 
@@ -43,6 +43,10 @@ from vqdna.records import collect_metrics
 matplotlib.use("Agg")  # figures are saved, then shown as images in reading order
 out = Path(out_dir)
 (out / "figures").mkdir(parents=True, exist_ok=True)
+if isinstance(metrics_paths, str):  # a glob, run by hand: the run's records, not the by-hand or tracked ones
+    metrics_paths = sorted(
+        str(p) for p in Path().glob(metrics_paths) if not {"by_hand", "reference", "sarscov2"} & set(p.parts)
+    )
 records = study.with_ablation_defaults(collect_metrics(metrics_paths), ablation_runs)
 # the stages that ran: a probe-only run (no task fine-tuned) has no fine-tuning records
 stages = [stage for stage in ("finetune", "linear_probe") if (records["stage"] == stage).any()]

@@ -35,8 +35,8 @@ spec = {
 train_path = "results/corpus/train.txt"
 val_path = "results/corpus/val.txt"
 task_dirs = {}  # "suite/task" -> prepared task folder: codebooks measured on its test sequences
-out_dir = "results/tokenizers/hrq/seed0/tokenizer"
-metrics_path = "results/tokenizers/hrq/seed0/metrics.json"
+out_dir = "results/by_hand/tokenizers/hrq/seed0/tokenizer"
+metrics_path = "results/by_hand/tokenizers/hrq/seed0/metrics.json"
 seed = 0
 threads = 1
 device = "auto"
@@ -69,6 +69,9 @@ pd.Series({k: v for k, v in record.items() if not isinstance(v, (dict, list))})
 
 # %% [markdown]
 # ## Training curves (learned tokenizers)
+# *How to read:* the VQ-VAE's loss, its reconstruction and commitment parts, and held-out
+# reconstruction accuracy by step; a flat, high reconstruction accuracy at the end is what the
+# tokenizer needs (it can then decode every code back to its bases).
 
 # %%
 if history:
@@ -85,6 +88,8 @@ else:
 # ## Code / vocabulary usage on held-out windows
 # Share of the vocabulary (or of each codebook level) that held-out sequence actually uses,
 # as in the paper's Table 1 ("token usage").
+# *How to read:* token counts sorted from the most to the least used, log scale; a long flat
+# curve is a vocabulary used evenly, a cliff marks tokens the corpus never needs.
 
 # %%
 fig, axes = plt.subplots(1, len(counts), figsize=(5 * len(counts), 3), squeeze=False)
@@ -99,5 +104,4 @@ for ax, (level, level_counts) in zip(axes[0], counts.items()):
 fig.tight_layout()
 
 # %%
-write_record(record, metrics_path)
-record
+record = write_record(record, metrics_path)  # validated, then written

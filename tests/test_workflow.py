@@ -54,6 +54,42 @@ def test_species_profile_plans_the_probe_alone(tmp_path):
     assert "species_length.md" in summary and "finetune" not in summary.split("output:")[1]
 
 
+def notebook_default_inputs() -> dict[str, list[str]]:
+    """notebook -> the ``results/...`` paths its parameters cell reads by default (outputs of a
+    notebook run by hand go under results/by_hand/, which no rule writes)."""
+    import ast
+
+    found = {}
+    for source in sorted((REPO / "notebooks").glob("*.py")):
+        cell = source.read_text().split('tags=["parameters"]', 1)[1].split("# %%", 1)[0]
+        strings = [
+            n.value
+            for n in ast.walk(ast.parse(cell))
+            if isinstance(n, ast.Constant) and isinstance(n.value, str)
+        ]
+        found[source.name] = [
+            s for s in strings if s.startswith("results/") and not s.startswith("results/by_hand/")
+        ]
+    return found
+
+
+def assert_notebook_defaults_are_run_outputs(plan: str, workdir: Path) -> None:
+    """Every notebook's default input is a file (or lies in a folder) the default study writes:
+    a user can open any notebook after `snakemake --cores all` and run it as it is."""
+    outputs = {
+        o.strip() for line in re.findall(r"^\s+output: (.+)$", plan, re.MULTILINE) for o in line.split(",")
+    }
+    checked = 0
+    for notebook, paths in notebook_default_inputs().items():
+        for path in paths:
+            if "*" in path:  # summary.py's glob of every record
+                continue
+            planned = str(workdir / path.removeprefix("results/"))
+            assert any(planned == o or planned.startswith(o + "/") for o in outputs), (notebook, path)
+            checked += 1
+    assert checked >= 10
+
+
 def test_fresh_machine_plans_the_embedded_suite_alone(tmp_path):
     """Without downloaded data (no GUE, no ../shared) the default study still plans: only the
     embedded tasks, no SARS-CoV-2 notebook. The ablation study plans too: VQ and HRQ alone on
@@ -77,6 +113,7 @@ def test_fresh_machine_plans_the_embedded_suite_alone(tmp_path):
     assert finetuned == {("embedded", "coding")}  # species_1k is probed alone
     jobs = {m[1] for m in re.finditer(r"^([a-z_0-9]+)\s+(\d+)$", result.stdout, re.MULTILINE)}
     assert "sarscov2" not in jobs and {"finetune", "linear_probe", "train_tokenizer"} <= jobs
+    assert_notebook_defaults_are_run_outputs(result.stdout, tmp_path / "results")
 
     ablations = snakemake(
         "-n",
