@@ -290,11 +290,13 @@ def tiny_vqvae(**sizes):
 
 
 def test_codebook_folder_damage_is_named(tmp_path):
+    hrq = build_tokenizer("hrq", model=tiny_vqvae(levels=2)).save_pretrained(tmp_path / "hrq")
+    config = json.loads((hrq / "tokenizer_config.json").read_text())
+    (hrq / "tokenizer_config.json").write_text(json.dumps({**config, "name": "vq"}))
+    with pytest.raises(ValueError, match=re.escape(f"{hrq / 'vqvae.pt'}: 2 levels, not a vq tokenizer")):
+        load_tokenizer(hrq)
     path = build_tokenizer("vq", model=tiny_vqvae()).save_pretrained(tmp_path / "vq")
     config = json.loads((path / "tokenizer_config.json").read_text())
-    (path / "tokenizer_config.json").write_text(json.dumps({**config, "name": "hrq"}))
-    with pytest.raises(ValueError, match=re.escape(f"{path / 'vqvae.pt'}: 1 levels, not a hrq tokenizer")):
-        load_tokenizer(path)
     params = {**config["params"], "stride": 4}
     (path / "tokenizer_config.json").write_text(json.dumps({**config, "params": params}))
     with pytest.raises(ValueError, match=r"vqvae.pt: the model has .*'stride': 1.* says .*'stride': 4"):

@@ -360,3 +360,16 @@ def test_a_subclass_does_not_take_over_its_parents_type():
         pass
 
     assert TOKENIZERS["hrq"] is CodebookTokenizer and Variant not in TOKENIZERS.values()
+
+
+def test_one_level_hrq_of_the_levels_ablation_saves_and_reloads(tmp_path):
+    """`hrq~levels=1` (the levels ablation) is an HRQ tokenizer with one level: it reloads as
+    such, and pre-training on it can read it back."""
+    from vqdna.vqvae import VQVAE, VQVAEConfig
+
+    model = VQVAE(VQVAEConfig(stem_dim=16, dim=16, depth=2, codebook_size=8, levels=1)).eval()
+    path = build_tokenizer("hrq", model=model).save_pretrained(tmp_path / "hrq1")
+    again = load_tokenizer(path)
+    assert again.level_sizes == [8] and again.encode("ACGTACGT") == build_tokenizer(
+        "hrq", model=model
+    ).encode("ACGTACGT")

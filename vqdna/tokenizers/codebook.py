@@ -234,6 +234,6 @@ class CodebookTokenizer(Tokenizer):
         found = {k: tokenizer.params[k] for k in saved}
         if saved != found:
             raise ValueError(f"{file}: the model has {found} but {path / CONFIG_FILE} says {saved}")
-        if (name == "vq") != (len(tokenizer.level_sizes) == 1):
+        if name == "vq" and len(tokenizer.level_sizes) != 1:  # HRQ may have one level (the levels ablation)
             raise ValueError(f"{file}: {len(tokenizer.level_sizes)} levels, not a {name} tokenizer")
         return tokenizer
