@@ -1,6 +1,7 @@
-"""Every shell command in README.md works as printed, in a fresh clone of this repository.
+"""Every shell command in README.md and docs/*.md works as printed, in a fresh clone of this
+repository, and the README's library quick start runs.
 
-The commands are read from the README at test time: its fenced ``bash``/``sh`` blocks and every
+The commands are read from the documents at test time: its fenced ``bash``/``sh`` blocks and every
 table whose first column is headed ``command``. Each runs with bash in a fresh ``git clone`` of
 HEAD (plus the working tree's uncommitted changes to tracked files, so what you are about to commit
 is what is tested; untracked files are left behind, as in a real clone), with this environment's
@@ -38,6 +39,8 @@ from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
+#: every document whose commands are checked: the README and the guides it links
+DOCUMENTS = [README, *sorted((REPO / "docs").glob("*.md"))]
 SHARED = REPO.parent / "shared"
 TIMEOUT_S = 600  # per command; a README command slower than this needs an entry in `plan`
 
@@ -186,7 +189,7 @@ def plan_part(command: str) -> Check:
     return Check(command, command)
 
 
-CHECKS = [plan(c) for c in readme_commands(README.read_text())]
+CHECKS = [plan(c) for c in dict.fromkeys(c for d in DOCUMENTS for c in readme_commands(d.read_text()))]
 
 
 @dataclass
@@ -321,3 +324,17 @@ def test_readme_command_works(results, variant, check):
         )
     for name in check.files:
         assert (result.clone / name).is_file(), f"{where}: it did not write {name}"
+
+
+def test_readme_quick_start_runs(tmp_path):
+    """The README's library quick start, as printed: train an HRQ tokenizer with the study's
+    settings, encode, decode, save and load it back."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    (code,) = [b for b in blocks if "train_tokenizer(" in b]
+    (tmp_path / "quick_start.py").write_text(code)
+    done = subprocess.run(
+        [sys.executable, "quick_start.py"], cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT_S
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "ACGTTGCAACGTAGGCTAGCTTAGGC" in done.stdout  # decoded back to the bases
+    assert (tmp_path / "my_hrq" / "vqvae.pt").is_file()

@@ -373,3 +373,25 @@ def test_one_level_hrq_of_the_levels_ablation_saves_and_reloads(tmp_path):
     assert again.level_sizes == [8] and again.encode("ACGTACGT") == build_tokenizer(
         "hrq", model=model
     ).encode("ACGTACGT")
+
+
+def test_codebook_defaults_are_the_study_settings():
+    """What a vq/hrq entry leaves out takes config/config.yaml's value, so `{"type": "hrq"}`
+    alone is the study's HRQ (two levels), not the class defaults."""
+    from pathlib import Path
+
+    import yaml
+
+    from vqdna.settings import VQVAEConfig
+    from vqdna.tokenizers.codebook import STUDY_DEFAULTS, study_spec
+
+    vqvae = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())[
+        "vqvae"
+    ]
+    assert STUDY_DEFAULTS == {k: vqvae[k] for k in STUDY_DEFAULTS}
+    assert study_spec({"type": "hrq"})["levels"] == 2 and study_spec({"type": "vq"})["levels"] == 1
+    assert study_spec({"type": "hrq", "levels": 3, "lr": 0.1})["lr"] == 0.1
+    config = VQVAEConfig.from_spec(study_spec({"type": "hrq"}))
+    assert {k: getattr(config, k) for k in ("stem_dim", "dim", "depth", "codebook_size", "decay")} == {
+        k: vqvae[k] for k in ("stem_dim", "dim", "depth", "codebook_size", "decay")
+    }

@@ -144,9 +144,9 @@ def test_config_is_validated_against_the_schema(tmp_path):
 
 
 def readme_tokenizer_module(folder: Path) -> Path:
-    """The README's example tokenizer class ("A tokenizer: one class and one config entry"),
-    written out as my_tokenizers.py in ``folder``."""
-    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    """The extending guide's example tokenizer class ("A tokenizer: one class and one config
+    entry", docs/extending.md), written out as my_tokenizers.py in ``folder``."""
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "docs" / "extending.md").read_text(), flags=re.S)
     (code,) = [b for b in blocks if "class PurinePyrimidine" in b]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "my_tokenizers.py").write_text(code)

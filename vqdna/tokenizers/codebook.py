@@ -15,6 +15,22 @@ if TYPE_CHECKING:
 from vqdna.sequence import normalize, to_indices
 from vqdna.tokenizers.base import CONFIG_FILE, N_SPECIAL, Tokenizer, check_int
 
+#: what a vq/hrq entry leaves out takes the study's value (config/config.yaml `vqvae`, held equal
+#: by a test), so that ``{"type": "hrq"}`` alone trains what the study trains
+STUDY_DEFAULTS = {
+    "steps": 400,
+    "batch_size": 32,
+    "lr": 0.003,
+    "warmup_steps": 40,
+    "dead_code_threshold": 1,
+}
+
+
+def study_spec(spec: dict) -> dict:
+    """A vq/hrq config entry completed with the study's training values and, for ``hrq``, the
+    paper's two levels (an entry's own keys win)."""
+    return {**STUDY_DEFAULTS, "levels": 2 if spec["type"] == "hrq" else 1, **spec}
+
 
 class CodebookTokenizer(Tokenizer):
     """Learned tokenizer: the codes a trained VQ-VAE (``vq``, one level) or HRQ (``hrq``, several
@@ -53,10 +69,12 @@ class CodebookTokenizer(Tokenizer):
     @classmethod
     def from_spec(cls, spec: dict, seed: int = 0) -> "CodebookTokenizer":
         """An untrained VQ-VAE (HRQ with ``levels`` > 1) of the config entry, its initial weights
-        drawn from ``seed`` (they are part of the run)."""
+        drawn from ``seed`` (they are part of the run). Keys the entry leaves out take the
+        study's values (:func:`study_spec`)."""
         from vqdna.training import seed_everything
         from vqdna.vqvae import VQVAE, VQVAEConfig
 
+        spec = study_spec(spec)
         seed_everything(seed)
         return cls(VQVAE(VQVAEConfig.from_spec(spec)), name=spec["type"])
 
@@ -79,6 +97,7 @@ class CodebookTokenizer(Tokenizer):
         from vqdna.settings import check_vq_training
         from vqdna.vqvae import fit_vqvae
 
+        spec = study_spec(spec)
         check_vq_training(spec, f"tokenizer {spec.get('type')!r}")
         tokenizer = cls.from_spec(spec, seed)
         options = scale_options(scale)
