@@ -28,3 +28,11 @@ rule all:
     input:
         all_targets(),
     default_target: True
+
+
+# A resources entry must name a rule of this workflow (yours included) or `default`: a typo would
+# otherwise leave that rule at the defaults without a word.
+unknown = sorted(set(config.get("resources", {})) - {"default"} - {r.name for r in workflow.rules})
+if unknown:
+    raise ValueError(f"config resources: {unknown} name no rule of this workflow; rules: "
+                     f"{sorted(r.name for r in workflow.rules)}")

@@ -118,7 +118,7 @@ if any(name not in study.PAPER_TABLES for name in ablation_names):
     tables.write_table(beyond, out / "ablations_beyond_paper")
 
 verdicts = claims.claim_verdicts(
-    records, usage=task_usage or None, stage=main_stage, summary=summaries.get(main_stage)
+    records, usage=task_usage or None, stage=main_stage, summary=summaries.get(main_stage), pretext=pretext
 )
 tables.write_table(verdicts, out / "claims")
 n_tasks = records.loc[records["stage"].isin(stages), "task"].nunique()

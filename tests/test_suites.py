@@ -258,3 +258,22 @@ def test_unknown_evaluation_key_is_an_error(tmp_path):
     )
     with pytest.raises(ValueError, match="tasks.t.evaluation: unknown key 'finetun'"):
         suites.load_suites(tmp_path)
+
+
+def test_a_named_task_without_data_fails_the_plan_unless_optional(tmp_path):
+    """`tasks: [prom_core_tata]` with no GUE folder stops the plan, naming the path and the way
+    out; `optional: true` skips it with its reason; `tasks: all` skips what is absent."""
+    missing = tmp_path / "no-gue"
+    named = config(gue={"enabled": True, "tasks": ["prom_core_tata"]})
+    named["data"]["gue_dir"] = str(missing)
+    with pytest.raises(
+        ValueError, match=r"data\.suites\.gue\.tasks names 'prom_core_tata'.*no-gue.*optional: true"
+    ):
+        suites.plan_tasks(named)
+    named["data"]["suites"]["gue"]["optional"] = True
+    run, skipped = suites.plan_tasks(named)
+    assert ("gue", "prom_core_tata") not in run and (
+        "gue",
+        "prom_core_tata",
+        f"data.gue_dir is not set or is not a folder ({missing})",
+    ) in skipped

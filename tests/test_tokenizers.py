@@ -395,3 +395,32 @@ def test_codebook_defaults_are_the_study_settings():
     assert {k: getattr(config, k) for k in ("stem_dim", "dim", "depth", "codebook_size", "decay")} == {
         k: vqvae[k] for k in ("stem_dim", "dim", "depth", "codebook_size", "decay")
     }
+
+
+def test_a_learning_tokenizer_without_save_and_load_is_refused(tmp_path):
+    """A class that learns (train_from_spec) but keeps what it learned only in memory would be
+    reloaded untrained: save_pretrained refuses it, naming what to implement."""
+    from vqdna.tokenizers import N_SPECIAL, Tokenizer
+
+    class Forgetful(Tokenizer):
+        name = "forgetful"
+        vocab_size = N_SPECIAL + 4
+        params = {}
+
+        @classmethod
+        def from_spec(cls, spec):
+            return cls()
+
+        @classmethod
+        def train_from_spec(cls, spec, train_windows, val_windows, seed=0, **_):
+            return cls(), [{"step": 1}]
+
+        def _encode(self, seq):
+            return np.zeros(len(seq), dtype=self.id_dtype) + N_SPECIAL
+
+        def _decode(self, ids):
+            return "A" * len(ids)
+
+    with pytest.raises(TypeError, match="learns from the corpus.*_save and _load"):
+        Forgetful().save_pretrained(tmp_path / "f")
+    assert not (tmp_path / "f").exists()

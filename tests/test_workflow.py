@@ -5,6 +5,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -153,14 +154,61 @@ def readme_tokenizer_module(folder: Path) -> Path:
     return folder
 
 
+def guide_suite(root: Path) -> dict:
+    """docs/extending.md's suite of one's own, followed to the letter: the benchmarks folder with
+    the guide's `benchmarks/my_suite.yaml` added, and its GUE-format task made of real sequence
+    (100 bp windows of yeast chromosome I, label 0, and of fly chromosome 4, label 1; train, dev
+    and test from separate regions). -> the config overlay that enables it (the GUE suite off:
+    the guide's task takes its place)."""
+    from vqdna.corpus import embedded_genomes, read_contigs
+
+    guide = (REPO / "docs" / "extending.md").read_text()
+    (block,) = [
+        b
+        for b in re.findall(r"```yaml\n(.*?)```", guide, flags=re.S)
+        if b.startswith("# benchmarks/my_suite.yaml")
+    ]
+    benchmarks = root / "benchmarks"
+    shutil.copytree(REPO / "benchmarks", benchmarks, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    (benchmarks / "my_suite.yaml").write_text(block)
+    genomes = {g["species"]: g for g in embedded_genomes()}
+    yeast = next(g for s, g in genomes.items() if "cerevisiae" in s.lower())
+    fly = next(g for s, g in genomes.items() if "melanogaster" in s.lower())
+    chromosomes = [next(iter(read_contigs(g["fasta"]).values())) for g in (yeast, fly)]
+    folder = root / "shared" / "my_data" / "enhancers"
+    folder.mkdir(parents=True)
+    for split, (start, n) in {"train": (0, 120), "dev": (20_000, 30), "test": (40_000, 30)}.items():
+        rows = [
+            f"{chromosome[start + 100 * i : start + 100 * (i + 1)]},{label}"
+            for label, chromosome in enumerate(chromosomes)
+            for i in range(n)
+        ]
+        (folder / f"{split}.csv").write_text("sequence,label\n" + "\n".join(rows) + "\n")
+    shared = REPO.parent / "shared" / "data" / "sars_cov_2"
+    if shared.is_dir():  # the smoke study's SARS-CoV-2 notebook reads the same shared_dir
+        (root / "shared" / "sars_cov_2").symlink_to(shared)
+    (enable,) = re.findall(r"Enable it like a built-in suite: `(data: \{.*?\})`", guide, flags=re.S)
+    overlay = yaml.safe_load(enable)
+    overlay["data"].update(benchmarks_dir=str(benchmarks), shared_dir=str(root / "shared"))
+    overlay["data"]["suites"]["gue"] = {"enabled": False}
+    return overlay
+
+
 @pytest.mark.slow
 def test_smoke_run_end_to_end(tmp_path):
-    """The smoke study end to end, with the README's own tokenizer class added by one config
-    entry (its module on PYTHONPATH): trained, pre-trained on, fine-tuned and tabled like the rest."""
-    config = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    """The smoke study end to end, extended the way docs/extending.md says: a suite file of one's
+    own with a GUE-format task, and a tokenizer class of one's own added by one config entry (its
+    module on PYTHONPATH): both trained, pre-trained on, fine-tuned and tabled like the rest."""
     modules = readme_tokenizer_module(tmp_path / "modules")
-    overlay = tmp_path / "ry.yaml"
-    overlay.write_text(yaml.safe_dump({"tokenizers": {"ry": {"type": "my_tokenizers:PurinePyrimidine"}}}))
+    overlay = tmp_path / "extended.yaml"
+    extension = {**guide_suite(tmp_path), "tokenizers": {"ry": {"type": "my_tokenizers:PurinePyrimidine"}}}
+    overlay.write_text(yaml.safe_dump(extension))
+    config = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    config["data"] = {
+        **config["data"],
+        **extension["data"],
+        "suites": {**config["data"]["suites"], **extension["data"]["suites"]},
+    }
     work = tmp_path / "work"
     result = snakemake(
         "--configfile", "config/smoke.yaml", str(overlay), "--config", f"workdir={work}", pythonpath=modules
@@ -170,6 +218,7 @@ def test_smoke_run_end_to_end(tmp_path):
     probed = suites.enabled_tasks(config)
     finetuned = [task for task in probed if suites.finetunes(config, *task)]
     assert ("embedded", "species_1k") in set(probed) - set(finetuned)  # a probe-only task beside the rest
+    assert ("my_suite", "my_enhancers") in finetuned  # the guide's own suite
     tokenizers = [*config["tokenizers"], "ry"]
     for stage, tasks in (("finetune", finetuned), ("linear_probe", probed)):
         table = pd.read_csv(work / "summary" / f"{stage}.csv")

@@ -126,6 +126,7 @@ def claim_verdicts(
     full_usage: float = 0.99,
     kmer_max_usage: float = 0.75,
     summary: pd.DataFrame | None = None,
+    pretext: pd.DataFrame | None = None,
     **ablation_thresholds,
 ) -> pd.DataFrame:
     """One row per paper claim at this study's scale: claim, tokenizer, paper, ours, verdict and
@@ -138,8 +139,9 @@ def claim_verdicts(
     -> share of vocabulary used on the tasks' data); (3) the ablation claims of
     :func:`vqdna.ablations.claim_rows` (``ablation_thresholds`` go there) where the study ran
     ablations, else one row saying which study decides them; (4) every encoder learned its
-    pretext task (:func:`pretext_table`). ``summary``: the stage's :func:`summary_table`, if the
-    caller has it.
+    pretext task (:func:`pretext_table`; ``pretext``: that table if the caller has it, e.g. with
+    baselines taken from another reference). ``summary``: the stage's :func:`summary_table`, if
+    the caller has it.
     """
     rows = []
     fails_if = {k: v.format(full=100 * full_usage, kmer=100 * kmer_max_usage) for k, v in FAILS_IF.items()}
@@ -166,7 +168,7 @@ def claim_verdicts(
             summary = summary_table(df, stage)
         except ValueError:
             summary = None
-    pretext = pretext_table(df)
+    pretext = pretext_table(df) if pretext is None else pretext
     unlearned = [t for t, ok in zip(pretext["tokenizer"], pretext["learned"]) if ok == "no" and t in ordering]
     if summary is None:
         add(

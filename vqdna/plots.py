@@ -70,7 +70,7 @@ def _difference_panels_size(per_task: pd.DataFrame) -> tuple[int, int, float, fl
     """(rows, columns, width, height) of one protocol group's panels."""
     ncols = min(3, max(1, per_task["comparison"].nunique()))
     nrows = math.ceil(max(1, per_task["comparison"].nunique()) / ncols)
-    return nrows, ncols, 4.2 * ncols, nrows * (1.4 + 0.3 * per_task["task"].nunique())
+    return nrows, ncols, 4.2 * ncols, nrows * (1.3 + 0.2 * per_task["task"].nunique())
 
 
 def plot_task_differences(per_task: pd.DataFrame, effects: pd.DataFrame, fig=None):

@@ -156,7 +156,10 @@ def _location(config: dict, suite: dict) -> Path | None:
 
 
 def plan_tasks(config: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
-    """(tasks to run, skipped tasks with a reason) for the suites and tasks config enables."""
+    """(tasks to run, skipped tasks with a reason) for the suites and tasks config enables. A
+    task the config names (``tasks: [...]``) whose data is missing stops the plan with the path
+    named, unless its suite is ``optional: true``; with ``tasks: all`` the tasks whose data is
+    present run and the others are skipped with their reason (a fresh machine without data)."""
     suites = load_suites(config.get("data", {}).get("benchmarks_dir"))
     run, skipped = [], []
     for name, suite in suites.items():
@@ -174,8 +177,15 @@ def plan_tasks(config: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str
             check_params(
                 suite["tasks"][task]["format"], params or {}, f"data.suites.{name}.task_params.{task}"
             )
+        named = wanted not in ("all", None) and not options.get("optional", False)
         for task in tasks:
             reason = _missing_input(suite, suite["tasks"][task], config, options)
+            if reason and named:
+                raise ValueError(
+                    f"data.suites.{name}.tasks names {task!r}, but its data is missing: {reason}. "
+                    f"Put the data there, or set data.suites.{name}.optional: true to skip a named "
+                    f"task whose data is absent"
+                )
             if reason:
                 skipped.append((name, task, reason))
             else:

@@ -337,10 +337,17 @@ class Tokenizer:
     def save_pretrained(self, path) -> Path:
         """Write the tokenizer into directory ``path``: ``tokenizer_config.json`` + artefacts;
         :meth:`from_pretrained` (or ``vqdna.tokenizers.load_tokenizer``) reads it back."""
+        cls = type(self)
+        learns = cls.train_from_spec.__func__ is not Tokenizer.train_from_spec.__func__
+        if learns and (cls._save is Tokenizer._save or cls._load.__func__ is Tokenizer._load.__func__):
+            raise TypeError(
+                f"{class_path(cls)} learns from the corpus (it defines train_from_spec) but does not "
+                f"define both _save and _load: saved, it would be reloaded untrained. Write what it "
+                f"learned in _save(path) and read it back in _load(path, name, params)"
+            )
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self._save(path)
-        cls = type(self)
         saved = {"name": self.name, "params": self.params, "class": class_path(cls)}
         (path / CONFIG_FILE).write_text(json.dumps(saved, indent=2) + "\n")
         return path
