@@ -212,7 +212,7 @@ def test_fasta_declared_classes_must_match_the_files(tmp_path):
 
 def _readme_dataset_block() -> str:
     readme = (REPO / "docs" / "extending.md").read_text()
-    section = readme[readme.index("**A dataset: one entry in `benchmarks/`.**") :]
+    section = readme[readme.index("**One entry in `benchmarks/`.**") :]
     return re.search(r"```yaml\n(.*?)```", section, flags=re.S).group(1)
 
 

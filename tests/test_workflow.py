@@ -211,7 +211,13 @@ def test_smoke_run_end_to_end(tmp_path):
     }
     work = tmp_path / "work"
     result = snakemake(
-        "--configfile", "config/smoke.yaml", str(overlay), "--config", f"workdir={work}", pythonpath=modules
+        "--configfile",
+        "config/smoke.yaml",
+        str(overlay),
+        "--config",
+        f"workdir={work}",
+        pythonpath=modules,
+        timeout=2400,  # about 5 minutes alone; far longer beside other work on 2 cores
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
 
