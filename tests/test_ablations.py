@@ -206,3 +206,9 @@ def test_paper_layout_pairs_values_by_their_ratio_to_the_default():
     assert default["HRQ Lin. ours (embedded/coding)"].startswith(f"{probe['mean']:.1f} [")
     fig = ablations.plot_knob(table, "codebook_size")
     assert len(fig.axes) == 5  # recon (windows, task), usage, perplexity, probe
+
+
+def test_percent_intervals_stay_within_0_and_100():
+    low, high = ablations.percent_interval([60.0, 95.0, 99.0])
+    assert 0 <= low < 60 and high == 100.0
+    assert ablations.percent_interval([100.0, 100.0, 100.0]) == (100.0, 100.0)

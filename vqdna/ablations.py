@@ -95,6 +95,12 @@ def tokenizer_runs(df: pd.DataFrame, knob: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["value", "tokenizer", "seed", "measured_on", *TOKENIZER_QUANTITIES])
 
 
+def percent_interval(values, level: float = 0.95) -> tuple[float, float]:
+    """The t interval over seeds of a percentage, cut to [0, 100]: a share cannot leave it."""
+    low, high = uncertainty.t_interval(values, level)
+    return (max(0.0, low), min(100.0, high)) if not math.isnan(low) else (low, high)
+
+
 def tokenizer_table(df: pd.DataFrame, knob: str, level: float = 0.95) -> pd.DataFrame:
     """value x tokenizer x measured set x quantity -> mean, t interval over seeds, n."""
     runs = tokenizer_runs(df, knob)
@@ -102,7 +108,11 @@ def tokenizer_table(df: pd.DataFrame, knob: str, level: float = 0.95) -> pd.Data
     for (value, tokenizer, where), group in runs.groupby(["value", "tokenizer", "measured_on"], sort=False):
         for quantity in TOKENIZER_QUANTITIES:
             values = group[quantity].to_numpy(dtype=float)
-            low, high = uncertainty.t_interval(values, level)
+            low, high = (
+                percent_interval(values, level)
+                if quantity != "perplexity"
+                else uncertainty.t_interval(values, level)
+            )
             rows.append(
                 {
                     "knob": knob,
@@ -362,7 +372,7 @@ def reconstruction_claim(df: pd.DataFrame, threshold: float = 98.0, alpha: float
     cells = []
     for (name, where), group in runs.groupby(["value", "measured_on"]):
         values = group["recon"].to_numpy(dtype=float)
-        low, high = uncertainty.t_interval(values, 1 - alpha)
+        low, high = percent_interval(values, 1 - alpha)
         cells.append((name, where, float(values.mean()), low, high, len(values)))
     worst = min(cells, key=lambda c: c[2])
     ours = (
@@ -394,9 +404,7 @@ def usage_claim(
         cells = []
         for where, by_set in group.groupby("measured_on"):
             values = by_set["usage"].to_numpy(dtype=float)
-            cells.append(
-                (where, float(values.mean()), *uncertainty.t_interval(values, 1 - alpha), len(values))
-            )
+            cells.append((where, float(values.mean()), *percent_interval(values, 1 - alpha), len(values)))
         ours = "; ".join(f"{w} {m:.1f}% [{lo:.1f}, {hi:.1f}]" for w, m, lo, hi, _ in cells)
         ours += f" (no restart, n={cells[0][4]} seeds)"
         if any(hi < full_usage for *_, hi, _ in cells):
