@@ -101,9 +101,10 @@ for stage in stages:  # one figure per stage, a block per protocol label
 effect_table["figure"] = [f"figures/task_differences_{stage}.png" for stage in effect_table["stage"]]
 tables.write_table(effect_table, out / "effects")
 
+# the plan's knobs (the rule declares their files): the paper's Tables 7-9 first, then the rest
 ablation_names = sorted(
-    {run["ablation"] for run in ablation_runs}
-)  # the plan's: the rule declares their files
+    {run["ablation"] for run in ablation_runs}, key=lambda k: (study.PAPER_TABLES.get(k, 99), k)
+)
 defaults = study.ablation_defaults(ablation_runs)
 knob_tables = {name: ablations.knob_table(records, name) for name in ablation_names}
 layouts = {}

@@ -104,6 +104,11 @@ def percent_interval(values, level: float = 0.95) -> tuple[float, float]:
 def tokenizer_table(df: pd.DataFrame, knob: str, level: float = 0.95) -> pd.DataFrame:
     """value x tokenizer x measured set x quantity -> mean, t interval over seeds, n."""
     runs = tokenizer_runs(df, knob)
+    if not runs.empty:  # a knob that leaves the tokenizer alone (mask ratio): only its default value
+        varied = runs.groupby(["tokenizer", "measured_on"])["value"].transform(
+            lambda v: len({repr(x) for x in v})
+        )
+        runs = runs[(varied > 1).to_numpy()]
     rows = []
     for (value, tokenizer, where), group in runs.groupby(["value", "tokenizer", "measured_on"], sort=False):
         for quantity in TOKENIZER_QUANTITIES:
@@ -181,9 +186,13 @@ def encoder_cells(df: pd.DataFrame, knob: str) -> dict[tuple[str, str], dict]:
 
 def encoder_table(df: pd.DataFrame, knob: str, level: float = 0.95) -> pd.DataFrame:
     """value x tokenizer x quantity -> mean score (x100), interval (shared test set + t over
-    replicates; a single replicate gives the test-set term alone), n replicates."""
+    replicates; a single replicate gives the test-set term alone), n replicates. A quantity only
+    the default value measured (the base model's runs of another stage or task, copied in by
+    :func:`vqdna.study.with_ablation_defaults`) has nothing to be compared with and stays out."""
     rows = []
     for (tokenizer, quantity), by_value in encoder_cells(df, knob).items():
+        if len(by_value) < 2:  # only the default value ran it (the base model's other stage or task)
+            continue
         for value, cell in by_value.items():
             low, high = cell.interval(level)
             rows.append(
@@ -234,7 +243,7 @@ def _cell_text(row, digits: int = 1) -> str:
 
 def _find(table: pd.DataFrame, value, tokenizer: str, quantity: str, measured_on: str | None = None):
     rows = table[(table["tokenizer"] == tokenizer) & (table["quantity"] == quantity)]
-    rows = rows[rows["value"].map(lambda v: _same(v, value))]
+    rows = rows[np.array([_same(v, value) for v in rows["value"]], dtype=bool)]
     if measured_on is not None:
         rows = rows[rows["measured_on"] == measured_on]
     return None if rows.empty else rows.iloc[0]
@@ -341,6 +350,7 @@ def plot_knob(table: pd.DataFrame, knob: str):
             high = (group["ci_high"] - group["mean"]).fillna(0).clip(lower=0)
             ax.errorbar(x, group["mean"], yerr=[low, high], marker="o", capsize=3, label=tokenizer.upper())
         ax.set_xticks(range(len(values)), [str(v).lower() for v in values])
+        ax.ticklabel_format(axis="y", useOffset=False)  # 100.0 stays 100.0, not an offset of 1e2
         ax.set(xlabel=knob.replace("_", " "), title=label)
         ax.title.set_fontsize(9)
     axes[0][0].legend(fontsize=8)
