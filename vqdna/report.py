@@ -11,8 +11,6 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from vqdna.tables import markdown
-
 #: row order of Table 1: the paper's ordering, then anything else, the k-mer-spectrum reference last
 ORDER = ("hrq", "vq", "bpe", "kmer6", "kmer6_nonoverlap", "char")
 
@@ -132,11 +130,3 @@ def appendix(tables: Mapping[str, pd.DataFrame]) -> str:
             f"<details><summary>{html.escape(title)} ({len(table)} rows)</summary>\n{body}\n</details>"
         )
     return "\n".join(blocks)
-
-
-def section(title: str, how_to_read: str, table: pd.DataFrame | None = None) -> str:
-    """A titled block: one "how to read" sentence, then the table (Markdown)."""
-    text = f"## {title}\n\n*How to read:* {how_to_read}\n"
-    if table is not None:
-        text += "\n" + markdown(table)
-    return text
