@@ -1,5 +1,5 @@
 """How many pre-training steps does an encoder need to leave its unigram level? One tokenizer of
-the default study, pre-trained for many more steps than the profile gives it, with the held-out
+the default study, pre-trained for many more steps than the study gives it, with the held-out
 masked-token loss against the unigram loss of its own targets at every tenth of the run.
 Writes ``<out>.csv`` (step, val_loss, unigram_loss, margin %) and ``<out>.png``; prints the first
 step at which the margin reaches ``--target`` percent (the budget the README quotes), or that it

@@ -66,7 +66,7 @@ print(
 history = stages.pretrain(
     model, tokenizer, train_windows, val_windows, pretrain, seed=seed, device=device, scale=scale
 )
-deviations = corpus.corpus_deviations(Path(train_path).parent, profile)  # paper profile without its corpus
+deviations = corpus.corpus_deviations(Path(train_path).parent, profile)  # paper study without its corpus
 stages.save_encoder(model_path, model, encoder, tokenizer_path, deviations)
 curves = pd.DataFrame(history)
 curves.tail()

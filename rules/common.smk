@@ -246,10 +246,10 @@ def largest_slurm_node():
     return max(counts) if shown.returncode == 0 and counts else None
 
 
-# A cluster run: the profile's `cores` declares the CPUs of one node (profiles/slurm). No job may
+# A cluster run: the Snakemake profile's `cores` declares the CPUs of one node (profiles/slurm). No job may
 # ask for more (it would pend forever): the plan stops here, naming the rule and the limit.
 if workflow.is_main_process and not workflow.local_exec and workflow.resource_settings.cores:
-    study.check_cpus(config, workflow.resource_settings.cores, "the profile's cores: CPUs of one node",
+    study.check_cpus(config, workflow.resource_settings.cores, "the Snakemake profile's cores: CPUs of one node",
                      largest_slurm_node())
 
 

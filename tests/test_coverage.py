@@ -232,7 +232,7 @@ def test_species_table_gives_intervals_and_the_kmer_reference_row():
 
 
 def test_paper_profile_without_the_papers_corpus_is_labelled(tmp_path, genome_windows, long_task):
-    """The paper profile on the embedded genomes alone (~8 Mbp) is not 'full protocol'."""
+    """The paper study on the embedded genomes alone (~8 Mbp) is not 'full protocol'."""
     import json
 
     fasta = tmp_path / "extra.fa"

@@ -93,7 +93,7 @@ def test_paper_profile_plans_with_per_stage_resources(tmp_path):
     assert "runtime=2880, gpu=1, cpus_per_task=4, mem_mb=128000" in planned["pretrain"]
     assert "runtime=720, gpu=1, cpus_per_task=4, mem_mb=32000" in planned["finetune"]
     assert "runtime=240, gpu=0, cpus_per_task=1, mem_mb=32000" in planned["kmer_baseline"]
-    assert "gpu=0, cpus_per_task=16" in planned["sarscov2"]  # threads: all of the profile's cores
+    assert "gpu=0, cpus_per_task=16" in planned["sarscov2"]  # threads: all of the Snakemake profile's cores
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_the_cluster_test_runs_only_when_asked(monkeypatch):
 
 
 def test_the_shipped_slurm_profile_declares_the_node_size():
-    """The profile's `cores` is the CPUs of one node: the plan (rules/common.smk) refuses a job
+    """The Snakemake profile's `cores` is the CPUs of one node: the plan (rules/common.smk) refuses a job
     asking more, and a declaration above the largest node Slurm reports."""
     from vqdna import study
 

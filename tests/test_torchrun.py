@@ -13,7 +13,7 @@ TARGETS = ("tokenizers/hrq/seed0/metrics.json", "models/hrq/rep0/metrics.json")
 
 
 def run(tmp_path, name: str, overlay: dict) -> dict[str, dict]:
-    """The smoke profile's HRQ tokenizer and its pre-training, with ``overlay``: -> their records."""
+    """The smoke study's HRQ tokenizer and its pre-training, with ``overlay``: -> their records."""
     workdir, extra = tmp_path / name, tmp_path / f"{name}.yaml"
     extra.write_text(yaml.safe_dump(overlay))
     result = snakemake(

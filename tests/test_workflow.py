@@ -1,4 +1,4 @@
-"""The workflow itself: lint, dry runs of every profile, and the smoke config end to end
+"""The workflow itself: lint, dry runs of every study config, and the smoke config end to end
 (every stage, every tokenizer) on real data. The end-to-end run takes a few minutes."""
 
 import json

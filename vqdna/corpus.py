@@ -426,7 +426,7 @@ def build_corpus(settings: CorpusConfig | dict, out_dir, seed: int = 0) -> None:
 
 
 def corpus_deviations(corpus_dir, profile: str) -> list[str]:
-    """[SMALL_CORPUS] when the paper profile pre-trained on less than ``corpus.min_paper_bp`` of
+    """[SMALL_CORPUS] when the paper study pre-trained on less than ``corpus.min_paper_bp`` of
     ``extra_fasta`` (the embedded genomes alone are about 8 Mbp, the paper's corpus 35 Gbp); the
     other profiles already carry SMALL_MODEL."""
     if profile != PAPER_PROFILE:

@@ -217,7 +217,7 @@ def _plain(value):
 PAPER_PROFILE = "paper"
 SMALL_MODEL = "small model and short training"
 SHORT_FINETUNE = "short fine-tuning"
-#: the paper profile pre-trained without the paper's multi-species corpus (corpus.min_paper_bp)
+#: the paper study pre-trained without the paper's multi-species corpus (corpus.min_paper_bp)
 SMALL_CORPUS = "small pre-training corpus"
 #: the paper's corpus: DNABERT-2's 2.75 Gbp human + 32.49 Gbp multi-species; less than this
 #: much extra_fasta labels a paper-profile run (config corpus.min_paper_bp overrides)

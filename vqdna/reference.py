@@ -543,7 +543,7 @@ def reference_index(root: str | Path) -> str:
     lines = [
         "# Tracked reference runs",
         "",
-        "Each is one fresh-clone run of a profile, with its provenance.",
+        "Each is one fresh-clone run of a study config, with its provenance.",
         "",
     ]
     for folder in sorted(p.parent for p in root.glob("*/provenance.json")):

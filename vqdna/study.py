@@ -214,7 +214,7 @@ def job_cpus(config: dict, node_cpus: int) -> dict[str, int]:
 
 def check_cpus(config: dict, node_cpus: int, declared: str, largest_node: int | None = None) -> None:
     """A job may not ask for more CPUs than one node has: Slurm would keep it pending forever.
-    ``node_cpus``: what the profile declares a node has (``declared`` says where); every rule's
+    ``node_cpus``: what the Snakemake profile declares a node has (``declared`` says where); every rule's
     request must fit it (else the plan stops here, naming the rule and the limit), and when the
     scheduler reports its largest node (``largest_node``), the declaration must fit that."""
     for rule, cpus in job_cpus(config, node_cpus).items():
@@ -240,7 +240,7 @@ def replicates(config: dict) -> list[int]:
 def ablation_replicates(config: dict, knob: str | None = None) -> list[int]:
     """Replicates of the encoder-level runs (pre-training, probe, fine-tuning) of ablation knob
     ``knob``: ``ablations.knob_replicates[knob]`` when given, else ``ablations.replicates``
-    (default: the first replicate). Pre-training dominates an ablation's cost, so a profile
+    (default: the first replicate). Pre-training dominates an ablation's cost, so a study
     spends its replicates on the knobs whose claims need them."""
     ablations = config.get("ablations", {})
     default = ablations.get("replicates", replicates(config)[:1])
