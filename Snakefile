@@ -2,7 +2,7 @@
 # Rules live in rules/*.smk; configuration in config/config.yaml (validated by config/schema.yaml).
 from snakemake.utils import min_version, validate
 
-import vqdna.numerics  # before validate(): skips a slow optional jsonschema import (vqdna/__init__.py)
+import vqdna.core.numerics  # before validate(): skips a slow optional jsonschema import (vqdna/__init__.py)
 
 min_version("9.0")
 
@@ -11,9 +11,9 @@ configfile: "config/config.yaml"
 
 
 validate(config, "config/schema.yaml")
-# Portable numerics (vqdna/numerics.py): set here, before any job starts, so that every job's
+# Portable numerics (vqdna/core/numerics.py): set here, before any job starts, so that every job's
 # shell, notebook runner and kernel inherits the same kernel choices whatever the CPU vendor.
-vqdna.numerics.apply(config["numerics"])
+vqdna.core.numerics.apply(config["numerics"])
 
 
 include: "rules/common.smk"

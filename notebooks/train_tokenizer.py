@@ -41,7 +41,7 @@ seed = 0
 threads = 1
 device = "auto"
 profile = "cpu-default"
-scale = {}  # precision, activation_checkpointing, checkpoint_every, resume_path (vqdna.scale.scale_options)
+scale = {}  # precision, activation_checkpointing, checkpoint_every, resume_path (vqdna.train.scale)
 
 # %%
 import matplotlib.pyplot as plt
@@ -49,9 +49,10 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-from vqdna import corpus, stages
-from vqdna.records import tokenizer_record, world_size, write_record
+from vqdna.data import corpus
 from vqdna.tokenizers import train_tokenizer
+from vqdna.train import stages
+from vqdna.workflow.records import tokenizer_record, world_size, write_record
 
 torch.set_num_threads(threads)
 train_windows, val_windows = corpus.read_windows(train_path), corpus.read_windows(val_path)

@@ -1,10 +1,15 @@
-# Shared helpers: the study plan (from vqdna.study / vqdna.suites) and the notebook runner.
+# Shared helpers: the study plan (from vqdna.workflow.study / vqdna.data.suites) and the notebook runner.
 import json
 import shlex
 import sys
 from pathlib import Path
 
-from vqdna import baselines, corpus, plan, reference, study, suites
+from vqdna.analysis import baselines
+from vqdna.data import corpus
+from vqdna.workflow import plan
+from vqdna.analysis import reference
+from vqdna.workflow import study
+from vqdna.data import suites
 
 W = config["workdir"]
 TASKS = suites.enabled_tasks(config)  # [(suite, task)], tasks whose data is absent are dropped
@@ -54,12 +59,12 @@ def logged(log_path, function, *args, **kwargs):
             raise
 
 
-# Execute a jupytext notebook with papermill and render it to HTML (vqdna/notebook.py). Rules
+# Execute a jupytext notebook with papermill and render it to HTML (vqdna/workflow/notebook.py). Rules
 # declare input.notebook (the .py source), output.notebook (.ipynb), output.html, params.nb, log,
 # and params.settings: the config a job depends on. params.nb is a function of the job's paths,
 # which Snakemake does not compare between runs; params.settings is a plain value, so a changed
 # setting reruns the job (--rerun-triggers params).
-NOTEBOOK = "python -m vqdna.notebook {input.notebook} {output.notebook} --params {params.nb}"
+NOTEBOOK = "python -m vqdna.workflow.notebook {input.notebook} {output.notebook} --params {params.nb}"
 RUN_NOTEBOOK = f"{NOTEBOOK} > {{log}} 2>&1"
 
 
@@ -105,14 +110,14 @@ def training_processes(stage):
 
 def train_command(stage):
     """The shell command of a train_tokenizer or pretrain job. One process: the notebook alone.
-    N > 1: first `torchrun --standalone --nproc_per_node=N -m vqdna.launch` trains on N ranks
+    N > 1: first `torchrun --standalone --nproc_per_node=N -m vqdna.workflow.launch` trains on N ranks
     (gloo on CPU, NCCL on GPUs) and keeps the finished resume checkpoint; then the notebook
     resumes at the last step, trains nothing and writes the outputs as usual."""
     processes = training_processes(stage)
     if processes == 1:
         return RUN_NOTEBOOK
     torchrun = f"python -m torch.distributed.run --standalone --nproc_per_node={processes}"
-    return f"({torchrun} -m vqdna.launch {stage} {{params.nb}} && {NOTEBOOK}) > {{log}} 2>&1"
+    return f"({torchrun} -m vqdna.workflow.launch {stage} {{params.nb}} && {NOTEBOOK}) > {{log}} 2>&1"
 
 
 def training_settings(stage, settings):
@@ -217,7 +222,7 @@ def sarscov2_dir():
 
 
 def planned_jobs():
-    """(stage, tokenizer, task) of every benchmarked job the study plans (vqdna.plan)."""
+    """(stage, tokenizer, task) of every benchmarked job the study plans (vqdna.workflow.plan)."""
     paths = (tokenizer_metrics() + pretrain_metrics() + finetune_metrics() + probe_metrics() + baseline_metrics()
              + ablation_metrics() + ["efficiency.tsv"] + (["sarscov2.tsv"] if sarscov2_enabled() else []))
     return plan.jobs(paths)

@@ -32,7 +32,7 @@ rule corpus:
 rule download_gue:
     """Online users: `snakemake --cores 1 download_gue` with data.gue_download.sha256 in the config.
     Fetches the official GUE archive into data.gue_dir, checks its sha256 and unpacks it; offline
-    it fails at once, saying where to put the files (vqdna.suites.download_gue)."""
+    it fails at once, saying where to put the files (vqdna.data.suites.download_gue)."""
     output:
         touch(f"{W}/logs/gue_download.done"),
     log:

@@ -96,7 +96,7 @@ rule index:
 
 
 rule provenance:
-    """What made this run: commit, config hash, library versions, machine (vqdna.reference)."""
+    """What made this run: commit, config hash, library versions, machine (vqdna.analysis.reference)."""
     input:
         rules.index.output,
     output:
@@ -108,12 +108,12 @@ rule provenance:
     conda:
         "../environment.yml"
     shell:
-        "python -m vqdna.reference provenance {output} --config {params.config} > {log} 2>&1"
+        "python -m vqdna.analysis.reference provenance {output} --config {params.config} > {log} 2>&1"
 
 
 rule compare:
     """Every metrics JSON of this run against the tracked reference of its profile, field by
-    field (timings aside): compare.md says which are identical (python -m vqdna.reference)."""
+    field (timings aside): compare.md says which are identical (python -m vqdna.analysis.reference)."""
     input:
         rules.provenance.output,
         reference=config.get("reference_dir") or [],
@@ -126,4 +126,4 @@ rule compare:
     conda:
         "../environment.yml"
     shell:
-        "python -m vqdna.reference compare {params.workdir} {input.reference} --markdown {output} > {log} 2>&1"
+        "python -m vqdna.analysis.reference compare {params.workdir} {input.reference} --markdown {output} > {log} 2>&1"

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import matthews_corrcoef
 
-from vqdna import ablations, effects, uncertainty
+from vqdna.analysis import ablations, effects, uncertainty
 
 RNG = np.random.default_rng(0)
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vqdna import ablations, baselines, claims, plots, tables
-from vqdna.records import collect_metrics, validate_record
+from vqdna.analysis import ablations, baselines, claims, plots, tables
+from vqdna.workflow.records import collect_metrics, validate_record
 
 SMALL = ["smaller model"]
 FAILS = "does not hold"
@@ -249,7 +249,7 @@ def test_every_claim_verdict_can_fail(tmp_path):
         == FAILS
     )
 
-    # the ablation claims: decided by vqdna.ablations (tests/test_ablations.py) where ablations
+    # the ablation claims: decided by vqdna.analysis.ablations (tests/test_ablations.py) where ablations
     # ran, else one row naming the study that decides them
     verdicts = claims.claim_verdicts(frame(no_restart, tmp_path), usage=usage)
     assert _verdict(verdicts, "the ablation claims").startswith(
@@ -405,7 +405,7 @@ def test_every_notebook_record_goes_through_the_validating_writer(tmp_path):
 
     import numpy as np
 
-    from vqdna.records import write_record
+    from vqdna.workflow.records import write_record
 
     with pytest.raises(ValueError, match="invalid metrics record"):
         write_record({"stage": "sarscov2", "n_genomes": 3}, tmp_path / "bad.json")

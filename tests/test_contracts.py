@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vqdna import corpus, data, settings, suites
+from vqdna.core import settings
+from vqdna.data import corpus, suites, tasks
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD_TASK = {"format": "gue_csv", "metric": "mcc", "num_classes": 2, "params": {"path": "x"}}
@@ -249,7 +250,7 @@ def test_the_readme_gue_format_example_runs_as_printed(tmp_path):
     run, skipped = suites.plan_tasks(config)
     assert run == [("extra", "my_enhancers")], skipped
     out = suites.prepare_task("extra", "my_enhancers", config, tmp_path / "prepared")
-    splits, meta = data.read_task(out)
+    splits, meta = tasks.read_task(out)
     assert meta["protocol"] == {
         "epochs": 3,
         "lr": 3.0e-5,
@@ -324,7 +325,7 @@ def test_every_shipped_config_passes_the_typed_settings():
     "entry, key", [({"steps": "ten"}, "steps"), ({"lr": 0}, "lr"), ({"batch_size": 0}, "batch_size")]
 )
 def test_a_vq_entry_training_key_is_checked_at_plan_time(entry, key):
-    from vqdna import study
+    from vqdna.workflow import study
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["tokenizers"]["vq"] = {**config["tokenizers"]["vq"], **entry}
@@ -346,16 +347,16 @@ def _gue(tmp_path, train_rows, test_rows=None) -> Path:
 
 def test_a_label_outside_the_declared_classes_names_file_and_line(tmp_path):
     folder = _gue(tmp_path, ["ACGT,0", "ACGA,1", "ACGG,2"])
-    splits, _ = data.load_gue_task(folder, keep_source=True)
+    splits, _ = tasks.load_gue_task(folder, keep_source=True)
     with pytest.raises(ValueError, match=rf"{folder / 'train.csv'} line 4: label 2 is outside the declared"):
-        data.check_labels(splits, 2)
+        tasks.check_labels(splits, 2)
 
 
 def test_an_over_long_sequence_names_file_and_line(tmp_path):
     folder = _gue(tmp_path, ["ACGT,0", "ACGA,1"], ["ACGT,0", "ACGA,1", "ACGTACGT,1"])
-    splits, _ = data.load_gue_task(folder, keep_source=True)
+    splits, _ = tasks.load_gue_task(folder, keep_source=True)
     with pytest.raises(ValueError, match=rf"{folder / 'test.csv'} line 4: length 8 exceeds max_length 4"):
-        data.apply_max_length(splits, 4)
+        tasks.apply_max_length(splits, 4)
 
 
 def test_an_over_long_fasta_record_names_file_and_record(tmp_path):
@@ -364,10 +365,10 @@ def test_an_over_long_fasta_record_names_file_and_record(tmp_path):
         path = tmp_path / f"c{label}.fa"
         path.write_text("".join(f">r{label}_{i}\n{'ACGT' * (i + 1)}{'A' * label}\n" for i in range(10)))
         files.append(path)
-    splits = data.fasta_classes_task(files, {"train": 0.8, "dev": 0.1, "test": 0.1}, 0, keep_source=True)
+    splits = tasks.fasta_classes_task(files, {"train": 0.8, "dev": 0.1, "test": 0.1}, 0, keep_source=True)
     with pytest.raises(ValueError, match=r"c[01]\.fa record 'r[01]_\d': length \d+ exceeds max_length 3"):
-        data.apply_max_length(splits, 3)
-    plain = data.fasta_classes_task(files, {"train": 0.8, "dev": 0.1, "test": 0.1}, 0)
+        tasks.apply_max_length(splits, 3)
+    plain = tasks.fasta_classes_task(files, {"train": 0.8, "dev": 0.1, "test": 0.1}, 0)
     assert list(plain["train"].columns) == ["sequence", "label"]  # the prepared task is unchanged
 
 
@@ -382,9 +383,9 @@ def test_a_corpus_fasta_header_without_sequence_is_an_error(tmp_path):
 
 
 def test_config_readme_documents_every_schema_key():
-    """config/README.md's key table is generated from the schema (vqdna.config_doc): it is up to
+    """config/README.md's key table is generated from the schema (vqdna.workflow.config_doc): it is up to
     date, and every key has a meaning (a key without a description or comment fails here)."""
-    from vqdna import config_doc
+    from vqdna.workflow import config_doc
 
     text = (REPO / "config" / "README.md").read_text()
     block = text.split(config_doc.BEGIN, 1)[1].split(config_doc.END, 1)[0].lstrip("\n")

@@ -9,7 +9,7 @@ import json
 import pandas as pd
 import pytest
 
-from vqdna import corpus
+from vqdna.data import corpus
 
 
 def write_fasta(path, records, width=60):
@@ -132,7 +132,7 @@ def test_annotation_task_splits_do_not_leak(kind, species, classes):
 
 def test_pretraining_corpus_never_contains_embedded_dev_or_test_sequence(tmp_path):
     """Embedded tasks hold out the chromosome tail, which the corpus holds out too."""
-    from vqdna import corpus
+    from vqdna.data import corpus
 
     splits, _, _ = corpus.annotation_task("species", n_per_class=200, length=200)
     corpus.write_corpus(

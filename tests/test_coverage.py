@@ -1,4 +1,4 @@
-"""Equal coverage in bp (vqdna.coverage.coverage): every tokenizer of a task sees the same bases,
+"""Equal coverage in bp (vqdna.train.coverage.coverage): every tokenizer of a task sees the same bases,
 token caps follow from them over all rows, and the records say how many bp were seen and cut."""
 
 from __future__ import annotations
@@ -7,10 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vqdna import corpus, coverage, stages, tables
-from vqdna.records import FULL_PROTOCOL, SMALL_CORPUS, evaluation_record, validate_record
+from vqdna.analysis import tables
+from vqdna.data import corpus
+from vqdna.model.vqvae import VQVAE, VQVAEConfig
 from vqdna.tokenizers import build_tokenizer
-from vqdna.vqvae import VQVAE, VQVAEConfig
+from vqdna.train import coverage, stages
+from vqdna.workflow.records import FULL_PROTOCOL, SMALL_CORPUS, evaluation_record, validate_record
 
 TINY_ENCODER = {"layers": 1, "dim": 16, "heads": 2, "mlp_ratio": 2}
 
@@ -294,7 +296,7 @@ def test_a_model_record_without_its_coverage_is_invalid():
 def test_pooled_embeddings_embed_a_shared_window_once(tokenizers, yeast_chromosome, monkeypatch):
     """Overlapping long sequences (the species tasks) share windows: each distinct window is
     embedded once, and every sequence still gets the mean of all of its windows."""
-    from vqdna import training
+    from vqdna.train import training
 
     char = tokenizers["char"]
     encoder = stages.build_masked_lm(char, TINY_ENCODER, seed=0).encoder

@@ -9,8 +9,9 @@ import json
 import pandas as pd
 import pytest
 
-from vqdna import data, files
-from vqdna.suites import load_suites
+from vqdna.core import files
+from vqdna.data import tasks
+from vqdna.data.suites import load_suites
 
 GUE_TASKS = {name: spec for name, spec in load_suites()["gue"]["tasks"].items()}
 
@@ -39,73 +40,73 @@ def gue_folder(
 
 def test_missing_column_named(tmp_path):
     with pytest.raises(ValueError, match=r"missing column.*'label'"):
-        data.load_csv_split(write(tmp_path / "a.csv", "sequence,lab\nACGT,0\n"))
+        tasks.load_csv_split(write(tmp_path / "a.csv", "sequence,lab\nACGT,0\n"))
 
 
 def test_misnamed_sequence_column(tmp_path):
     with pytest.raises(
         ValueError, match=r"a.csv line 1: missing column.*'sequence'.*found \['seq', 'label'\]"
     ):
-        data.load_csv_split(write(tmp_path / "a.csv", "seq,label\nACGT,0\n"))
+        tasks.load_csv_split(write(tmp_path / "a.csv", "seq,label\nACGT,0\n"))
 
 
 def test_non_integer_label(tmp_path):
     with pytest.raises(ValueError, match=r"a.csv line 3: label '0.5'"):
-        data.load_csv_split(write(tmp_path / "a.csv", "sequence,label\nACGT,0\nACGT,0.5\n"))
+        tasks.load_csv_split(write(tmp_path / "a.csv", "sequence,label\nACGT,0\nACGT,0.5\n"))
 
 
 def test_text_label(tmp_path):
     with pytest.raises(ValueError, match=r"line 2: label 'pos'"):
-        data.load_csv_split(write(tmp_path / "a.csv", "sequence,label\nACGT,pos\n"))
+        tasks.load_csv_split(write(tmp_path / "a.csv", "sequence,label\nACGT,pos\n"))
 
 
 def test_negative_and_empty_label(tmp_path):
     with pytest.raises(ValueError, match=r"line 2: label '-1'"):
-        data.load_csv_split(write(tmp_path / "a.csv", "sequence,label\nACGT,-1\n"))
+        tasks.load_csv_split(write(tmp_path / "a.csv", "sequence,label\nACGT,-1\n"))
     with pytest.raises(ValueError, match=r"line 3: label ''"):
-        data.load_csv_split(write(tmp_path / "b.csv", "sequence,label\nACGT,1\nACGT,\n"))
+        tasks.load_csv_split(write(tmp_path / "b.csv", "sequence,label\nACGT,1\nACGT,\n"))
 
 
 def test_integer_valued_float_label_accepted(tmp_path):
-    frame = data.load_csv_split(write(tmp_path / "a.csv", "sequence,label\nACGT,1.0\nACGT,0\n"))
+    frame = tasks.load_csv_split(write(tmp_path / "a.csv", "sequence,label\nACGT,1.0\nACGT,0\n"))
     assert frame["label"].tolist() == [1, 0] and frame["label"].dtype == "int64"
 
 
 def test_empty_file(tmp_path):
     with pytest.raises(ValueError, match="empty file"):
-        data.load_csv_split(write(tmp_path / "a.csv", ""))
+        tasks.load_csv_split(write(tmp_path / "a.csv", ""))
 
 
 def test_header_only_is_empty_split(tmp_path):
     with pytest.raises(ValueError, match="no rows"):
-        data.load_csv_split(write(tmp_path / "a.csv", "sequence,label\n"))
+        tasks.load_csv_split(write(tmp_path / "a.csv", "sequence,label\n"))
 
 
 def test_invalid_character_names_file_and_line(tmp_path):
     path = write(tmp_path / "a.csv", "sequence,label\nACGT,0\nACXT,1\n")
     with pytest.raises(ValueError, match=r"a.csv line 3: invalid character 'X' at position 3"):
-        data.load_csv_split(path)
+        tasks.load_csv_split(path)
 
 
 def test_gap_character_rejected(tmp_path):
     with pytest.raises(ValueError, match=r"line 2: invalid character '-'"):
-        data.load_csv_split(write(tmp_path / "a.csv", "sequence,label\nAC-T,0\n"))
+        tasks.load_csv_split(write(tmp_path / "a.csv", "sequence,label\nAC-T,0\n"))
 
 
 def test_empty_sequence_rejected(tmp_path):
     with pytest.raises(ValueError, match=r"line 3: empty sequence"):
-        data.load_csv_split(write(tmp_path / "a.csv", "sequence,label\nACGT,0\n,1\n"))
+        tasks.load_csv_split(write(tmp_path / "a.csv", "sequence,label\nACGT,0\n,1\n"))
 
 
 def test_lowercase_rna_and_iupac_normalised(tmp_path):
-    frame = data.load_csv_split(write(tmp_path / "a.csv", "sequence,label\nacgu,0\nAC GRY,1\n"))
+    frame = tasks.load_csv_split(write(tmp_path / "a.csv", "sequence,label\nacgu,0\nAC GRY,1\n"))
     assert frame["sequence"].tolist() == ["ACGT", "ACGNN"]
 
 
 def test_gzip_windows_line_endings_and_other_columns(tmp_path):
     text = "id,sequence,label\nx,ACGT,0\ny,ttgg,1\n"
-    plain = data.load_csv_split(write(tmp_path / "a.csv", text, newline="\r\n"))
-    zipped = data.load_csv_split(write(tmp_path / "b.csv", text, compress=True, newline="\r\n"))
+    plain = tasks.load_csv_split(write(tmp_path / "a.csv", text, newline="\r\n"))
+    zipped = tasks.load_csv_split(write(tmp_path / "b.csv", text, compress=True, newline="\r\n"))
     assert plain.equals(zipped) and plain["sequence"].tolist() == ["ACGT", "TTGG"]
     assert list(plain.columns) == ["sequence", "label"]
 
@@ -115,7 +116,7 @@ def test_truncated_gzip_is_a_clean_error(tmp_path):
     path = tmp_path / "a.csv.gz"
     path.write_bytes(blob[: len(blob) // 2])
     with pytest.raises(ValueError, match="truncated gzip"):
-        data.load_csv_split(path)
+        tasks.load_csv_split(path)
 
 
 # ---------------------------------------------------------------- labels across splits
@@ -130,22 +131,22 @@ def frames(train, dev, test):
 
 def test_label_unseen_in_train():
     with pytest.raises(ValueError, match=r"'test': labels \[2\] do not occur in train"):
-        data.check_labels(frames([0, 1, 0], [0, 1], [1, 2]))
+        tasks.check_labels(frames([0, 1, 0], [0, 1], [1, 2]))
 
 
 def test_label_outside_declared_classes():
     with pytest.raises(ValueError, match=r"labels \[2\] outside 0..1"):
-        data.check_labels(frames([0, 1, 2], [0], [1]), num_classes=2)
+        tasks.check_labels(frames([0, 1, 2], [0], [1]), num_classes=2)
 
 
 def test_train_missing_a_class():
     with pytest.raises(ValueError, match=r"train lacks classes \[1\]"):
-        data.check_labels(frames([0, 2], [0], [2]))
+        tasks.check_labels(frames([0, 2], [0], [2]))
 
 
 def test_empty_split():
     with pytest.raises(ValueError, match="split 'dev' is empty"):
-        data.check_labels(frames([0, 1], [], [0]))
+        tasks.check_labels(frames([0, 1], [], [0]))
 
 
 # ---------------------------------------------------------------- FASTA: malformed input
@@ -207,8 +208,8 @@ def test_over_long_sequence_error_or_truncate():
     splits = frames([0, 1], [0], [1])
     splits["test"] = pd.DataFrame({"sequence": ["ACGTACGT"], "label": [1]})
     with pytest.raises(ValueError, match="test row 1: length 8 exceeds max_length 6"):
-        data.apply_max_length(dict(splits), 6)
-    notes = data.apply_max_length(splits, 6, truncate=True)
+        tasks.apply_max_length(dict(splits), 6)
+    notes = tasks.apply_max_length(splits, 6, truncate=True)
     assert splits["test"]["sequence"].tolist() == ["ACGTAC"]
     assert notes == ["test: 1 sequences truncated to 6 bp"]
 
@@ -218,8 +219,8 @@ def test_max_train_is_stratified_seeded_and_reported():
     splits = frames(labels, [0, 1], [0, 1])
     splits["train"]["sequence"] = [f"ACGT{'A' * (i % 7)}" for i in range(400)]
     again = {k: v.copy() for k, v in splits.items()}
-    notes = data.subsample_split(splits, 40, seed=3)
-    data.subsample_split(again, 40, seed=3)
+    notes = tasks.subsample_split(splits, 40, seed=3)
+    tasks.subsample_split(again, 40, seed=3)
     assert notes == ["train subsampled to 40 of 400 (stratified, seed 3)"]
     assert splits["train"]["label"].value_counts().to_dict() == {0: 30, 1: 10}
     assert splits["train"].equals(again["train"])
@@ -227,14 +228,14 @@ def test_max_train_is_stratified_seeded_and_reported():
 
 def test_stratified_assign_keeps_every_class_in_every_split():
     labels = [0] * 50 + [1] * 5 + [2] * 3
-    assign = data.stratified_assign(labels, {"train": 0.8, "dev": 0.1, "test": 0.1}, seed=0)
+    assign = tasks.stratified_assign(labels, {"train": 0.8, "dev": 0.1, "test": 0.1}, seed=0)
     table = pd.crosstab(pd.Series(labels), pd.Series(assign))
     assert (table > 0).all().all() and table.loc[0, "train"] == 40
 
 
 def test_dedupe_drops_conflicts_and_copies():
     frame = pd.DataFrame({"sequence": ["AC", "AC", "GG", "GG", "TT"], "label": [0, 0, 0, 1, 1]})
-    assert data.dedupe(frame).to_dict("list") == {"sequence": ["AC", "TT"], "label": [0, 1]}
+    assert tasks.dedupe(frame).to_dict("list") == {"sequence": ["AC", "TT"], "label": [0, 1]}
 
 
 # ---------------------------------------------------------------- GUE folders
@@ -244,15 +245,15 @@ def test_gue_task_without_train_refused_or_reduced(tmp_path):
     dev = "sequence,label\n" + "".join(f"ACG{'T' * (i % 9 + 1)},{i % 2}\n" for i in range(40))
     folder = gue_folder(tmp_path / "t", train=None, dev=dev)
     with pytest.raises(FileNotFoundError, match="train.csv is absent"):
-        data.load_gue_task(folder)
-    splits, notes = data.load_gue_task(folder, reduced_train=True, dev_fraction=0.25)
+        tasks.load_gue_task(folder)
+    splits, notes = tasks.load_gue_task(folder, reduced_train=True, dev_fraction=0.25)
     assert (len(splits["train"]), len(splits["dev"]), len(splits["test"])) == (30, 10, 2)
     assert notes[0].startswith("reduced-train")
 
 
 def test_gue_task_missing_dev_file(tmp_path):
     with pytest.raises(FileNotFoundError):
-        data.load_gue_task(gue_folder(tmp_path / "t", dev=None))
+        tasks.load_gue_task(gue_folder(tmp_path / "t", dev=None))
 
 
 COMPLETE_GUE = [
@@ -270,10 +271,10 @@ def test_real_gue_row_counts(shared_data, task):
     folder = shared_data / "GUE" / spec["params"]["path"]
     if not (folder / "train.csv").exists():
         pytest.skip(f"{folder} incomplete")
-    splits, notes = data.load_gue_task(folder)  # speed is benchmarks/throughput.py's job, not a test's
+    splits, notes = tasks.load_gue_task(folder)  # speed is benchmarks/throughput.py's job, not a test's
     assert notes == []
     assert {k: len(v) for k, v in splits.items()} == spec["official_rows"]
-    assert data.check_labels(splits, spec["num_classes"]) == 2
+    assert tasks.check_labels(splits, spec["num_classes"]) == 2
     assert max(s["sequence"].str.len().max() for s in splits.values()) <= spec["max_length"]
 
 
@@ -286,8 +287,8 @@ def test_thirteen_complete_gue_tasks_declared():
 
 def test_write_and_read_task_round_trip(tmp_path):
     splits = frames([0, 1, 1], [0, 1], [1, 0])
-    out = data.write_task(tmp_path / "task", splits, {"suite": "s", "task": "t", "num_classes": 2})
-    back, meta = data.read_task(out)
+    out = tasks.write_task(tmp_path / "task", splits, {"suite": "s", "task": "t", "num_classes": 2})
+    back, meta = tasks.read_task(out)
     assert meta["counts"] == {"train": 3, "dev": 2, "test": 2}
     assert back["train"].equals(splits["train"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["task"]
@@ -297,12 +298,12 @@ def test_write_and_read_task_round_trip(tmp_path):
 def test_write_task_failure_leaves_nothing(tmp_path):
     bad = frames([0, 0], [0], [1])  # test label unseen in train
     with pytest.raises(ValueError):
-        data.write_task(tmp_path / "task", bad, {"num_classes": 2})
+        tasks.write_task(tmp_path / "task", bad, {"num_classes": 2})
     assert list(tmp_path.iterdir()) == []
 
 
 def test_write_task_replaces_existing_folder(tmp_path):
-    data.write_task(tmp_path / "task", frames([0, 1], [0], [1]), {})
-    data.write_task(tmp_path / "task", frames([0, 1, 0], [0], [1]), {})
-    assert data.read_task(tmp_path / "task")[1]["counts"]["train"] == 3
+    tasks.write_task(tmp_path / "task", frames([0, 1], [0], [1]), {})
+    tasks.write_task(tmp_path / "task", frames([0, 1, 0], [0], [1]), {})
+    assert tasks.read_task(tmp_path / "task")[1]["counts"]["train"] == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["task"]

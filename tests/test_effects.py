@@ -1,11 +1,11 @@
-"""Paired effects across tasks (vqdna.effects): every verdict can come out each way."""
+"""Paired effects across tasks (vqdna.analysis.effects): every verdict can come out each way."""
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from vqdna import effects, plots
+from vqdna.analysis import effects, plots
 
 
 def _means(shift: dict[str, float], n_tasks: int = 13, n_reps: int = 3, noise: float = 1.0, seed: int = 0):

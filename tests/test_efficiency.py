@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vqdna import efficiency as ef
+from vqdna.analysis import efficiency as ef
 
 
 class Tiny(nn.Module):
@@ -75,7 +75,7 @@ def test_measure_throughput_with_a_fake_clock():
 def test_no_dense_convention_reproduces_the_papers_table2_flops():
     """The paper's FLOPs (0.5 / 0.6 / 1.1 G at 512 bp for 16 M / 17 M / 86 M parameters) give the
     encoder 2.4-2.8x fewer FLOPs per parameter than the tokenizers: no one convention fits all three."""
-    from vqdna.efficiency import CONVENTIONS, paper_conventions
+    from vqdna.analysis.efficiency import CONVENTIONS, paper_conventions
 
     rows = paper_conventions()
     assert len(rows) == 3 * len(CONVENTIONS)
@@ -90,8 +90,8 @@ def test_no_dense_convention_reproduces_the_papers_table2_flops():
 def test_two_n_l_matches_the_counted_flops_of_a_convolutional_tokenizer():
     """2·N·L (the paper-size conventions above) is what estimate_flops counts for the VQ-VAE,
     whose parameters all act once per position (norms and biases aside)."""
-    from vqdna.efficiency import count_parameters, estimate_flops
-    from vqdna.vqvae import VQVAE, VQVAEConfig
+    from vqdna.analysis.efficiency import count_parameters, estimate_flops
+    from vqdna.model.vqvae import VQVAE, VQVAEConfig
 
     model = VQVAE(VQVAEConfig(stem_dim=32, dim=48, depth=2, codebook_size=16))
     counted = estimate_flops(model, 256)

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from vqdna.encoder import (
+from vqdna.core.metrics import classification_metrics, confusion
+from vqdna.model.encoder import (
     CodebookEmbedding,
     EncoderConfig,
     LoRALinear,
@@ -20,9 +21,8 @@ from vqdna.encoder import (
     apply_lora,
     sinusoidal_positions,
 )
-from vqdna.metrics import classification_metrics, confusion
 from vqdna.tokenizers import build_tokenizer
-from vqdna.training import (
+from vqdna.train.training import (
     embed_sequences,
     finetune,
     linear_probe,
@@ -115,7 +115,7 @@ def test_pretraining_learns_beyond_frequencies_given_position(char):
     at the base frequencies (about 1.23 here) fails this; the old check (< 1.45) did not."""
     import random
 
-    from vqdna.corpus import embedded_genomes, read_contigs
+    from vqdna.data.corpus import embedded_genomes, read_contigs
 
     region = "".join(read_contigs(embedded_genomes()[0]["fasta"]).values()).upper()[5000:5160]
     rng = random.Random(0)
@@ -140,7 +140,7 @@ def test_pretraining_learns_beyond_frequencies_given_position(char):
 
 
 def test_finetune_uses_best_dev_checkpoint(char, tata):
-    from vqdna.training import _evaluate, _tokenize
+    from vqdna.train.training import _evaluate, _tokenize
 
     train, dev, test = tata
     model = classifier(char)
@@ -249,7 +249,7 @@ def test_non_finite_loss_names_the_step(char, tata, genome_windows):
 
 
 def test_codebook_embedding_stays_frozen(genome_windows, tmp_path):
-    vqvae = pytest.importorskip("vqdna.vqvae")
+    vqvae = pytest.importorskip("vqdna.model.vqvae")
     seed_everything(0)
     config = vqvae.VQVAEConfig(stem_dim=32, dim=32, depth=2, codebook_size=16, code_dim=24, levels=2)
     tokenizer = build_tokenizer("hrq", model=vqvae.VQVAE(config))
@@ -327,7 +327,7 @@ def test_codebook_standardisation_ignores_a_common_offset():
 def test_lp_ft_head_starts_as_the_linear_probe(char, tata, num_classes):
     """LP-FT: the linear head loaded from the probe predicts what the probe predicts, and the
     probe (step 0) stays a checkpoint candidate, so dev loss never ends above it."""
-    from vqdna.training import fit_logistic, init_head_from_probe
+    from vqdna.train.training import fit_logistic, init_head_from_probe
 
     train, dev, test = tata
     if num_classes == 3:  # a third class, so the multinomial path is exercised too

@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from vqdna import data, files, suites
-from vqdna.sequence import normalize
+from vqdna.core import files
+from vqdna.core.sequence import normalize
+from vqdna.data import suites, tasks
 from vqdna.tokenizers import BPETokenizer, CodebookTokenizer, build_tokenizer, load_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,7 +92,7 @@ def test_valid_alphabet_and_ascii_whitespace_pass_unchanged():
 def test_csv_errors_name_the_file_and_physical_line(tmp_path, content, line, words):
     path = write(tmp_path / "split.csv", content)
     with pytest.raises(ValueError) as error:
-        data.load_csv_split(path)
+        tasks.load_csv_split(path)
     assert f"{path} line {line}: " in str(error.value) and words in str(error.value), str(error.value)
 
 
@@ -99,18 +100,18 @@ def test_csv_errors_name_the_file_and_physical_line(tmp_path, content, line, wor
 def test_other_compression_behind_a_gz_name_is_named(tmp_path, compress, kind):
     path = write(tmp_path / "train.csv.gz", "sequence,label\nACGT,0\n", compress)
     with pytest.raises(ValueError, match=re.escape(f"{path} line 1: {kind}-compressed")):
-        data.load_csv_split(path)
+        tasks.load_csv_split(path)
 
 
 def test_truncated_gzip_csv_names_the_last_line_read(tmp_path):
     blob = gzip.compress(("sequence,label\n" + "ACGTACGTAC,0\n" * 5000).encode())
     path = write(tmp_path / "t.csv.gz", blob[: len(blob) // 2])
     with pytest.raises(ValueError, match=re.escape(f"{path}: corrupt or truncated gzip after line ")):
-        data.load_csv_split(path)
+        tasks.load_csv_split(path)
 
 
 def test_byte_order_mark_is_accepted_in_csv_and_fasta(tmp_path):
-    frame = data.load_csv_split(write(tmp_path / "a.csv", "\ufeffsequence,label\nACGT,0\n"))
+    frame = tasks.load_csv_split(write(tmp_path / "a.csv", "\ufeffsequence,label\nACGT,0\n"))
     assert frame["sequence"].tolist() == ["ACGT"]
     assert files.read_fasta(write(tmp_path / "a.fa", "\ufeff>x\nACGT\n")) == {"x": "ACGT"}
 
@@ -155,26 +156,26 @@ def test_unseen_test_label_names_file_and_line(tmp_path):
     write(tmp_path / "test.csv", "sequence,label\nACGT,1\n\nACGG,2\n")
     expected = f"{tmp_path / 'test.csv'} line 4: label 2 does not occur in"
     with pytest.raises(ValueError, match=re.escape(expected)):
-        data.load_gue_task(tmp_path)
+        tasks.load_gue_task(tmp_path)
 
 
 def test_tiny_csv_table_names_the_empty_split_and_the_file(tmp_path):
     path = write(tmp_path / "tiny.csv", "sequence,label\nACGT,0\nACGA,1\nAGGA,1\n")
     with pytest.raises(ValueError, match=re.escape(f"{path}: split 'dev' is empty")):
-        data.csv_table_task(path, "sequence", "label", {"train": 0.8, "dev": 0.1, "test": 0.1}, 0)
+        tasks.csv_table_task(path, "sequence", "label", {"train": 0.8, "dev": 0.1, "test": 0.1}, 0)
 
 
 def test_huge_label_is_reported_without_allocating_its_range():
     frame = pd.DataFrame({"sequence": ["ACGT", "ACGA"], "label": [0, 10**15]})
-    splits = {name: frame for name in data.SPLITS}
+    splits = {name: frame for name in tasks.SPLITS}
     with pytest.raises(ValueError, match=r"train lacks classes \[1, 2, 3"):
-        data.check_labels(splits, where="t.csv")
+        tasks.check_labels(splits, where="t.csv")
 
 
 def test_label_table_duplicate_names_the_line(tmp_path):
     path = write(tmp_path / "labels.tsv", "name\tlabel\nA1 x\tB.1\n\nA1\tB.2\n")
     with pytest.raises(ValueError, match=re.escape(f"{path} line 4: duplicate name 'A1' (first on line 2)")):
-        data.read_label_table(path, "name", "label")
+        tasks.read_label_table(path, "name", "label")
 
 
 # ---------------------------------------------------------------- config: closed at every level
@@ -284,7 +285,7 @@ def test_bpe_folder_with_another_kind_of_hf_tokenizer_is_refused(tmp_path):
 
 
 def tiny_vqvae(**sizes):
-    from vqdna.vqvae import VQVAE, VQVAEConfig
+    from vqdna.model.vqvae import VQVAE, VQVAEConfig
 
     return VQVAE(VQVAEConfig(**{"stem_dim": 16, "dim": 16, "depth": 3, "codebook_size": 16, **sizes})).eval()
 

@@ -1,4 +1,4 @@
-"""The memory planner (vqdna/memory.py) against measurements on CPU, and its plan-time check."""
+"""The memory planner (vqdna/train/memory.py) against measurements on CPU, and its plan-time check."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import torch
 import yaml
 from torch import nn
 
-from vqdna import memory, study
-from vqdna.encoder import EncoderConfig, MaskedLM, TransformerEncoder
-from vqdna.vqvae import VQVAE, VQVAEConfig
+from vqdna.model.encoder import EncoderConfig, MaskedLM, TransformerEncoder
+from vqdna.model.vqvae import VQVAE, VQVAEConfig
+from vqdna.train import memory
+from vqdna.workflow import study
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,9 +58,10 @@ def test_activation_estimates_match_saved_tensors_within_10_percent(precision):
 
 PEAK = """
 import sys, torch
-from vqdna import memory, training
-from vqdna.encoder import EncoderConfig, MaskedLM, TransformerEncoder
-from vqdna.vqvae import VQVAE, VQVAEConfig
+from vqdna.train import memory
+from vqdna.train import training
+from vqdna.model.encoder import EncoderConfig, MaskedLM, TransformerEncoder
+from vqdna.model.vqvae import VQVAE, VQVAEConfig
 torch.set_num_threads(1)
 torch.manual_seed(0)
 if sys.argv[1] == "vqvae":  # half the paper's widths, 4 windows of 512 bp

@@ -1,4 +1,4 @@
-"""Portable numerics (vqdna.numerics): forcing the kernels' instruction set to two levels
+"""Portable numerics (vqdna.core.numerics): forcing the kernels' instruction set to two levels
 changes the trained weights in native mode, and does not in portable mode."""
 
 import json
@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from vqdna import numerics
+from vqdna.core import numerics
 
 # A tokenizer (VQ-VAE), an encoder pre-trained on its codes and a linear probe, on real yeast
 # windows, small enough for seconds: each stage's weights (or predictions) hashed.
 STAGES = """
 import hashlib, json
 import numpy as np, torch
-from vqdna import stages, training
-from vqdna.corpus import embedded_genomes, read_contigs
+from vqdna.train import stages
+from vqdna.train import training
+from vqdna.data.corpus import embedded_genomes, read_contigs
 from vqdna.tokenizers.codebook import CodebookTokenizer
 
 torch.set_num_threads(1)
@@ -85,7 +86,7 @@ def test_apply_sets_the_portable_variables_and_refuses_unknown_modes():
 def test_probe_parameters_are_rounded_to_the_stated_bits():
     import numpy as np
 
-    from vqdna import training
+    from vqdna.train import training
 
     x = np.random.default_rng(0).standard_normal((200, 8))
     probe = training.fit_logistic(x, (x[:, 0] > 0).astype(int))

@@ -14,9 +14,10 @@ import pytest
 import torch
 import yaml
 
-from vqdna import stages, study, training
+from vqdna.model.vqvae import VQVAE, VQVAEConfig, fit_vqvae
 from vqdna.tokenizers import build_tokenizer
-from vqdna.vqvae import VQVAE, VQVAEConfig, fit_vqvae
+from vqdna.train import stages, training
+from vqdna.workflow import study
 
 PAPER = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "paper.yaml").read_text())
 

@@ -1,11 +1,11 @@
-"""The plan's run-time estimate (vqdna.plan): job keys, fallbacks and measuring a finished run."""
+"""The plan's run-time estimate (vqdna.workflow.plan): job keys, fallbacks and measuring a finished run."""
 
 import math
 
 import pandas as pd
 import pytest
 
-from vqdna import plan
+from vqdna.workflow import plan
 
 
 def test_job_keys_and_one_finetune_job_per_replicate():

@@ -1,13 +1,13 @@
-"""The pretext baselines (vqdna.pretext) on real genome windows: what position alone and what
+"""The pretext baselines (vqdna.train.pretext) on real genome windows: what position alone and what
 the visible neighbours explain of the masked targets."""
 
 import pytest
 import torch
 
-from vqdna import pretext, training
-from vqdna.corpus import embedded_genomes, read_contigs
+from vqdna.data.corpus import embedded_genomes, read_contigs
 from vqdna.tokenizers.char import CharTokenizer
 from vqdna.tokenizers.kmer import KmerTokenizer
+from vqdna.train import pretext, training
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from vqdna import reference
+from vqdna.analysis import reference
 
 REPO = Path(__file__).resolve().parents[1]
 QUOTES = yaml.safe_load((REPO / "docs" / "quoted_numbers.yaml").read_text())
@@ -56,7 +56,7 @@ def test_an_edited_quote_fails(tmp_path):
 
 
 def test_the_index_of_tracked_references_is_up_to_date():
-    """results/reference/index.md is generated (python -m vqdna.reference index > ...)."""
+    """results/reference/index.md is generated (python -m vqdna.analysis.reference index > ...)."""
     root = REPO / "results" / "reference"
     assert (root / "index.md").read_text() == reference.reference_index(root)
     assert all(

@@ -123,7 +123,7 @@ def plan_part(command: str) -> Check:
             w for i, w in enumerate(words[2:]) if w not in ("2>", ">") and words[2:][i - 1] not in ("2>", ">")
         ]
         return dataclasses.replace(plan_part(shlex.join(inner)), readme=command)
-    if words[:3] == ["python", "-m", "vqdna.reference"] and words[3:4] == ["compare"]:
+    if words[:3] == ["python", "-m", "vqdna.analysis.reference"] and words[3:4] == ["compare"]:
         reference = words[5]
         return Check(
             command,
@@ -131,7 +131,7 @@ def plan_part(command: str) -> Check:
             how="compare: the tracked reference against itself (a fresh clone has no run to compare)",
             expect=(r"\d+ identical, 0 differs",),
         )
-    if words[:3] == ["python", "-m", "vqdna.reference"]:
+    if words[:3] == ["python", "-m", "vqdna.analysis.reference"]:
         flags = tuple(rf"{re.escape(w.split('=')[0])}\b" for w in words[4:] if w.startswith("-"))
         return Check(
             command,

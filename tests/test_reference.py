@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from vqdna import reference
+from vqdna.analysis import reference
 
 
 def make_run(root, mcc=0.42, steps_per_s=3.0):

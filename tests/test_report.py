@@ -3,7 +3,7 @@ collapsed appendix, and rendered notebooks without code cells."""
 
 import pandas as pd
 
-from vqdna import report
+from vqdna.analysis import report
 
 
 def test_protocol_codes_number_labels_by_frequency():
@@ -74,7 +74,7 @@ def test_appendix_tables_are_collapsed():
 
 
 def test_rendered_notebook_hides_code_and_says_where_the_source_is(tmp_path):
-    from vqdna.notebook import run_notebook
+    from vqdna.workflow.notebook import run_notebook
 
     source = tmp_path / "page.py"
     cells = [

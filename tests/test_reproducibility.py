@@ -12,10 +12,12 @@ import pandas as pd
 import pytest
 import torch
 
-from vqdna import baselines, claims, stages, study, tables
-from vqdna.records import collect_metrics, evaluation_record, pretrain_record, tokenizer_record
-from vqdna.reference import TIMING_KEYS, _differences
+from vqdna.analysis import baselines, claims, tables
+from vqdna.analysis.reference import TIMING_KEYS, _differences
 from vqdna.tokenizers import build_tokenizer, train_tokenizer
+from vqdna.train import stages
+from vqdna.workflow import study
+from vqdna.workflow.records import collect_metrics, evaluation_record, pretrain_record, tokenizer_record
 
 TINY_VQVAE = {
     "stem_dim": 16,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from vqdna import scale, stages, training
+from vqdna.model.vqvae import VQVAE, VQVAEConfig
 from vqdna.tokenizers import (
     TOKENIZERS,
     CharTokenizer,
@@ -23,7 +23,7 @@ from vqdna.tokenizers import (
     load_tokenizer,
     tokenizer_class,
 )
-from vqdna.vqvae import VQVAE, VQVAEConfig
+from vqdna.train import scale, stages, training
 
 SMALL_VQ = {"type": "vq", "stem_dim": 8, "dim": 8, "depth": 1, "codebook_size": 4, "levels": 1}
 

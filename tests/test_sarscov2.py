@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vqdna import sarscov2 as sc
-from vqdna.files import read_fasta
+from vqdna.analysis import sarscov2 as sc
+from vqdna.core.files import read_fasta
 
 D614G = 23403  # spike D614G, nuc A23403G: defines 20A and every clade after it
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from vqdna import scale, training
-from vqdna.encoder import EncoderConfig, MaskedLM, TransformerEncoder
+from vqdna.model.encoder import EncoderConfig, MaskedLM, TransformerEncoder
+from vqdna.model.vqvae import VQVAE, VQVAEConfig, fit_vqvae
 from vqdna.tokenizers import build_tokenizer
-from vqdna.vqvae import VQVAE, VQVAEConfig, fit_vqvae
+from vqdna.train import scale, training
 
 ENCODER = EncoderConfig(layers=2, dim=32, heads=4)
 VQ = dict(stem_dim=16, dim=16, depth=2, codebook_size=16, levels=2, dead_code_threshold=1.0)
@@ -228,7 +228,7 @@ def _old_usage_counts(tokenizer, windows):
 
 
 def test_per_level_usage_counts_equal_the_joint_vocabulary_method(yeast_chromosome):
-    from vqdna import stages
+    from vqdna.train import stages
 
     train, val = _windows(yeast_chromosome)
     model = _vqvae()
@@ -245,7 +245,7 @@ def test_three_level_hrq_at_paper_sizes_never_builds_the_product_vocabulary(yeas
     method's joint bincount alone was 8.6 GB)."""
     import tracemalloc
 
-    from vqdna import stages
+    from vqdna.train import stages
 
     train, val = _windows(yeast_chromosome)
     training.seed_everything(0)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vqdna.settings import SECTIONS, CorpusConfig, FinetuneConfig, ProbeConfig
+from vqdna.core.settings import SECTIONS, CorpusConfig, FinetuneConfig, ProbeConfig
 
 CONFIG = yaml.safe_load((Path(__file__).parents[1] / "config" / "config.yaml").read_text())
 

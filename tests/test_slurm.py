@@ -136,7 +136,7 @@ def test_the_cluster_test_runs_only_when_asked(monkeypatch):
 def test_the_shipped_slurm_profile_declares_the_node_size():
     """The Snakemake profile's `cores` is the CPUs of one node: the plan (rules/common.smk) refuses a job
     asking more, and a declaration above the largest node Slurm reports."""
-    from vqdna import study
+    from vqdna.workflow import study
 
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())

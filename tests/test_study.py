@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vqdna import study
-from vqdna.records import ablation_of, deviation_tags
+from vqdna.workflow import study
+from vqdna.workflow.records import ablation_of, deviation_tags
 
 CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())
 

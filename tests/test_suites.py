@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from vqdna import corpus, data, suites
+from vqdna.data import corpus, suites, tasks
 
 PROTOCOL_KEYS = {"epochs", "lr", "batch_size", "max_tokens"}
 
@@ -88,7 +88,7 @@ def test_gue_plan_on_shared_data(shared_data):
 def test_prepare_embedded_task_with_max_train(tmp_path):
     cfg = config(embedded={"max_train": 500, "task_params": {"yeast_species": {"n_per_class": 300}}})
     out = suites.prepare_task("embedded", "yeast_species", cfg, tmp_path / "yeast_species")
-    splits, meta = data.read_task(out)
+    splits, meta = tasks.read_task(out)
     assert meta["label_source"] == "annotation-derived" and meta["num_classes"] == 3
     assert meta["label_names"] == [
         "Saccharomyces cerevisiae",
@@ -103,7 +103,7 @@ def test_prepare_embedded_task_with_max_train(tmp_path):
 @pytest.mark.parametrize("task", ["genus", "coding"])
 def test_prepare_other_embedded_tasks(tmp_path, task):
     out = suites.prepare_task("embedded", task, config(), tmp_path / task)
-    splits, meta = data.read_task(out)
+    splits, meta = tasks.read_task(out)
     assert meta["num_classes"] == 2 and 2500 < sum(meta["counts"].values()) <= 3000
 
 
@@ -116,11 +116,11 @@ def test_prepare_failure_leaves_no_folder(tmp_path):
 
 def test_prepare_gue_full_and_reduced_train(shared_data, tmp_path):
     cfg = config(shared_data, gue={"reduced_train": True, "max_train": 1000})
-    full = data.read_task(suites.prepare_task("gue", "tf_0", cfg, tmp_path / "tf_0"))[1]
+    full = tasks.read_task(suites.prepare_task("gue", "tf_0", cfg, tmp_path / "tf_0"))[1]
     assert full["mode"] == "full" and full["counts"] == {"train": 1000, "dev": 1000, "test": 1000}
     assert full["deviations"] == ["train subsampled to 1000 of 32378 (stratified, seed 0)"]
     assert full["protocol"]["epochs"] == 3 and full["paper"]["DNABERT-2"] == 71.99
-    reduced = data.read_task(suites.prepare_task("gue", "EMP_H3", cfg, tmp_path / "EMP_H3"))[1]
+    reduced = tasks.read_task(suites.prepare_task("gue", "EMP_H3", cfg, tmp_path / "EMP_H3"))[1]
     assert reduced["mode"] == "reduced-train" and reduced["deviations"][0].startswith("reduced-train")
     assert reduced["counts"] == {"train": 1000, "dev": 149, "test": 1497}
     assert reduced["deviations"][1] == "train subsampled to 1000 of 1348 (stratified, seed 0)"
@@ -128,7 +128,7 @@ def test_prepare_gue_full_and_reduced_train(shared_data, tmp_path):
 
 def test_max_dev_subsamples_dev_as_a_note_and_keeps_test_whole(shared_data, tmp_path):
     cfg = config(shared_data, gue={"max_train": 200, "max_dev": 100})
-    splits, meta = data.read_task(suites.prepare_task("gue", "prom_core_tata", cfg, tmp_path / "t"))
+    splits, meta = tasks.read_task(suites.prepare_task("gue", "prom_core_tata", cfg, tmp_path / "t"))
     assert meta["counts"] == {"train": 200, "dev": 100, "test": 613}
     assert meta["notes"] == ["dev subsampled to 100 of 613 (stratified, seed 0)"]
     assert not any("dev" in d for d in meta["deviations"])  # a note, not a protocol group
@@ -137,7 +137,7 @@ def test_max_dev_subsamples_dev_as_a_note_and_keeps_test_whole(shared_data, tmp_
 
 def test_covid_mini_has_five_classes_and_splits_by_genome(shared_data, tmp_path):
     out = suites.prepare_task("covid_mini", "who_variant", config(shared_data), tmp_path / "covid")
-    splits, meta = data.read_task(out)
+    splits, meta = tasks.read_task(out)
     assert meta["num_classes"] >= 5 and meta["metric"] == "macro_f1" and meta["max_length"] == 1000
     genomes = meta["source"]["genomes"]
     train, dev, test = (set(genomes[s]) for s in ("train", "dev", "test"))
@@ -154,7 +154,7 @@ def test_genome_fragments_no_genome_in_two_splits(tmp_path, yeast_chromosome):
     table.write_text(
         "name\tclade\n" + "".join(f"{n} x\t{'abc'[i % 3] if i < 27 else ''}\n" for i, n in enumerate(records))
     )
-    splits, names, genomes = data.genome_fragments_task(
+    splits, names, genomes = tasks.genome_fragments_task(
         fasta, table, "name", "clade", 1000, 5, {"train": 0.6, "dev": 0.2, "test": 0.2}, seed=1
     )
     assert names == ["a", "b", "c"]
@@ -182,7 +182,7 @@ def test_a_new_suite_is_one_file(tmp_path):
     )
     cfg = {"data": {"benchmarks_dir": str(tmp_path / "bench"), "shared_dir": str(tmp_path)}}
     assert suites.enabled_tasks(cfg) == [("mine", "t")]
-    splits, meta = data.read_task(suites.prepare_task("mine", "t", cfg, tmp_path / "out"))
+    splits, meta = tasks.read_task(suites.prepare_task("mine", "t", cfg, tmp_path / "out"))
     assert meta["label_names"] == ["neg", "pos"] and sum(meta["counts"].values()) == 80
 
 
@@ -220,7 +220,7 @@ def test_download_gue_offline_fails_at_once_saying_where(tmp_path):
 def test_long_species_tasks_share_no_base_between_splits(tmp_path):
     """Table 6 analogue: 32 kbp Drosophila windows, overlapping within a split, never across."""
     out = suites.prepare_task("embedded", "species_32k", config(), tmp_path / "species_32k")
-    splits, meta = data.read_task(out)
+    splits, meta = tasks.read_task(out)
     assert meta["num_classes"] == 6 and meta["max_length"] == 32000 and meta["coverage_bp"] is None
     assert {len(s) for frame in splits.values() for s in frame["sequence"]} == {32000}
     assert all(frame["label"].nunique() == 6 for frame in splits.values())

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from vqdna.sequence import to_indices
+from vqdna.core.sequence import to_indices
+from vqdna.model.vqvae import VQVAE, VQVAEConfig
 from vqdna.tokenizers import (
     CLS_ID,
     PAD_ID,
@@ -21,7 +22,6 @@ from vqdna.tokenizers import (
     build_tokenizer,
     load_tokenizer,
 )
-from vqdna.vqvae import VQVAE, VQVAEConfig
 
 BPE_VOCAB = 512
 SIMPLE = [
@@ -365,7 +365,7 @@ def test_a_subclass_does_not_take_over_its_parents_type():
 def test_one_level_hrq_of_the_levels_ablation_saves_and_reloads(tmp_path):
     """`hrq~levels=1` (the levels ablation) is an HRQ tokenizer with one level: it reloads as
     such, and pre-training on it can read it back."""
-    from vqdna.vqvae import VQVAE, VQVAEConfig
+    from vqdna.model.vqvae import VQVAE, VQVAEConfig
 
     model = VQVAE(VQVAEConfig(stem_dim=16, dim=16, depth=2, codebook_size=8, levels=1)).eval()
     path = build_tokenizer("hrq", model=model).save_pretrained(tmp_path / "hrq1")
@@ -382,7 +382,7 @@ def test_codebook_defaults_are_the_study_settings():
 
     import yaml
 
-    from vqdna.settings import VQVAEConfig
+    from vqdna.core.settings import VQVAEConfig
     from vqdna.tokenizers.codebook import STUDY_DEFAULTS, study_spec
 
     vqvae = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())[

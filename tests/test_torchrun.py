@@ -1,5 +1,5 @@
 """Multi-process training through the workflow: with resources.<stage>.processes = 2 the rule
-runs the training under a real torchrun (2 gloo ranks on CPU, vqdna/launch.py), then the
+runs the training under a real torchrun (2 gloo ranks on CPU, vqdna/workflow/launch.py), then the
 notebook resumes at the last step and writes the outputs. About a minute per workflow run."""
 
 import json
@@ -83,8 +83,8 @@ def test_gpus_per_job_set_the_torchrun_processes(tmp_path):
     """paper.yaml on a 4-GPU pre-training job: torchrun with 4 processes; 1 GPU: the notebook alone."""
     result = dry_run(tmp_path, {"resources": {"pretrain": {"gpu": 4}}})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    commands = [line for line in result.stdout.splitlines() if "vqdna.notebook" in line]
-    assert sum("--nproc_per_node=4 -m vqdna.launch pretrain" in c for c in commands) == 1
+    commands = [line for line in result.stdout.splitlines() if "vqdna.workflow.notebook" in line]
+    assert sum("--nproc_per_node=4 -m vqdna.workflow.launch pretrain" in c for c in commands) == 1
     assert sum("torch.distributed.run" in c for c in commands) == 1  # the tokenizer job: one GPU
     result = dry_run(tmp_path, {"resources": {"pretrain": {"gpu": 1, "processes": 2}}})
     assert result.returncode != 0 and "2 processes on device cuda" in result.stdout + result.stderr

@@ -1,4 +1,4 @@
-"""Intervals that count the shared test set once (vqdna.uncertainty, vqdna.effects.Cell):
+"""Intervals that count the shared test set once (vqdna.analysis.uncertainty, vqdna.analysis.effects.Cell):
 known answers, and the coverage of the 95% intervals over simulated studies."""
 
 import math
@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from vqdna import effects, uncertainty
+from vqdna.analysis import effects, uncertainty
 
 
 def _runs(outcomes, replicates, task="gue/t", metric="accuracy", tokenizer="vq"):

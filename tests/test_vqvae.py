@@ -11,10 +11,10 @@ import time
 import pytest
 import torch
 
-from vqdna.quantizer import VectorQuantizer
-from vqdna.sequence import to_indices
-from vqdna.training import seed_everything
-from vqdna.vqvae import VQVAE, VQVAEConfig, fit_vqvae, heldout_percentages
+from vqdna.core.sequence import to_indices
+from vqdna.model.quantizer import VectorQuantizer
+from vqdna.model.vqvae import VQVAE, VQVAEConfig, fit_vqvae, heldout_percentages
+from vqdna.train.training import seed_everything
 
 TINY = dict(stem_dim=16, dim=16, depth=3, codebook_size=16)
 SMALL = dict(stem_dim=32, dim=32, depth=2, codebook_size=32, decay=0.9)

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from vqdna import suites
+from vqdna.data import suites
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "2"]
@@ -160,7 +160,7 @@ def guide_suite(root: Path) -> dict:
     (100 bp windows of yeast chromosome I, label 0, and of fly chromosome 4, label 1; train, dev
     and test from separate regions). -> the config overlay that enables it (the GUE suite off:
     the guide's task takes its place)."""
-    from vqdna.corpus import embedded_genomes, read_contigs
+    from vqdna.data.corpus import embedded_genomes, read_contigs
 
     guide = (REPO / "docs" / "extending.md").read_text()
     (block,) = [
@@ -346,7 +346,7 @@ def tiny_config(tmp_path: Path) -> Path:
 
 def metrics_of(workdir: Path) -> dict[str, dict]:
     """Every metrics JSON of a run, timing fields dropped, keyed by path relative to the run."""
-    from vqdna.reference import TIMING_KEYS
+    from vqdna.analysis.reference import TIMING_KEYS
 
     def clean(value):
         if isinstance(value, dict):

@@ -1,9 +1,9 @@
 """Every tokenizer of the study behind one interface: single nucleotide, k-mer, BPE and the learned
-codebook tokenizers (VQ / HRQ) that wrap a trained ``vqdna.vqvae.VQVAE``.
+codebook tokenizers (VQ / HRQ) that wrap a trained ``vqdna.model.vqvae.VQVAE``.
 
 Common contract (docs/design.md, "Token ids"):
 - ids ``[PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4``; regular tokens start at 5;
-- every input goes through ``vqdna.sequence.normalize`` first (upper-case, U->T, IUPAC->N, errors
+- every input goes through ``vqdna.core.sequence.normalize`` first (upper-case, U->T, IUPAC->N, errors
   name the character and position);
 - ``encode(seq)`` -> ``[CLS] ids [SEP]`` (``add_special_tokens=False``: the regular ids only);
   ``encode_batch(seqs, ...)`` (or ``tokenizer(seqs)``) -> ``[CLS] ... [SEP]`` + right padding with
@@ -185,7 +185,7 @@ def train_tokenizer(
     """Build (char, k-mer) or train (BPE, VQ, HRQ) the tokenizer a config entry describes: the
     class its ``type`` names (:func:`tokenizer_class`) does it (:meth:`Tokenizer.train_from_spec`).
     -> (tokenizer, training history; empty for tokenizers without training). ``scale``: the
-    training-at-scale settings (:func:`vqdna.scale.scale_options`)."""
+    training-at-scale settings (:func:`vqdna.train.scale.scale_options`)."""
     return tokenizer_class(spec["type"]).train_from_spec(
         spec, train_windows, val_windows, seed=seed, device=device, progress=progress, scale=scale
     )

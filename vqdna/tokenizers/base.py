@@ -15,7 +15,7 @@ import numpy as np
 if TYPE_CHECKING:  # torch is imported where it is used: char/k-mer/BPE work without it (memory)
     import torch
 
-from vqdna.sequence import normalize
+from vqdna.core.sequence import normalize
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(5)

@@ -7,7 +7,7 @@ from typing import Iterable
 
 import numpy as np
 
-from vqdna.sequence import normalize
+from vqdna.core.sequence import normalize
 from vqdna.tokenizers.base import CONFIG_FILE, N_SPECIAL, SPECIAL_TOKENS, Tokenizer, _read_json, check_int
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vqdna.sequence import to_indices
+from vqdna.core.sequence import to_indices
 from vqdna.tokenizers.base import N_SPECIAL, Tokenizer
 
 #: the bases, in id order (A=5 ... N=9)

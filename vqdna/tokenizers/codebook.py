@@ -12,7 +12,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-from vqdna.sequence import normalize, to_indices
+from vqdna.core.sequence import normalize, to_indices
 from vqdna.tokenizers.base import CONFIG_FILE, N_SPECIAL, Tokenizer, check_int
 
 #: what a vq/hrq entry leaves out takes the study's value (config/config.yaml `vqvae`, held equal
@@ -71,8 +71,8 @@ class CodebookTokenizer(Tokenizer):
         """An untrained VQ-VAE (HRQ with ``levels`` > 1) of the config entry, its initial weights
         drawn from ``seed`` (they are part of the run). Keys the entry leaves out take the
         study's values (:func:`study_spec`)."""
-        from vqdna.training import seed_everything
-        from vqdna.vqvae import VQVAE, VQVAEConfig
+        from vqdna.model.vqvae import VQVAE, VQVAEConfig
+        from vqdna.train.training import seed_everything
 
         spec = study_spec(spec)
         seed_everything(seed)
@@ -91,11 +91,11 @@ class CodebookTokenizer(Tokenizer):
     ) -> tuple["CodebookTokenizer", list[dict]]:
         """Train the VQ-VAE of the config entry (stage 1 of the paper) on the corpus windows,
         scored on at most 512 held-out windows spread over the genomes; ``scale``: the
-        training-at-scale settings (:func:`vqdna.scale.scale_options`)."""
-        from vqdna.corpus import spread_windows
-        from vqdna.scale import scale_options
-        from vqdna.settings import check_vq_training
-        from vqdna.vqvae import fit_vqvae
+        training-at-scale settings (:func:`vqdna.train.scale.scale_options`)."""
+        from vqdna.core.settings import check_vq_training
+        from vqdna.data.corpus import spread_windows
+        from vqdna.model.vqvae import fit_vqvae
+        from vqdna.train.scale import scale_options
 
         spec = study_spec(spec)
         check_vq_training(spec, f"tokenizer {spec.get('type')!r}")
@@ -237,7 +237,7 @@ class CodebookTokenizer(Tokenizer):
 
     @classmethod
     def _load(cls, path: Path, name: str, params: dict) -> "CodebookTokenizer":
-        from vqdna.vqvae import VQVAE
+        from vqdna.model.vqvae import VQVAE
 
         file = path / "vqvae.pt"
         if not file.is_file():

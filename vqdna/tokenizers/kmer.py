@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vqdna.sequence import N_INDEX, to_indices
+from vqdna.core.sequence import N_INDEX, to_indices
 from vqdna.tokenizers.base import N_SPECIAL, UNK_ID, Tokenizer, check_int
 
 

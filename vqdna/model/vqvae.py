@@ -1,0 +1,465 @@
+"""VQDNA stage-1 tokenizer: a ConvNeXt-1D VQ-VAE over one-hot nucleotides, plain (VQ) or with
+Hierarchical Residual Quantization (HRQ). Codebook indices are the DNA tokens. One file of
+~420 lines on purpose: the network, its config and its training loop are read together (the
+quantizer itself is vqdna/model/quantizer.py).
+
+Network (paper Sec. 3.3; sizes in :class:`VQVAEConfig`):
+
+- input ``idx (B, L)`` over A0 C1 G2 T3 N4 -> one-hot ``(B, L, 4)``, N = all-zero column;
+- encoder: stem Conv1d(4 -> stem_dim, kernel 5, stride 1) -> LayerNorm -> GELU -> ``down``
+  (Conv1d(stem_dim -> dim, kernel = stride = ``stride``); a 1x1 projection when stride is 1 and
+  the widths differ) -> ``depth`` ConvNeXt-1D blocks of width ``dim``;
+- quantization: ``levels`` taps at evenly spaced block depths (``depth * n // levels``: levels=1
+  taps block N, levels=2 blocks N/2 and N, levels=3 N/3, 2N/3, N). Each tap goes through
+  LayerNorm (so every level sees features on one scale; paper: not stated) and, when
+  ``code_dim != dim``, a linear projection to ``code_dim``, giving Z_n;
+- HRQ (Eq. 6): level 1 quantizes Z_1; level n quantizes H_n = 2 Z_n - e(M_{n-1}) with
+  ``codebook_size * codebook_growth**(n-1)`` codes. e(M_{n-1}) enters as a constant (no gradient
+  through the previous level's code). The token embedding is the mean of the levels'
+  straight-through quantized vectors; with levels=1 this is plain VQ-VAE;
+- decoder (mirror): linear back to ``dim`` if ``code_dim != dim`` -> ``depth`` blocks ->
+  ``up`` (ConvTranspose1d dim -> stem_dim, kernel = stride = ``stride``) -> LayerNorm -> GELU ->
+  ConvTranspose1d(stem_dim -> 4, kernel 5) = per-position nucleotide logits ``(B, L, 4)``.
+
+Codebook sizes: the sources give "level n has 2^n K codes" without saying whether n starts at 0.
+We use {K, 2K} for two levels (n from 0, as the re-implementation quoted in the notes, 512/1024
+at paper scale); ``codebook_growth`` and ``codebook_size`` reach the other reading ({2K, 4K}).
+
+Down-sampling (ablation ``stride`` s in 1/2/4): T = ceil(L / s) tokens, i.e. s bp per token.
+A length not divisible by s is right-padded with N (all-zero columns) to a multiple of s before
+the encoder, and the decoder output is cropped back to L; the padding is never scored.
+
+Loss = nucleotide cross-entropy over non-N positions + mean over levels of the quantizer loss
+(beta * commitment, plus the codebook loss in the ``ema=False`` ablation).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+from tqdm import tqdm  # plain text: tqdm.auto warns in notebooks without ipywidgets
+
+from vqdna.core.sequence import N_INDEX, to_indices
+from vqdna.core.settings import VQVAEConfig
+from vqdna.model.quantizer import Quantized, VectorQuantizer
+from vqdna.train import scale
+from vqdna.train.training import (
+    check_finite,
+    load_checkpoint,
+    make_optimizer,
+    pick_device,
+    save_checkpoint,
+    seed_everything,
+)
+
+
+@dataclass
+class VQVAEOutput:
+    logits: torch.Tensor  # (B, L, 4)
+    indices: torch.Tensor  # (B, T, levels) long
+    quantized: torch.Tensor  # (B, T, code_dim), mean of the levels' straight-through codes
+    loss: torch.Tensor  # recon_loss + quant_loss
+    recon_loss: torch.Tensor  # cross-entropy over non-N positions
+    commit_loss: torch.Tensor  # unweighted commitment ||H - sg(e)||^2, mean over levels
+    quant_loss: torch.Tensor  # quantizer loss, mean over levels
+    n_scored: torch.Tensor  # non-N positions recon_loss averages over
+
+
+class Block(nn.Module):
+    """ConvNeXt-1D block on channels-last ``(B, T, dim)``: depth-wise conv -> LayerNorm ->
+    Linear(dim, r*dim) -> GELU -> Linear(r*dim, dim), added to the input."""
+
+    def __init__(self, dim: int, kernel: int, mlp_ratio: int):
+        super().__init__()
+        self.dwconv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2, groups=dim)
+        self.norm = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mlp(self.norm(self.dwconv(x.transpose(1, 2)).transpose(1, 2)))
+
+
+class VQVAE(nn.Module):
+    """VQ-VAE (``levels=1``) or HRQ tokenizer; see the module docstring for the architecture."""
+
+    def __init__(self, config: VQVAEConfig):
+        super().__init__()
+        c = self.config = config
+        code_dim = self.code_dim = c.code_dim or c.dim
+        self.taps = [c.depth * (n + 1) // c.levels for n in range(c.levels)]
+        # encoder
+        self.stem = nn.Conv1d(4, c.stem_dim, c.stem_kernel, padding=c.stem_kernel // 2)
+        self.stem_norm = nn.LayerNorm(c.stem_dim)
+        self.down = (
+            nn.Conv1d(c.stem_dim, c.dim, c.stride, stride=c.stride)
+            if c.stride > 1 or c.stem_dim != c.dim
+            else nn.Identity()
+        )
+        self.encoder = nn.ModuleList(Block(c.dim, c.block_kernel, c.mlp_ratio) for _ in range(c.depth))
+        # quantization levels
+        self.pre_quant = nn.ModuleList(
+            nn.Sequential(
+                nn.LayerNorm(c.dim), nn.Linear(c.dim, code_dim) if code_dim != c.dim else nn.Identity()
+            )
+            for _ in range(c.levels)
+        )
+        self.quantizers = nn.ModuleList(
+            VectorQuantizer(
+                size,
+                code_dim,
+                decay=c.decay,
+                commitment_weight=c.commitment_weight,
+                ema=c.ema,
+                dead_code_threshold=c.dead_code_threshold,
+                data_init=c.data_init,
+                kmeans_iters=c.kmeans_iters,
+            )
+            for size in c.level_sizes
+        )
+        # decoder
+        self.post_quant = nn.Linear(code_dim, c.dim) if code_dim != c.dim else nn.Identity()
+        self.decoder = nn.ModuleList(Block(c.dim, c.block_kernel, c.mlp_ratio) for _ in range(c.depth))
+        self.up = (
+            nn.ConvTranspose1d(c.dim, c.stem_dim, c.stride, stride=c.stride)
+            if c.stride > 1 or c.stem_dim != c.dim
+            else nn.Identity()
+        )
+        self.head_norm = nn.LayerNorm(c.stem_dim)
+        self.head = nn.ConvTranspose1d(c.stem_dim, 4, c.stem_kernel, padding=c.stem_kernel // 2)
+        self.activation_checkpointing = False  # True: recompute block activations in backward
+
+    def _block(self, block: Block, h: torch.Tensor) -> torch.Tensor:
+        if self.activation_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(block, h, use_reentrant=False)
+        return block(h)
+
+    @property
+    def level_sizes(self) -> list[int]:
+        return self.config.level_sizes
+
+    def encode(self, idx: torch.Tensor, generator: torch.Generator | None = None) -> list[Quantized]:
+        """``idx (B, L)`` -> one :class:`Quantized` per level, each over ``T = ceil(L/stride)`` tokens."""
+        x = F.one_hot(idx.long(), 5)[..., :4].float()  # N -> all-zero column
+        x = F.pad(x, (0, 0, 0, -idx.shape[1] % self.config.stride))  # right-pad with N
+        h = F.gelu(self.stem_norm(self.stem(x.transpose(1, 2)).transpose(1, 2)))
+        h = _channels_first(self.down, h)
+        levels, previous = [], None
+        for depth, block in enumerate(self.encoder, start=1):
+            h = self._block(block, h)
+            if depth in self.taps:
+                n = len(levels)
+                z = self.pre_quant[n](h)
+                levels.append(self.quantizers[n](z if previous is None else 2 * z - previous, generator))
+                previous = levels[-1].quantized.detach()  # = e(M_{n-1})
+        return levels
+
+    def decode(self, quantized: torch.Tensor, length: int) -> torch.Tensor:
+        """Token embeddings ``(B, T, code_dim)`` -> nucleotide logits ``(B, length, 4)``."""
+        h = self.post_quant(quantized)
+        for block in self.decoder:
+            h = self._block(block, h)
+        h = F.gelu(self.head_norm(_channels_first(self.up, h)))
+        return _channels_first(self.head, h)[:, :length]
+
+    def forward(self, idx: torch.Tensor, generator: torch.Generator | None = None) -> VQVAEOutput:
+        """Reconstruct ``idx (B, L)``; in training mode the codebooks are initialised / EMA-updated,
+        drawing randomness (data init, dead-code restart) from ``generator``."""
+        levels = self.encode(idx, generator)
+        quantized = torch.stack([q.quantized for q in levels]).mean(0)
+        logits = self.decode(quantized, idx.shape[1])
+        target = idx.long().reshape(-1)
+        n_scored = (target != N_INDEX).sum().clamp(min=1)
+        recon = (
+            F.cross_entropy(logits.reshape(-1, 4), target, ignore_index=N_INDEX, reduction="sum") / n_scored
+        )
+        quant_loss = torch.stack([q.loss for q in levels]).mean()
+        return VQVAEOutput(
+            logits=logits,
+            indices=torch.stack([q.indices for q in levels], dim=-1),
+            quantized=quantized,
+            loss=recon + quant_loss,
+            recon_loss=recon,
+            commit_loss=torch.stack([q.commitment for q in levels]).mean(),
+            quant_loss=quant_loss,
+            n_scored=n_scored,
+        )
+
+    @torch.no_grad()
+    def tokenize(self, idx: torch.Tensor) -> torch.Tensor:
+        """``idx (B, L)`` -> codes ``(B, T, levels)``, in eval mode (no codebook update)."""
+        was_training = self.training
+        self.eval()
+        levels = self.encode(idx.to(self.quantizers[0].codebook.device))
+        self.train(was_training)
+        return torch.stack([q.indices for q in levels], dim=-1)
+
+    def codebooks(self) -> list[torch.Tensor]:
+        """Detached copies of the codebooks, ``(K_l, code_dim)`` per level."""
+        return [q.codebook.detach().clone() for q in self.quantizers]
+
+    def codes_to_vectors(self, levels: torch.Tensor) -> torch.Tensor:
+        """Per-level codes ``(..., levels)`` -> token embeddings ``(..., code_dim)``: the mean of the
+        levels' code vectors (the paper's token embedding), detached."""
+        vectors = [F.embedding(levels[..., n], q.codebook.detach()) for n, q in enumerate(self.quantizers)]
+        return torch.stack(vectors).mean(0)
+
+    def save(self, path: str | Path) -> None:
+        """Config + state dict in one file (atomic write)."""
+        save_checkpoint(path, self, config=asdict(self.config))
+
+    @classmethod
+    def load(cls, path: str | Path, map_location="cpu") -> "VQVAE":
+        """Inverse of :meth:`save`; the model comes back in eval mode."""
+        payload = load_checkpoint(path, map_location=map_location)
+        model = cls(VQVAEConfig(**payload["config"]))
+        model.load_state_dict(payload["state_dict"])
+        return model.eval()
+
+
+def _channels_first(layer: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """Apply a Conv1d-like ``layer`` to channels-last ``h (B, T, C)``."""
+    return h if isinstance(layer, nn.Identity) else layer(h.transpose(1, 2)).transpose(1, 2)
+
+
+def windows_by_length(windows: list[str]) -> dict[int, torch.Tensor]:
+    """Group normalised windows by length: ``{length: LongTensor (n, length)}`` in input order.
+
+    Mixed lengths are handled by grouping (a batch never mixes lengths), so no padding symbol
+    ever reaches the codebooks."""
+    groups: dict[int, list[np.ndarray]] = {}
+    for window in windows:
+        groups.setdefault(len(window), []).append(to_indices(window))
+    out = {}
+    for length in sorted(groups):
+        array = np.stack(groups[length])
+        if (array < 0).any():
+            raise ValueError(
+                "windows must be normalised (vqdna.core.sequence.normalize): found a symbol outside ACGTN"
+            )
+        out[length] = torch.from_numpy(array).long()
+    return out
+
+
+def _sample_batch(
+    groups: dict[int, torch.Tensor], batch_size: int, generator: torch.Generator
+) -> torch.Tensor:
+    """A length group chosen with probability proportional to its size, then ``batch_size`` rows
+    of it drawn uniformly with replacement."""
+    tensors = list(groups.values())
+    if len(tensors) > 1:
+        sizes = torch.tensor([len(t) for t in tensors], dtype=torch.float)
+        tensors = [tensors[int(torch.multinomial(sizes, 1, generator=generator))]]
+    rows = torch.randint(len(tensors[0]), (batch_size,), generator=generator)
+    return tensors[0][rows]
+
+
+@torch.no_grad()
+def heldout_percentages(
+    model: VQVAE, windows: list[str], batch_size: int = 256, max_batch_bp: int = 256 * 1024
+) -> dict:
+    """Held-out tokenizer quality, in eval mode (no codebook update). A batch holds at most
+    ``batch_size`` windows and ``max_batch_bp`` bases, so memory stays flat on long sequences
+    (166 test sequences of 32 kbp in one batch took 15 GB).
+
+    Returns ``recon_accuracy`` (% of non-N positions whose argmax logit is the input base),
+    ``code_usage`` (per level, % of the level's codes used at least once on these windows),
+    ``perplexity`` (per level, exp of the entropy of the code frequencies), ``bp_per_token``,
+    ``n_windows``, ``n_tokens``.
+    """
+    was_training = model.training
+    model.eval()
+    device = model.quantizers[0].codebook.device
+    correct = scored = n_bp = n_tokens = 0
+    counts = [torch.zeros(size, dtype=torch.long) for size in model.level_sizes]
+    for length, batch_all in windows_by_length(windows).items():
+        for batch in batch_all.split(max(1, min(batch_size, max_batch_bp // length))):
+            out = model(batch.to(device))
+            valid = batch != N_INDEX
+            correct += int(((out.logits.argmax(-1).cpu() == batch) & valid).sum())
+            scored += int(valid.sum())
+            n_bp += batch.numel()
+            n_tokens += out.indices.shape[0] * out.indices.shape[1]
+            for n, count in enumerate(counts):
+                count += torch.bincount(out.indices[..., n].reshape(-1).cpu(), minlength=len(count))
+    model.train(was_training)
+    probs = [count.double() / count.sum().clamp(min=1) for count in counts]
+    return {
+        "recon_accuracy": 100.0 * correct / max(scored, 1),
+        "code_usage": [100.0 * float((count > 0).double().mean()) for count in counts],
+        "perplexity": [math.exp(-float((p[p > 0] * p[p > 0].log()).sum())) for p in probs],
+        "bp_per_token": n_bp / max(n_tokens, 1),
+        "n_windows": len(windows),
+        "n_tokens": n_tokens,
+    }
+
+
+def fit_vqvae(
+    model: VQVAE,
+    train_windows: list[str],
+    val_windows: list[str],
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    warmup_steps: int = 0,
+    eval_every: int = 100,
+    weight_decay: float = 0.01,
+    grad_clip: float = 1.0,
+    eval_batch_size: int = 256,
+    device: str | None = None,
+    progress: bool = True,
+    micro_batch_size: int | None = None,
+    precision: str = "fp32",
+    resume_path: str | Path | None = None,
+    checkpoint_every: int = 0,
+    keep_final: bool = False,
+    on_step=None,
+) -> list[dict]:
+    """Train ``model`` in place on normalised windows (AdamW, warm-up + cosine, gradient clipping).
+
+    One seeded ``torch.Generator`` (from ``seed_everything(seed)``) draws every batch and every
+    random choice of the quantizers, so one seed gives bitwise identical histories on CPU (seed
+    the model's construction too). Windows of mixed length are grouped by length (see
+    :func:`windows_by_length`). Every ``eval_every`` steps and at the end a record is appended:
+    ``step, lr, loss, recon_loss, commit_loss`` (means over the steps since the last record) and
+    ``val_recon_accuracy, val_code_usage, val_perplexity`` (from :func:`heldout_percentages`, in %).
+    The model is left in eval mode.
+
+    Scale, as in ``training.pretrain_mlm``: ``micro_batch_size`` with gradient accumulation (the
+    reconstruction loss weighted by each micro-batch's share of scored bases, the quantizer loss
+    by its share of rows; the EMA codebook update is deferred to the end of the step, see
+    ``VectorQuantizer``), ``precision``, DDP ranks under ``torchrun``, and resume checkpoints
+    (``resume_path``, ``checkpoint_every``, ``keep_final``, SIGTERM/SIGUSR1 ->
+    :class:`~vqdna.train.scale.Preempted`); with world > 1 every record carries ``world_size``.
+    """
+    generator = seed_everything(seed)
+    device = pick_device(device)
+    ranks = scale.DataParallel(device)
+    ranks.check_batch(batch_size)
+    if ranks.world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    precision = scale.resolve_precision(precision, device)
+    model.to(device)
+    groups = windows_by_length(train_windows)
+    optimizer, scheduler = make_optimizer(model, lr, steps, warmup_steps, weight_decay=weight_decay)
+    history, sums, n_summed = [], {"loss": 0.0, "recon_loss": 0.0, "commit_loss": 0.0}, 0
+    n_chunks = len(scale.micro_batches(batch_size // ranks.world, micro_batch_size)) * ranks.world
+    for quantizer in model.quantizers:  # one forward per step: update at once, as always
+        quantizer.defer_updates = n_chunks > 1
+    fingerprint = {
+        "stage": "fit_vqvae",
+        "steps": steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "warmup_steps": warmup_steps,
+        "eval_every": eval_every,
+        "n_windows": len(train_windows),
+        "world": ranks.world,
+        "config": asdict(model.config),
+    }
+    start = 0
+    resumed = scale.load_resume(resume_path, fingerprint)
+    if resumed is not None:
+        scale.restore_training(resumed, model, optimizer, scheduler, generator, ranks.rank)
+        start, history = resumed["step"], resumed["history"]
+        sums, n_summed = resumed["sums"], resumed["n_summed"]
+    train_model = ranks.wrap(model, device)
+
+    def save(step):
+        rng = ranks.gather(scale.rng_states(generator))
+        if ranks.is_main:
+            scale.save_resume(
+                resume_path,
+                fingerprint=fingerprint,
+                step=step,
+                model=model.state_dict(),
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                rng=rng,
+                history=history,
+                sums=sums,
+                n_summed=n_summed,
+            )
+
+    bar = tqdm(
+        range(start + 1, steps + 1), desc="fit_vqvae", disable=not progress, initial=start, total=steps
+    )
+    with scale.PreemptionFlag(enabled=resume_path is not None) as preemption:
+        for step in bar:
+            model.train()
+            batch = _sample_batch(groups, batch_size, generator)
+            n_scored = int((batch != N_INDEX).sum().clamp(min=1))
+            shard = ranks.shard(batch_size)
+            chunks = scale.micro_batches(batch_size // ranks.world, micro_batch_size)
+            optimizer.zero_grad(set_to_none=True)
+            step_sums = dict.fromkeys(sums, 0.0)
+            for k, chunk in enumerate(chunks):
+                rows = batch[shard][chunk]
+                accumulating = len(chunks) * ranks.world > 1
+                w_recon = int((rows != N_INDEX).sum().clamp(min=1)) / n_scored if accumulating else 1.0
+                w_rows = len(rows) / batch_size
+                with scale.no_sync(train_model, last=k == len(chunks) - 1):
+                    with scale.autocast(device, precision):
+                        out = train_model(rows.to(device), generator=generator)
+                    check_finite(out.loss, f"fit_vqvae step {step}")
+                    loss = out.recon_loss * w_recon + out.quant_loss * w_rows
+                    (loss * ranks.world if ranks.world > 1 else loss).backward()
+                step_sums["loss"] += loss.item()
+                step_sums["recon_loss"] += out.recon_loss.item() * w_recon
+                step_sums["commit_loss"] += out.commit_loss.item() * w_rows
+            for quantizer in model.quantizers:
+                quantizer.apply_updates(generator)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+            scheduler.step()
+            for key in sums:
+                sums[key] += ranks.sum(step_sums[key])
+            n_summed += 1
+            if step % eval_every == 0 or step == steps:
+                with scale.autocast(device, precision):
+                    stats = heldout_percentages(model, val_windows, eval_batch_size)
+                history.append(
+                    {
+                        "step": step,
+                        "lr": scheduler.get_last_lr()[0],
+                        **{key: value / n_summed for key, value in sums.items()},
+                        "val_recon_accuracy": stats["recon_accuracy"],
+                        "val_code_usage": stats["code_usage"],
+                        "val_perplexity": stats["perplexity"],
+                        **({"world_size": ranks.world} if ranks.world > 1 else {}),
+                    }
+                )
+                sums, n_summed = dict.fromkeys(sums, 0.0), 0
+                bar.set_postfix(
+                    loss=f"{history[-1]['loss']:.3f}",
+                    acc=f"{stats['recon_accuracy']:.1f}",
+                    usage="/".join(f"{u:.0f}" for u in stats["code_usage"]),
+                )
+            if on_step is not None:
+                on_step(step)
+            if resume_path is not None and step < steps:
+                if ranks.any(preemption.raised is not None):
+                    save(step)
+                    raise scale.Preempted(
+                        f"fit_vqvae stopped by {preemption.raised or 'a peer rank'} "
+                        f"after step {step}; resume checkpoint {resume_path}"
+                    )
+                if checkpoint_every and step % checkpoint_every == 0:
+                    save(step)
+    for quantizer in model.quantizers:
+        quantizer.defer_updates = False
+    if resume_path is not None and keep_final:
+        save(steps)
+    elif resume_path is not None and ranks.is_main:
+        Path(resume_path).unlink(missing_ok=True)
+    model.eval()
+    return history
