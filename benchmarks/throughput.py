@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vqdna.analysis.reference import cpu_model
+from vqdna.analysis.provenance import cpu_model
 from vqdna.core.files import read_fasta
 from vqdna.core.sequence import normalize
 from vqdna.model.encoder import EncoderConfig, MaskedLM, TransformerEncoder

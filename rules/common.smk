@@ -7,7 +7,7 @@ from pathlib import Path
 from vqdna.analysis import baselines
 from vqdna.data import corpus
 from vqdna.workflow import plan
-from vqdna.analysis import reference
+from vqdna.analysis import pages
 from vqdna.workflow import study
 from vqdna.data import suites
 

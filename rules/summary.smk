@@ -92,11 +92,11 @@ rule index:
     resources:
         **job_resources("index"),
     run:
-        logged(log[0], reference.write_index, W, output[0], config["profile"])
+        logged(log[0], pages.write_index, W, output[0], config["profile"])
 
 
 rule provenance:
-    """What made this run: commit, config hash, library versions, machine (vqdna.analysis.reference)."""
+    """What made this run: commit, config hash, library versions, machine (vqdna.analysis.provenance)."""
     input:
         rules.index.output,
     output:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from vqdna.analysis import reference
+from vqdna.analysis import pages
 
 REPO = Path(__file__).resolve().parents[1]
 QUOTES = yaml.safe_load((REPO / "docs" / "quoted_numbers.yaml").read_text())
@@ -45,7 +45,7 @@ def test_quoted_number_matches_its_table_and_its_document(quote):
 
 def test_the_at_a_glance_table_is_generated_from_the_reference():
     readme = (REPO / "README.md").read_text()
-    assert reference.glance(REPO / "results" / "reference" / "cpu-default") in readme
+    assert pages.glance(REPO / "results" / "reference" / "cpu-default") in readme
 
 
 def test_an_edited_quote_fails(tmp_path):
@@ -58,7 +58,7 @@ def test_an_edited_quote_fails(tmp_path):
 def test_the_index_of_tracked_references_is_up_to_date():
     """results/reference/index.md is generated (python -m vqdna.analysis.reference index > ...)."""
     root = REPO / "results" / "reference"
-    assert (root / "index.md").read_text() == reference.reference_index(root)
+    assert (root / "index.md").read_text() == pages.reference_index(root)
     assert all(
         f"[{p.name}]({p.name}/index.md)" in (root / "index.md").read_text()
         for p in root.iterdir()

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from vqdna.analysis import baselines, claims, tables
-from vqdna.analysis.reference import TIMING_KEYS, _differences
+from vqdna.analysis.compare import TIMING_KEYS, _differences
 from vqdna.tokenizers import build_tokenizer, train_tokenizer
 from vqdna.train import stages
 from vqdna.workflow import study

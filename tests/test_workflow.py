@@ -346,7 +346,7 @@ def tiny_config(tmp_path: Path) -> Path:
 
 def metrics_of(workdir: Path) -> dict[str, dict]:
     """Every metrics JSON of a run, timing fields dropped, keyed by path relative to the run."""
-    from vqdna.analysis.reference import TIMING_KEYS
+    from vqdna.analysis.compare import TIMING_KEYS
 
     def clean(value):
         if isinstance(value, dict):
