@@ -37,7 +37,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import HTML, Image, Markdown, display
 
-from vqdna.analysis import ablations, baselines, claims, effects, plots, report, tables
+from vqdna.analysis import ablation_tables, ablations, baselines, claims, effects, plots, report, tables
 from vqdna.workflow import study
 from vqdna.workflow.records import collect_metrics
 
@@ -112,10 +112,10 @@ layouts = {}
 for name, table in knob_tables.items():
     tables.write_table(table, out / f"ablation_{name}")
     if name in study.PAPER_TABLES:
-        layouts[name] = ablations.paper_layout(table, name, defaults[name])
+        layouts[name] = ablation_tables.paper_layout(table, name, defaults[name])
         tables.write_table(layouts[name], out / f"ablation_{name}_paper")
-    save(ablations.plot_knob(table, name), f"ablation_{name}")
-beyond = ablations.beyond_paper_table(knob_tables) if knob_tables else pd.DataFrame()
+    save(ablation_tables.plot_knob(table, name), f"ablation_{name}")
+beyond = ablation_tables.beyond_paper_table(knob_tables) if knob_tables else pd.DataFrame()
 if any(name not in study.PAPER_TABLES for name in ablation_names):
     tables.write_table(beyond, out / "ablations_beyond_paper")
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vqdna.analysis import ablations, baselines, claims, plots, tables
+from vqdna.analysis import ablation_tables, ablations, baselines, claims, plots, tables
 from vqdna.workflow.records import collect_metrics, validate_record
 
 SMALL = ["smaller model"]
@@ -249,7 +249,7 @@ def test_every_claim_verdict_can_fail(tmp_path):
         == FAILS
     )
 
-    # the ablation claims: decided by vqdna.analysis.ablations (tests/test_ablations.py) where ablations
+    # the ablation claims: decided by vqdna.analysis.ablation_claims (tests/test_ablations.py) where ablations
     # ran, else one row naming the study that decides them
     verdicts = claims.claim_verdicts(frame(no_restart, tmp_path), usage=usage)
     assert _verdict(verdicts, "the ablation claims").startswith(
@@ -392,7 +392,7 @@ def test_figures_are_returned(records, tmp_path):
     figures = [
         plots.plot_task_scores(df),
         plots.plot_rank_heatmap(tables.summary_table(df, "finetune")),
-        ablations.plot_knob(ablations.knob_table(df, "mask_ratio"), "mask_ratio"),
+        ablation_tables.plot_knob(ablations.knob_table(df, "mask_ratio"), "mask_ratio"),
     ]
     assert all(isinstance(f, matplotlib.figure.Figure) and f.axes for f in figures)
     plt.close("all")

@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from vqdna.analysis import ablations
+from vqdna.analysis import ablation_claims
 from vqdna.analysis.tables import pretext_table, summary_table
 
 HOLDS, FAILS = "holds", "does not hold"
@@ -137,7 +137,7 @@ def claim_verdicts(
     ``ordering`` tokenizers that ran, by ``stage`` score over tasks (in ``protocol``, default the
     label with most rows; :func:`ordering_claim`); (2) :func:`usage_claim` (``usage``: tokenizer
     -> share of vocabulary used on the tasks' data); (3) the ablation claims of
-    :func:`vqdna.analysis.ablations.claim_rows` (``ablation_thresholds`` go there) where the study ran
+    :func:`vqdna.analysis.ablation_claims.claim_rows` (``ablation_thresholds`` go there) where the study ran
     ablations, else one row saying which study decides them; (4) every encoder learned its
     pretext task (:func:`pretext_table`; ``pretext``: that table if the caller has it, e.g. with
     baselines taken from another reference). ``summary``: the stage's :func:`summary_table`, if
@@ -213,7 +213,7 @@ def claim_verdicts(
         )
 
     if ablated:
-        for row in ablations.claim_rows(df, codebooks, **ablation_thresholds):
+        for row in ablation_claims.claim_rows(df, codebooks, **ablation_thresholds):
             rows.append(row)
     else:
         rows.append(
