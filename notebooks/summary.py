@@ -38,6 +38,7 @@ import pandas as pd
 from IPython.display import HTML, Image, Markdown, display
 
 from vqdna.analysis import ablation_tables, ablations, baselines, claims, effects, plots, report, tables
+from vqdna.analysis.pretext import pretext_table
 from vqdna.workflow import study
 from vqdna.workflow.records import collect_metrics
 
@@ -61,7 +62,7 @@ def save(fig, name):
 
 
 extra = pd.read_csv(pretext_baselines) if pretext_baselines else None
-pretext = tables.pretext_table(records, extra)
+pretext = pretext_table(records, extra)
 tables.write_table(pretext, out / "pretext")
 
 summaries = {stage: tables.summary_table(records, stage) for stage in stages}  # bootstraps: computed once

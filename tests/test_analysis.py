@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vqdna.analysis import ablation_tables, ablations, baselines, claims, plots, tables
+from vqdna.analysis import ablation_tables, ablations, baselines, claims, plots, pretext, tables
 from vqdna.workflow.records import collect_metrics, validate_record
 
 SMALL = ["smaller model"]
@@ -308,7 +308,7 @@ def test_pretext_verdict_fails_for_an_encoder_at_its_unigram_level(tmp_path):
         pretrain("vq", "vq", 3.90 + 0.01 * r, 4.16, r, neighbour=3.80) for r in range(3)
     ]  # leak explains it
     records += [pretrain("bpe", "bpe", 6.05 + 0.2 * r, 6.50, r) for r in range(3)]  # within replicate spread
-    table = tables.pretext_table(frame(records, tmp_path)).set_index("tokenizer")
+    table = pretext.pretext_table(frame(records, tmp_path)).set_index("tokenizer")
     assert table.loc["char", "learned"] == "yes" and table.loc["kmer6", "learned"] == "yes"
     assert table.loc["vq", "learned"] == "no" and table.loc["bpe", "learned"] == "no"
     assert table.loc["bpe", "margin"] > 0  # below its baseline, but by less than 2 sd of the replicates
@@ -432,7 +432,7 @@ def test_a_margin_that_position_alone_explains_is_not_learning(tmp_path):
         pretrain("kmer6_nonoverlap", "kmer", 7.60 + 0.001 * r, 7.88, r, position=7.55) for r in range(3)
     ]
     records += [kmer_tokenizer("kmer6_nonoverlap", 6)]
-    table = tables.pretext_table(frame(records, tmp_path)).set_index("tokenizer")
+    table = pretext.pretext_table(frame(records, tmp_path)).set_index("tokenizer")
     assert table.loc["kmer6_nonoverlap", "learned"] == "no"
     assert table.loc["kmer6_nonoverlap", "margin"] < 0  # measured against the position baseline
 
@@ -441,7 +441,7 @@ def test_overlapping_kmers_need_the_neighbour_baseline_under_token_masking_too(t
     """The requirement follows the tokenizer (stride < k), not the recorded masking span."""
     records = [pretrain("kmer6", "kmer", 5.0 + 0.001 * r, 8.0, r, span=1, neighbour=4.0) for r in range(3)]
     records += [kmer_tokenizer("kmer6", 1)]
-    table = tables.pretext_table(frame(records, tmp_path)).set_index("tokenizer")
+    table = pretext.pretext_table(frame(records, tmp_path)).set_index("tokenizer")
     assert table.loc["kmer6", "overlapping tokens"] == "yes" and table.loc["kmer6", "learned"] == "no"
 
 
@@ -449,7 +449,7 @@ def test_records_without_the_new_baselines_say_so_or_take_them_from_elsewhere(tm
     old = [pretrain("bpe", "bpe", 6.0 + 0.001 * r, 6.5, r) for r in range(3)]
     for r in old:
         del r["position_loss"], r["neighbour_loss"]
-    table = tables.pretext_table(frame(old, tmp_path)).set_index("tokenizer")
+    table = pretext.pretext_table(frame(old, tmp_path)).set_index("tokenizer")
     assert table.loc["bpe", "learned"].startswith("not shown")
     baselines = pd.DataFrame(
         {
@@ -460,5 +460,5 @@ def test_records_without_the_new_baselines_say_so_or_take_them_from_elsewhere(tm
             "source": "rerun",
         }
     )
-    table = tables.pretext_table(frame(old, tmp_path), baselines).set_index("tokenizer")
+    table = pretext.pretext_table(frame(old, tmp_path), baselines).set_index("tokenizer")
     assert table.loc["bpe", "learned"] == "yes" and table.loc["bpe", "baselines from"] == "rerun"

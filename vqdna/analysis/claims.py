@@ -10,7 +10,8 @@ from typing import Mapping, Sequence
 import pandas as pd
 
 from vqdna.analysis import ablation_claims
-from vqdna.analysis.tables import pretext_table, summary_table
+from vqdna.analysis.pretext import pretext_table
+from vqdna.analysis.tables import summary_table
 
 HOLDS, FAILS = "holds", "does not hold"
 

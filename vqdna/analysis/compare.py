@@ -146,7 +146,7 @@ def judge_file(row: dict, reference_record: dict, noise: dict) -> tuple[str, lis
 def _summary_checks(workdir: Path, reference: Path) -> list[str]:
     """Summary-level failures: a fresh cell mean outside the reference cell's 95% interval, a
     verdict that changed, a pretext decision that changed. Empty when everything holds."""
-    from vqdna.analysis import baselines, effects, tables
+    from vqdna.analysis import baselines, effects, pretext, tables
     from vqdna.workflow.records import collect_metrics
 
     def records(root: Path):
@@ -187,7 +187,7 @@ def _summary_checks(workdir: Path, reference: Path) -> list[str]:
         # the decision, not its description ("no across-task test possible (A ahead on 1 of 2...)")
         if str(fresh).split(" (")[0] != str(verdict).split(" (")[0]:
             problems.append(f"verdict {' / '.join(key)}: reference {verdict!r}, fresh {fresh!r}")
-    learned = [dict(zip(t["tokenizer"], t["learned"])) for t in map(tables.pretext_table, (old, new))]
+    learned = [dict(zip(t["tokenizer"], t["learned"])) for t in map(pretext.pretext_table, (old, new))]
     for tokenizer, decision in learned[0].items():
         if decision.startswith("not shown"):  # the reference's records predate the baselines
             continue

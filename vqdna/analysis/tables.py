@@ -1,13 +1,13 @@
 """Tables from the gathered metrics records (:func:`vqdna.workflow.records.collect_metrics`): per-task
-scores with every source of randomness in their intervals, ranks, the pretext check, the variance
-split, the Table 1 / 6 analogues and the ablation tables (paper Tables 7-9), and CSV/Markdown writing.
+scores with every source of randomness in their intervals, ranks, the variance split, the
+Table 1 / 6 analogues, and CSV/Markdown writing (the pretext check: :mod:`vqdna.analysis.pretext`;
+the ablation tables: :mod:`vqdna.analysis.ablation_tables`).
 
 Pure pandas / scipy (no torch). Scores are reported x100, like the paper. Ranks are computed
 within one (suite, task, protocol, coverage) group and average ranks within one protocol label,
 so reduced-train tasks are ranked apart from full-data ones and rows that saw different bases
 are never ranked against each other. The classical reference (:data:`BASELINE_NAME`) appears in
-every table but is not ranked: ranks compare tokenizers. (~370 lines: every table the summary
-writes, each a short function over the same gathered frame.)
+every table but is not ranked: ranks compare tokenizers.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from vqdna.analysis.paper import (
     PAPER_TASKS,
     SPECIES_TASKS,
 )
+from vqdna.analysis.pretext import pretext_table
 from vqdna.workflow.records import WHOLE_SEQUENCES
 
 
@@ -59,6 +60,20 @@ def summary_table(
     within (suite, task, protocol, coverage), ties averaged. ``avg_rank``: the tokenizer's mean rank over
     the tasks of its protocol label; ``n_ranked_tasks`` how many tasks that is.
     """
+    runs, rows = _summary_runs(df, stage)
+    table = _cell_statistics(rows, ["suite", "task", "tokenizer", "protocol", "coverage", "metric"])
+    table[["mean", "sd", "ci_low", "ci_high"]] *= 100
+    pretext = pretext_table(df)
+    learned = dict(zip(pretext["tokenizer"], pretext["learned"])) if len(pretext) else {}
+    table["pretext learned"] = [learned.get(t, "–") for t in table["tokenizer"]]
+    table["paper"] = _paper_numbers(table, runs, stage, paper_names, paper_tasks)
+    return _ranked(table)
+
+
+def _summary_runs(df: pd.DataFrame, stage: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the non-ablation runs of ``stage``, those runs plus the reference rows of their tasks),
+    the second with ``notes`` as lists, ``replicate`` filled and the LP-FT flags ``lpft`` and
+    ``kept`` (a run of finetune.head_init: probe that kept its linear-probe start, step 0)."""
     plain = df[df["ablation_name"].isna()] if "ablation_name" in df else df
     runs = plain[plain["stage"] == stage]
     if runs.empty:
@@ -77,10 +92,8 @@ def summary_table(
     if "notes" not in rows:
         rows = rows.assign(notes=[[] for _ in range(len(rows))])
     rows = rows.assign(notes=[n if isinstance(n, list) else [] for n in rows["notes"]])
-    keys = ["suite", "task", "tokenizer", "protocol", "coverage", "metric"]
     if "replicate" not in rows:
         rows = rows.assign(replicate=0)
-    # LP-FT (finetune.head_init: probe): which runs kept their linear-probe start (step 0)
     lpft = [
         isinstance(st, dict) and st.get("head_init") == "probe"
         for st in rows.get("settings", [None] * len(rows))
@@ -89,6 +102,12 @@ def summary_table(
     rows = rows.assign(
         replicate=rows["replicate"].fillna(0).astype(int), lpft=lpft, kept=np.logical_and(lpft, kept)
     )
+    return runs, rows
+
+
+def _cell_statistics(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """One row per table cell (``keys``): run and replicate counts, mean and sd (fractions),
+    notes, how many LP-FT runs kept their probe start, the 95% interval and its test-set term."""
     table = (
         rows.groupby(keys, sort=True)
         .agg(
@@ -109,10 +128,17 @@ def summary_table(
     table["ci_high"] = [intervals[tuple(k)][1] for k in table[keys].itertuples(index=False)]
     terms = {key: _test_set_term(group) for key, group in rows.groupby(keys, sort=True)}
     table["test set in interval"] = [terms[tuple(k)] for k in table[keys].itertuples(index=False)]
-    table[["mean", "sd", "ci_low", "ci_high"]] *= 100
-    pretext = pretext_table(df)
-    learned = dict(zip(pretext["tokenizer"], pretext["learned"])) if len(pretext) else {}
-    table["pretext learned"] = [learned.get(t, "–") for t in table["tokenizer"]]
+    return table
+
+
+def _paper_numbers(
+    table: pd.DataFrame,
+    runs: pd.DataFrame,
+    stage: str,
+    paper_names: Mapping[str, str],
+    paper_tasks: Mapping[str, str],
+) -> list[float]:
+    """The published number of each table row (:func:`summary_table` says which)."""
     papers = runs.groupby(["suite", "task"])["paper"] if "paper" in runs and stage == "finetune" else None
     table1 = PAPER_TABLE1.get(stage, {})
 
@@ -125,9 +151,12 @@ def summary_table(
         fallback = pd.Series([table1.get(paper_tasks.get(task))])
         return found if not math.isnan(found) else _paper_value(fallback, tokenizer, paper_names)
 
-    table["paper"] = [
-        paper(s, t, tok) for s, t, tok in zip(table["suite"], table["task"], table["tokenizer"])
-    ]
+    return [paper(s, t, tok) for s, t, tok in zip(table["suite"], table["task"], table["tokenizer"])]
+
+
+def _ranked(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with ``is_reference``, the rank within each (suite, task, protocol, coverage)
+    group and the average rank over the tasks of each protocol label, in reading order."""
     table["is_reference"] = table["tokenizer"] == BASELINE_NAME
     ranked = table[~table["is_reference"]]
     table["rank"] = ranked.groupby(["suite", "task", "protocol", "coverage"])["mean"].rank(
@@ -162,100 +191,6 @@ def _test_set_term(runs: pd.DataFrame) -> str:
     from vqdna.analysis.effects import _has_outcomes
 
     return "shared" if _has_outcomes(runs) else "bound"
-
-
-def _overlapping(tokenizer: str, kind: str, specs: dict) -> bool:
-    """Do a tokenizer's neighbouring tokens share bases (so a masked target leaks through its
-    neighbours)? VQ/HRQ codes share the VQ-VAE's receptive field; k-mers overlap when their
-    stride is below k (from the tokenizer record's spec), whatever the masking scheme."""
-    if kind in ("vq", "hrq"):
-        return True
-    spec = specs.get(tokenizer) or {}
-    return kind == "kmer" and int(spec.get("stride", spec.get("k", 1))) < int(spec.get("k", 1))
-
-
-def pretext_table(df: pd.DataFrame, baselines: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Did each pre-trained encoder learn its pretext task? Per tokenizer (non-ablation
-    pre-training records, over replicates): the held-out masked-token loss beside three
-    baselines of the same targets (:mod:`vqdna.train.pretext`): the unigram loss (frequencies), the
-    position-aware loss (frequencies given slot, position and token count: the best predictor
-    that ignores the sequence) and, the local leak, the neighbour loss (frequencies given the
-    visible neighbours). ``learned`` is "yes" when the encoder ends below the context-free
-    baseline (the smaller of unigram and position) by more than 2 x the sd over replicates of
-    that margin (each replicate against its own baseline: VQ/HRQ codebooks differ by replicate;
-    0.005 nats with one replicate) and, where neighbouring tokens share bases (VQ, HRQ,
-    overlapping k-mers), below the neighbour baseline by the same rule; "no" otherwise;
-    "not shown" where a needed baseline was not measured. ``baselines``: position and
-    neighbour losses per tokenizer and replicate for records that predate them (the table
-    then says where they came from)."""
-    columns = [
-        "tokenizer",
-        "type",
-        "replicates",
-        "val_loss",
-        "unigram_loss",
-        "position_loss",
-        "neighbour_loss",
-        "margin",
-        "margin_sd",
-        "margin %",
-        "below neighbours",
-        "overlapping tokens",
-        "learned",
-        "baselines from",
-    ]
-    plain = df[df["ablation_name"].isna()] if "ablation_name" in df else df
-    runs = plain[(plain["stage"] == "pretrain")] if "stage" in plain else plain.iloc[:0]
-    if runs.empty or "unigram_loss" not in runs:
-        return pd.DataFrame(columns=columns)
-    runs = runs.assign(**{c: runs[c] if c in runs else math.nan for c in ("position_loss", "neighbour_loss")})
-    source = pd.Series("this run", index=runs.index)
-    if baselines is not None and len(baselines):
-        fill = runs[["tokenizer", "replicate"]].merge(baselines, on=["tokenizer", "replicate"], how="left")
-        for column in ("position_loss", "neighbour_loss"):
-            missing = runs[column].isna().to_numpy() & fill[column].notna().to_numpy()
-            runs.loc[missing, column] = fill.loc[missing, column].to_numpy()
-            source[missing] = fill.loc[missing, "source"].to_numpy()
-    tokenizer_rows = plain[plain["stage"] == "tokenizer"] if "spec" in plain else plain.iloc[:0]
-    specs = {t: s for t, s in zip(tokenizer_rows.get("tokenizer", []), tokenizer_rows.get("spec", []))}
-    rows = []
-    for tokenizer, group in runs.groupby("tokenizer", sort=False):
-        group = group.dropna(subset=["unigram_loss", "final_val_loss"])
-        if group.empty:
-            continue
-        kind = group["tokenizer_type"].iloc[0] if "tokenizer_type" in group else ""
-        overlapping = _overlapping(tokenizer, kind, specs)
-        context_free = group[["unigram_loss", "position_loss"]].min(axis=1)  # NaN position: unigram
-        margin = context_free - group["final_val_loss"]
-        beyond = group["neighbour_loss"] - group["final_val_loss"]
-
-        def clear(margins: pd.Series) -> bool:  # above 2 sd of the replicates' paired margins
-            return margins.mean() > 2 * (float(margins.std()) if len(margins) > 1 else 0.005)
-
-        needs = ["position_loss"] + (["neighbour_loss"] if overlapping else [])
-        if group[needs].isna().any(axis=None):
-            learned = "not shown (baseline not measured)"
-        else:
-            learned = "yes" if clear(margin) and (not overlapping or clear(beyond)) else "no"
-        rows.append(
-            {
-                "tokenizer": tokenizer,
-                "type": kind,
-                "replicates": len(group),
-                "val_loss": group["final_val_loss"].mean(),
-                "unigram_loss": group["unigram_loss"].mean(),
-                "position_loss": group["position_loss"].mean(),
-                "neighbour_loss": group["neighbour_loss"].mean(),
-                "margin": margin.mean(),
-                "margin_sd": margin.std() if len(group) > 1 else math.nan,
-                "margin %": 100 * float((margin / context_free).mean()),
-                "below neighbours": beyond.mean(),
-                "overlapping tokens": "yes" if overlapping else "no",
-                "learned": learned,
-                "baselines from": "; ".join(sorted(set(source[group.index]))),
-            }
-        )
-    return pd.DataFrame(rows, columns=columns)
 
 
 def variance_table(df: pd.DataFrame, stage: str = "finetune") -> pd.DataFrame:
