@@ -4,7 +4,6 @@ A claim that cannot fail with what ran is inconclusive and says why."""
 
 from __future__ import annotations
 
-import math
 from typing import Mapping, Sequence
 
 import pandas as pd
@@ -46,20 +45,6 @@ def ordering_claim(
         HOLDS,
         FAILS,
     ) else f"inconclusive ({verdict.removeprefix('inconclusive ')})"
-
-
-def _usage_claim(usage, codebooks, kmer, full_usage, kmer_max_usage):
-    """Codebooks use >= ``full_usage`` of their codes and the k-mer vocabulary "far fewer":
-    at most ``kmer_max_usage`` (the paper: 47%)."""
-    have = {t: usage[t] for t in (*codebooks, kmer) if t in usage and not math.isnan(usage[t])}
-    ours = ", ".join(f"{t} {100 * u:.1f}%" for t, u in have.items()) or "–"
-    if any(t not in have for t in codebooks):
-        return ours, _inconclusive("codebook usage not measured")
-    if any(have[t] < full_usage for t in codebooks):
-        return ours, FAILS
-    if kmer not in have:
-        return ours, _inconclusive(f"{kmer} usage not measured")
-    return ours, HOLDS if have[kmer] <= kmer_max_usage else FAILS
 
 
 #: what would make each claim "does not hold" (shown beside every verdict)
@@ -144,53 +129,85 @@ def claim_verdicts(
     baselines taken from another reference). ``summary``: the stage's :func:`summary_table`, if
     the caller has it.
     """
-    rows = []
     fails_if = {k: v.format(full=100 * full_usage, kmer=100 * kmer_max_usage) for k, v in FAILS_IF.items()}
 
-    def add(claim, tokenizer, paper, result, kind):
-        rows.append(
-            {
-                "claim": claim,
-                "tokenizer": tokenizer,
-                "paper": paper,
-                "ours": result[0],
-                "verdict": result[1],
-                "fails if": fails_if[kind],
-            }
-        )
+    def row(claim, tokenizer, paper, result, kind):
+        return {
+            "claim": claim,
+            "tokenizer": tokenizer,
+            "paper": paper,
+            "ours": result[0],
+            "verdict": result[1],
+            "fails if": fails_if[kind],
+        }
 
     plain = df[df["ablation_name"].isna()] if "ablation_name" in df else df
     ablated = "ablation_name" in df and df["ablation_name"].notna().any()
     if ablated:  # an ablation study compares only the tokenizers it ablates
         in_study = [t for t in ordering if t in set(plain["tokenizer"])]
         ordering = in_study if len(in_study) >= 2 else ordering
+    pretext = pretext_table(df) if pretext is None else pretext
+    unlearned = [t for t, ok in zip(pretext["tokenizer"], pretext["learned"]) if ok == "no" and t in ordering]
+    rows = [row(*_ordering_row(df, ordering, stage, protocol, summary, unlearned), "ordering")]
+    no_restart, restart = _code_usage(df, plain, usage, codebooks)
+    if not ablated or kmer in restart:  # an ablation study without k-mers: its own usage rows decide
+        rows.append(
+            row(
+                "codebooks use all codes, 6-mer far fewer",
+                "all",
+                "VQ/HRQ 100%, BPE 99%, 6-mer 47% (Table 1)",
+                usage_claim(no_restart, restart, codebooks, kmer, full_usage, kmer_max_usage),
+                "usage",
+            )
+        )
+    rows += ablation_claims.claim_rows(df, codebooks, **ablation_thresholds) if ablated else [NOT_ABLATED]
+    for result in _pretext_results(pretext):
+        rows.append(row("the encoder learned its masked-modeling pretext", *result, "pretext"))
+    return pd.DataFrame(rows, columns=["claim", "tokenizer", "paper", "ours", "verdict", "fails if"])
+
+
+#: the ablation claims' row in a study that ran no ablations
+NOT_ABLATED = {
+    "claim": "the ablation claims (reconstruction, usage without restart, codebook-size peak, "
+    "code dimension, mask ratio)",
+    "tokenizer": "all",
+    "paper": "Tables 1, 7-9",
+    "ours": "–",
+    "verdict": "not run in this study: config/ablations.yaml decides them (results/reference/cpu-ablations)",
+    "fails if": "",
+}
+
+
+def _ordering_row(df, ordering, stage, protocol, summary, unlearned) -> tuple:
+    """(claim, tokenizer, paper, (ours, verdict)) of the ordering claim: inconclusive without
+    ``stage`` runs; ``summary``: the stage's :func:`summary_table` if the caller has it."""
     if summary is None:  # tables.summary_table(df, stage), when the caller has not computed it already
         try:
             summary = summary_table(df, stage)
         except ValueError:
             summary = None
-    pretext = pretext_table(df) if pretext is None else pretext
-    unlearned = [t for t, ok in zip(pretext["tokenizer"], pretext["learned"]) if ok == "no" and t in ordering]
     if summary is None:
-        add(
+        return (
             "tokenizer ordering " + " > ".join(ordering),
             "all",
             "",
             ("–", _inconclusive(f"no {stage} runs")),
-            "ordering",
         )
-    else:
-        summary = summary[~summary["is_reference"]]
-        protocol = protocol or summary["protocol"].value_counts().idxmax()
-        add(
-            f"tokenizer ordering {' > '.join(ordering)} ({protocol})",
-            "all",
-            "avg rank HRQ 1, VQ 2; CVC fine-tune F1 HRQ 74.32 > VQ 73.16 > BPE 71.02 > 6-mer 55.50 "
-            "> one-hot 54.10 (Tables 1-2)",
-            _with_pretext_caveat(ordering_claim(df, ordering, stage, protocol), unlearned),
-            "ordering",
-        )
+    summary = summary[~summary["is_reference"]]
+    protocol = protocol or summary["protocol"].value_counts().idxmax()
+    return (
+        f"tokenizer ordering {' > '.join(ordering)} ({protocol})",
+        "all",
+        "avg rank HRQ 1, VQ 2; CVC fine-tune F1 HRQ 74.32 > VQ 73.16 > BPE 71.02 > 6-mer 55.50 "
+        "> one-hot 54.10 (Tables 1-2)",
+        _with_pretext_caveat(ordering_claim(df, ordering, stage, protocol), unlearned),
+    )
 
+
+def _code_usage(df, plain, usage, codebooks) -> tuple[dict, dict]:
+    """(usage without dead-code restart, usage with it): tokenizer -> lowest-level code usage.
+    Without restart: the dead_code_threshold = 0 ablation and base tokenizers trained without
+    it (paper-faithful); with restart: the base tokenizers, and ``usage`` for the non-codebooks."""
     all_tok = df[df["stage"] == "tokenizer"] if "stage" in df else df.iloc[:0]
     tok = plain[plain["stage"] == "tokenizer"]
     restart = {t: min(u) for t, u in zip(tok["tokenizer"], tok["code_usage"])} if len(tok) else {}
@@ -204,32 +221,12 @@ def claim_verdicts(
         for t, u, spec in zip(tok["tokenizer"], tok["code_usage"], tok["spec"]):
             if isinstance(spec, dict) and not spec.get("dead_code_threshold"):
                 no_restart[t] = min(u)
-    if not ablated or kmer in restart:  # an ablation study without k-mers: its own usage rows decide
-        add(
-            "codebooks use all codes, 6-mer far fewer",
-            "all",
-            "VQ/HRQ 100%, BPE 99%, 6-mer 47% (Table 1)",
-            usage_claim(no_restart, restart, codebooks, kmer, full_usage, kmer_max_usage),
-            "usage",
-        )
+    return no_restart, restart
 
-    if ablated:
-        for row in ablation_claims.claim_rows(df, codebooks, **ablation_thresholds):
-            rows.append(row)
-    else:
-        rows.append(
-            {
-                "claim": "the ablation claims (reconstruction, usage without restart, codebook-size peak, "
-                "code dimension, mask ratio)",
-                "tokenizer": "all",
-                "paper": "Tables 1, 7-9",
-                "ours": "–",
-                "verdict": "not run in this study: config/ablations.yaml decides them "
-                "(results/reference/cpu-ablations)",
-                "fails if": "",
-            }
-        )
 
+def _pretext_results(pretext: pd.DataFrame) -> list[tuple]:
+    """(tokenizer, paper, (ours, verdict)) of each encoder's pretext claim."""
+    results = []
     for row in pretext.to_dict("records"):
         ours = (
             f"{row['val_loss']:.3f} nats vs unigram {row['unigram_loss']:.3f}, position "
@@ -237,11 +234,5 @@ def claim_verdicts(
             + (" (neighbours share bases)" if row["overlapping tokens"] == "yes" else "")
         )
         verdict = {"yes": HOLDS, "no": FAILS}.get(row["learned"], _inconclusive("baseline not measured"))
-        add(
-            "the encoder learned its masked-modeling pretext",
-            row["tokenizer"],
-            "(implicit in the paper)",
-            (ours, verdict),
-            "pretext",
-        )
-    return pd.DataFrame(rows, columns=["claim", "tokenizer", "paper", "ours", "verdict", "fails if"])
+        results.append((row["tokenizer"], "(implicit in the paper)", (ours, verdict)))
+    return results
