@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from vqdna.analysis import effects, plots
+from vqdna.analysis import effects, plots, power
 
 
 def _means(shift: dict[str, float], n_tasks: int = 13, n_reps: int = 3, noise: float = 1.0, seed: int = 0):
@@ -62,7 +62,7 @@ def test_fewer_than_six_tasks_admit_no_across_task_test(n_tasks):
 
 
 def test_six_tasks_can_decide():
-    assert effects.min_tasks(0.05) == 6 and effects.min_tasks(0.01) == 8
+    assert power.min_tasks(0.05) == 6 and power.min_tasks(0.01) == 8
     row = effects.effect(_cells(_means({"hrq": 10.0, "vq": 0.0}, n_tasks=6)), "hrq", "vq")
     assert row["verdict"] == effects.HOLDS
 
@@ -70,7 +70,7 @@ def test_six_tasks_can_decide():
 @pytest.mark.parametrize("n", [6, 9, 13])
 def test_exact_signed_rank_law_matches_scipy(n):
     d = np.random.default_rng(n).standard_normal((50, n))
-    got = effects._rule_rejects(d + 0.9, 0.05)
+    got = power._rule_rejects(d + 0.9, 0.05)
     expected = [
         stats.wilcoxon(row, method="exact").pvalue < 0.05
         and row.mean() - stats.sem(row) * stats.t.ppf(0.975, n - 1) > 0
@@ -83,13 +83,13 @@ def test_detectable_difference_is_found_at_the_stated_rate_and_a_null_at_about_5
     """Simulated studies of 13 tasks (per-task sd 4): a true difference of the 'detectable'
     size holds about 80% of the time; no difference is declared either way in at most ~5%."""
     rng = np.random.default_rng(3)
-    mdd = effects.detectable(rng.normal(0, 4, 13))
+    mdd = power.detectable(rng.normal(0, 4, 13))
     sd_units = mdd / 4
     decided_at_mdd, decided_at_null = 0, 0
     for i in range(400):
         d = rng.standard_normal(13)
-        decided_at_mdd += effects._rule_rejects((d + effects._detectable_in_sd(13, 0.05, 0.8))[None], 0.05)[0]
-        decided_at_null += effects._rule_rejects(d[None], 0.05)[0] or effects._rule_rejects(-d[None], 0.05)[0]
+        decided_at_mdd += power._rule_rejects((d + power._detectable_in_sd(13, 0.05, 0.8))[None], 0.05)[0]
+        decided_at_null += power._rule_rejects(d[None], 0.05)[0] or power._rule_rejects(-d[None], 0.05)[0]
     assert 0.74 <= decided_at_mdd / 400 <= 0.86
     assert decided_at_null / 400 <= 0.07
     assert 0.5 < sd_units < 1.5  # about (z_.975 + z_.8) / sqrt(13) = 0.78 sd for a t-test alone

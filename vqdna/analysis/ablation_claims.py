@@ -14,9 +14,9 @@ from scipy import optimize, stats
 
 from vqdna.analysis import effects, uncertainty
 from vqdna.analysis.ablations import encoder_cells, percent_interval, tokenizer_runs
+from vqdna.analysis.power import POWER
 
 HOLDS, FAILS = effects.HOLDS, effects.FAILS
-POWER = effects.POWER
 
 
 def undecided(detectable_points: float, what: str = "") -> str:
