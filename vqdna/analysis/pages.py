@@ -8,6 +8,7 @@ from pathlib import Path
 
 from vqdna.analysis.provenance import read_json
 
+#: how the glance table names each tokenizer, in its row order
 NAMES = {
     "hrq": "HRQ",
     "vq": "VQ",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from vqdna.core import numerics
 
+#: the libraries whose versions a run's provenance records
 LIBRARIES = (
     "torch",
     "numpy",
