@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from vqdna.analysis import baselines
-from vqdna.data import corpus
+from vqdna.data import corpus, gue, prepare
 from vqdna.workflow import plan
 from vqdna.analysis import pages
 from vqdna.workflow import study

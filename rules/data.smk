@@ -10,7 +10,7 @@ rule prepare_task:
     resources:
         **job_resources("prepare_task"),
     run:
-        logged(log[0], suites.prepare_task, wildcards.suite, wildcards.task, config, output[0])
+        logged(log[0], prepare.prepare_task, wildcards.suite, wildcards.task, config, output[0])
 
 
 rule corpus:
@@ -32,7 +32,7 @@ rule corpus:
 rule download_gue:
     """Online users: `snakemake --cores 1 download_gue` with data.gue_download.sha256 in the config.
     Fetches the official GUE archive into data.gue_dir, checks its sha256 and unpacks it; offline
-    it fails at once, saying where to put the files (vqdna.data.suites.download_gue)."""
+    it fails at once, saying where to put the files (vqdna.data.gue.download_gue)."""
     output:
         touch(f"{W}/logs/gue_download.done"),
     log:
@@ -40,4 +40,4 @@ rule download_gue:
     resources:
         **job_resources("download_gue"),
     run:
-        logged(log[0], suites.download_gue, config)
+        logged(log[0], gue.download_gue, config)

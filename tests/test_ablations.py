@@ -10,6 +10,7 @@ from scipy import stats
 from sklearn.metrics import matthews_corrcoef
 
 from vqdna.analysis import ablation_claims, ablation_tables, ablations, effects, uncertainty
+from vqdna.core import metrics
 
 RNG = np.random.default_rng(0)
 
@@ -101,7 +102,7 @@ def test_usage_claim_without_restart():
     assert ablation_claims.usage_claim(restarted) == []  # restart forces usage: not the paper's reading
 
 
-def cell(scores, test_sd=0.3, n_boot=uncertainty.N_BOOT):
+def cell(scores, test_sd=0.3, n_boot=metrics.N_BOOT):
     """A cell of 3 replicates whose test-set draws spread by ``test_sd`` around the mean."""
     scores = np.asarray(scores, dtype=float)
     draws = scores.mean() + RNG.normal(0, test_sd, n_boot)

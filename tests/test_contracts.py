@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from vqdna.core import settings
-from vqdna.data import corpus, suites, tasks
+from vqdna.data import corpus, prepare, splitting, suites, tasks
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD_TASK = {"format": "gue_csv", "metric": "mcc", "num_classes": 2, "params": {"path": "x"}}
@@ -249,7 +249,7 @@ def test_the_readme_gue_format_example_runs_as_printed(tmp_path):
     config["data"]["suites"][key.split(".")[-1]] = yaml.safe_load(value)
     run, skipped = suites.plan_tasks(config)
     assert run == [("extra", "my_enhancers")], skipped
-    out = suites.prepare_task("extra", "my_enhancers", config, tmp_path / "prepared")
+    out = prepare.prepare_task("extra", "my_enhancers", config, tmp_path / "prepared")
     splits, meta = tasks.read_task(out)
     assert meta["protocol"] == {
         "epochs": 3,
@@ -264,7 +264,7 @@ def test_the_readme_gue_format_example_runs_as_printed(tmp_path):
 def test_the_extra_suite_keeps_its_split_fractions():
     """Removing `fractions` from extra.yaml's defaults changed nothing: the builders' default is
     the same 0.8/0.1/0.1."""
-    assert suites.DEFAULT_FRACTIONS == {"train": 0.8, "dev": 0.1, "test": 0.1}
+    assert prepare.DEFAULT_FRACTIONS == {"train": 0.8, "dev": 0.1, "test": 0.1}
     for spec in suites.load_suites()["extra"]["tasks"].values():
         assert "fractions" not in spec["params"]
 
@@ -349,14 +349,14 @@ def test_a_label_outside_the_declared_classes_names_file_and_line(tmp_path):
     folder = _gue(tmp_path, ["ACGT,0", "ACGA,1", "ACGG,2"])
     splits, _ = tasks.load_gue_task(folder, keep_source=True)
     with pytest.raises(ValueError, match=rf"{folder / 'train.csv'} line 4: label 2 is outside the declared"):
-        tasks.check_labels(splits, 2)
+        splitting.check_labels(splits, 2)
 
 
 def test_an_over_long_sequence_names_file_and_line(tmp_path):
     folder = _gue(tmp_path, ["ACGT,0", "ACGA,1"], ["ACGT,0", "ACGA,1", "ACGTACGT,1"])
     splits, _ = tasks.load_gue_task(folder, keep_source=True)
     with pytest.raises(ValueError, match=rf"{folder / 'test.csv'} line 4: length 8 exceeds max_length 4"):
-        tasks.apply_max_length(splits, 4)
+        splitting.apply_max_length(splits, 4)
 
 
 def test_an_over_long_fasta_record_names_file_and_record(tmp_path):
@@ -367,7 +367,7 @@ def test_an_over_long_fasta_record_names_file_and_record(tmp_path):
         files.append(path)
     splits = tasks.fasta_classes_task(files, {"train": 0.8, "dev": 0.1, "test": 0.1}, 0, keep_source=True)
     with pytest.raises(ValueError, match=r"c[01]\.fa record 'r[01]_\d': length \d+ exceeds max_length 3"):
-        tasks.apply_max_length(splits, 3)
+        splitting.apply_max_length(splits, 3)
     plain = tasks.fasta_classes_task(files, {"train": 0.8, "dev": 0.1, "test": 0.1}, 0)
     assert list(plain["train"].columns) == ["sequence", "label"]  # the prepared task is unchanged
 

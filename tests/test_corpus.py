@@ -9,7 +9,7 @@ import json
 import pandas as pd
 import pytest
 
-from vqdna.data import corpus
+from vqdna.data import annotation, corpus, genomes
 
 
 def write_fasta(path, records, width=60):
@@ -22,20 +22,20 @@ def write_fasta(path, records, width=60):
 
 
 def test_embedded_genomes_are_real_and_annotated():
-    genomes = corpus.embedded_genomes()
-    species = {g["species"] for g in genomes}
+    found = genomes.embedded_genomes()
+    species = {g["species"] for g in found}
     assert {
         "Saccharomyces cerevisiae",
         "Saccharomyces kudriavzevii",
         "Saccharomyces mikatae",
         "Drosophila melanogaster",
-    } <= species and len(genomes) == 9
-    assert sum(g["gff"] is not None for g in genomes) == 7
+    } <= species and len(found) == 9
+    assert sum(g["gff"] is not None for g in found) == 7
 
 
 def test_cds_intervals_merge_isoforms():
-    genome = next(g for g in corpus.embedded_genomes() if g["species"] == "Drosophila melanogaster")
-    intervals = corpus.read_cds_intervals(genome["gff"], genome["contig"])
+    genome = next(g for g in genomes.embedded_genomes() if g["species"] == "Drosophila melanogaster")
+    intervals = genomes.read_cds_intervals(genome["gff"], genome["contig"])
     assert len(intervals) > 100
     assert (intervals[1:, 0] > intervals[:-1, 1]).all()  # sorted, disjoint
 
@@ -101,7 +101,7 @@ def test_write_corpus_failure_leaves_nothing(tmp_path):
 
 
 def test_embedded_corpus_builds_from_real_genomes(tmp_path):
-    out = corpus.write_corpus(corpus.embedded_genomes(), tmp_path / "corpus", length=512, max_windows=200)
+    out = corpus.write_corpus(genomes.embedded_genomes(), tmp_path / "corpus", length=512, max_windows=200)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["bp"] > 8_000_000 and len(manifest["species"]) == 9
     assert all(f["val_policy"] == "tail block" and f["windows"]["val"] > 0 for f in manifest["files"])
@@ -115,7 +115,7 @@ def test_embedded_corpus_builds_from_real_genomes(tmp_path):
     ],
 )
 def test_annotation_task_splits_do_not_leak(kind, species, classes):
-    splits, names, provenance = corpus.annotation_task(kind, species, length=200, n_per_class=400, seed=0)
+    splits, names, provenance = annotation.annotation_task(kind, species, length=200, n_per_class=400, seed=0)
     assert len(names) == classes
     sequences = [set(splits[s]["sequence"]) for s in ("train", "dev", "test")]
     assert not (sequences[0] & sequences[1] or sequences[0] & sequences[2] or sequences[1] & sequences[2])
@@ -134,9 +134,9 @@ def test_pretraining_corpus_never_contains_embedded_dev_or_test_sequence(tmp_pat
     """Embedded tasks hold out the chromosome tail, which the corpus holds out too."""
     from vqdna.data import corpus
 
-    splits, _, _ = corpus.annotation_task("species", n_per_class=200, length=200)
+    splits, _, _ = annotation.annotation_task("species", n_per_class=200, length=200)
     corpus.write_corpus(
-        corpus.embedded_genomes()[:3], tmp_path / "corpus", length=128, val_fraction=0.2, seed=0
+        genomes.embedded_genomes()[:3], tmp_path / "corpus", length=128, val_fraction=0.2, seed=0
     )
     train_text = "|".join((tmp_path / "corpus" / "train.txt").read_text().split())
     held_out = list(splits["dev"]["sequence"]) + list(splits["test"]["sequence"])

@@ -8,11 +8,12 @@ import pandas as pd
 import pytest
 
 from vqdna.analysis import tables
+from vqdna.core.protocol import FULL_PROTOCOL, SMALL_CORPUS
 from vqdna.data import corpus
 from vqdna.model.vqvae import VQVAE, VQVAEConfig
 from vqdna.tokenizers import build_tokenizer
 from vqdna.train import coverage, stages
-from vqdna.workflow.records import FULL_PROTOCOL, SMALL_CORPUS, evaluation_record, validate_record
+from vqdna.workflow.records import evaluation_record, validate_record
 
 TINY_ENCODER = {"layers": 1, "dim": 16, "heads": 2, "mlp_ratio": 2}
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from vqdna.core import files
-from vqdna.data import tasks
+from vqdna.data import splitting, tasks
 from vqdna.data.suites import load_suites
 
 GUE_TASKS = {name: spec for name, spec in load_suites()["gue"]["tasks"].items()}
@@ -131,22 +131,22 @@ def frames(train, dev, test):
 
 def test_label_unseen_in_train():
     with pytest.raises(ValueError, match=r"'test': labels \[2\] do not occur in train"):
-        tasks.check_labels(frames([0, 1, 0], [0, 1], [1, 2]))
+        splitting.check_labels(frames([0, 1, 0], [0, 1], [1, 2]))
 
 
 def test_label_outside_declared_classes():
     with pytest.raises(ValueError, match=r"labels \[2\] outside 0..1"):
-        tasks.check_labels(frames([0, 1, 2], [0], [1]), num_classes=2)
+        splitting.check_labels(frames([0, 1, 2], [0], [1]), num_classes=2)
 
 
 def test_train_missing_a_class():
     with pytest.raises(ValueError, match=r"train lacks classes \[1\]"):
-        tasks.check_labels(frames([0, 2], [0], [2]))
+        splitting.check_labels(frames([0, 2], [0], [2]))
 
 
 def test_empty_split():
     with pytest.raises(ValueError, match="split 'dev' is empty"):
-        tasks.check_labels(frames([0, 1], [], [0]))
+        splitting.check_labels(frames([0, 1], [], [0]))
 
 
 # ---------------------------------------------------------------- FASTA: malformed input
@@ -208,8 +208,8 @@ def test_over_long_sequence_error_or_truncate():
     splits = frames([0, 1], [0], [1])
     splits["test"] = pd.DataFrame({"sequence": ["ACGTACGT"], "label": [1]})
     with pytest.raises(ValueError, match="test row 1: length 8 exceeds max_length 6"):
-        tasks.apply_max_length(dict(splits), 6)
-    notes = tasks.apply_max_length(splits, 6, truncate=True)
+        splitting.apply_max_length(dict(splits), 6)
+    notes = splitting.apply_max_length(splits, 6, truncate=True)
     assert splits["test"]["sequence"].tolist() == ["ACGTAC"]
     assert notes == ["test: 1 sequences truncated to 6 bp"]
 
@@ -219,8 +219,8 @@ def test_max_train_is_stratified_seeded_and_reported():
     splits = frames(labels, [0, 1], [0, 1])
     splits["train"]["sequence"] = [f"ACGT{'A' * (i % 7)}" for i in range(400)]
     again = {k: v.copy() for k, v in splits.items()}
-    notes = tasks.subsample_split(splits, 40, seed=3)
-    tasks.subsample_split(again, 40, seed=3)
+    notes = splitting.subsample_split(splits, 40, seed=3)
+    splitting.subsample_split(again, 40, seed=3)
     assert notes == ["train subsampled to 40 of 400 (stratified, seed 3)"]
     assert splits["train"]["label"].value_counts().to_dict() == {0: 30, 1: 10}
     assert splits["train"].equals(again["train"])
@@ -228,7 +228,7 @@ def test_max_train_is_stratified_seeded_and_reported():
 
 def test_stratified_assign_keeps_every_class_in_every_split():
     labels = [0] * 50 + [1] * 5 + [2] * 3
-    assign = tasks.stratified_assign(labels, {"train": 0.8, "dev": 0.1, "test": 0.1}, seed=0)
+    assign = splitting.stratified_assign(labels, {"train": 0.8, "dev": 0.1, "test": 0.1}, seed=0)
     table = pd.crosstab(pd.Series(labels), pd.Series(assign))
     assert (table > 0).all().all() and table.loc[0, "train"] == 40
 
@@ -274,7 +274,7 @@ def test_real_gue_row_counts(shared_data, task):
     splits, notes = tasks.load_gue_task(folder)  # speed is benchmarks/throughput.py's job, not a test's
     assert notes == []
     assert {k: len(v) for k, v in splits.items()} == spec["official_rows"]
-    assert tasks.check_labels(splits, spec["num_classes"]) == 2
+    assert splitting.check_labels(splits, spec["num_classes"]) == 2
     assert max(s["sequence"].str.len().max() for s in splits.values()) <= spec["max_length"]
 
 

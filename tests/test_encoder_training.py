@@ -115,7 +115,7 @@ def test_pretraining_learns_beyond_frequencies_given_position(char):
     at the base frequencies (about 1.23 here) fails this; the old check (< 1.45) did not."""
     import random
 
-    from vqdna.data.corpus import embedded_genomes, read_contigs
+    from vqdna.data.genomes import embedded_genomes, read_contigs
 
     region = "".join(read_contigs(embedded_genomes()[0]["fasta"]).values()).upper()[5000:5160]
     rng = random.Random(0)

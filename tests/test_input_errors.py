@@ -18,7 +18,7 @@ import yaml
 
 from vqdna.core import files
 from vqdna.core.sequence import normalize
-from vqdna.data import suites, tasks
+from vqdna.data import splitting, suites, tasks
 from vqdna.tokenizers import BPETokenizer, CodebookTokenizer, build_tokenizer, load_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -167,9 +167,9 @@ def test_tiny_csv_table_names_the_empty_split_and_the_file(tmp_path):
 
 def test_huge_label_is_reported_without_allocating_its_range():
     frame = pd.DataFrame({"sequence": ["ACGT", "ACGA"], "label": [0, 10**15]})
-    splits = {name: frame for name in tasks.SPLITS}
+    splits = {name: frame for name in splitting.SPLITS}
     with pytest.raises(ValueError, match=r"train lacks classes \[1, 2, 3"):
-        tasks.check_labels(splits, where="t.csv")
+        splitting.check_labels(splits, where="t.csv")
 
 
 def test_label_table_duplicate_names_the_line(tmp_path):

@@ -18,7 +18,7 @@ import hashlib, json
 import numpy as np, torch
 from vqdna.train import stages
 from vqdna.train import training
-from vqdna.data.corpus import embedded_genomes, read_contigs
+from vqdna.data.genomes import embedded_genomes, read_contigs
 from vqdna.tokenizers.codebook import CodebookTokenizer
 
 torch.set_num_threads(1)

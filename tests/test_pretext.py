@@ -4,7 +4,7 @@ the visible neighbours explain of the masked targets."""
 import pytest
 import torch
 
-from vqdna.data.corpus import embedded_genomes, read_contigs
+from vqdna.data.genomes import embedded_genomes, read_contigs
 from vqdna.tokenizers.char import CharTokenizer
 from vqdna.tokenizers.kmer import KmerTokenizer
 from vqdna.train import pretext, training

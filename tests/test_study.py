@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from vqdna.core.protocol import deviation_tags
 from vqdna.workflow import study
-from vqdna.workflow.records import ablation_of, deviation_tags
+from vqdna.workflow.records import ablation_of
 
 CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())
 

@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from vqdna.data import corpus, suites, tasks
+from vqdna.data import annotation, gue, prepare, suites, tasks
 
 PROTOCOL_KEYS = {"epochs", "lr", "batch_size", "max_tokens"}
 
@@ -24,17 +24,20 @@ def config(shared=None, **suite_options):
 
 
 def test_gue_declares_all_28_tasks_with_protocol_and_paper_numbers():
-    gue = suites.load_suites()["gue"]["tasks"]
-    assert len(gue) == 28
-    assert all(PROTOCOL_KEYS <= set(spec["protocol"]) for spec in gue.values())
-    assert gue["covid"]["metric"] == "macro_f1" and gue["covid"]["num_classes"] == 9
-    assert {spec["metric"] for name, spec in gue.items() if name != "covid"} == {"mcc"}
-    assert gue["tf_0"]["paper"] == {"DNABERT-2": 71.99, "VQDNA-HRQ": 72.48}
+    gue_tasks = suites.load_suites()["gue"]["tasks"]
+    assert len(gue_tasks) == 28
+    assert all(PROTOCOL_KEYS <= set(spec["protocol"]) for spec in gue_tasks.values())
+    assert gue_tasks["covid"]["metric"] == "macro_f1" and gue_tasks["covid"]["num_classes"] == 9
+    assert {spec["metric"] for name, spec in gue_tasks.items() if name != "covid"} == {"mcc"}
+    assert gue_tasks["tf_0"]["paper"] == {"DNABERT-2": 71.99, "VQDNA-HRQ": 72.48}
     assert (
-        gue["prom_core_tata"]["protocol"]["epochs"] == 10 and gue["EMP_H3"]["protocol"]["max_tokens"] == 128
+        gue_tasks["prom_core_tata"]["protocol"]["epochs"] == 10
+        and gue_tasks["EMP_H3"]["protocol"]["max_tokens"] == 128
     )
-    assert gue["covid"]["paper"]["VQDNA-VQ"] == 73.16 and gue["EMP_H3"]["paper"]["VQDNA-HRQ"] == 79.2
-    assert gue["splice_reconstructed"]["paper"]["VQDNA-HRQ"] == 89.53
+    assert (
+        gue_tasks["covid"]["paper"]["VQDNA-VQ"] == 73.16 and gue_tasks["EMP_H3"]["paper"]["VQDNA-HRQ"] == 79.2
+    )
+    assert gue_tasks["splice_reconstructed"]["paper"]["VQDNA-HRQ"] == 89.53
 
 
 def test_every_suite_task_has_metric_and_protocol():
@@ -87,7 +90,7 @@ def test_gue_plan_on_shared_data(shared_data):
 
 def test_prepare_embedded_task_with_max_train(tmp_path):
     cfg = config(embedded={"max_train": 500, "task_params": {"yeast_species": {"n_per_class": 300}}})
-    out = suites.prepare_task("embedded", "yeast_species", cfg, tmp_path / "yeast_species")
+    out = prepare.prepare_task("embedded", "yeast_species", cfg, tmp_path / "yeast_species")
     splits, meta = tasks.read_task(out)
     assert meta["label_source"] == "annotation-derived" and meta["num_classes"] == 3
     assert meta["label_names"] == [
@@ -102,7 +105,7 @@ def test_prepare_embedded_task_with_max_train(tmp_path):
 
 @pytest.mark.parametrize("task", ["genus", "coding"])
 def test_prepare_other_embedded_tasks(tmp_path, task):
-    out = suites.prepare_task("embedded", task, config(), tmp_path / task)
+    out = prepare.prepare_task("embedded", task, config(), tmp_path / task)
     splits, meta = tasks.read_task(out)
     assert meta["num_classes"] == 2 and 2500 < sum(meta["counts"].values()) <= 3000
 
@@ -110,17 +113,17 @@ def test_prepare_other_embedded_tasks(tmp_path, task):
 def test_prepare_failure_leaves_no_folder(tmp_path):
     cfg = config(embedded={"task_params": {"genus": {"species": ["Drosophila melanogaster"]}}})
     with pytest.raises(ValueError):  # one genus -> one class
-        suites.prepare_task("embedded", "genus", cfg, tmp_path / "genus")
+        prepare.prepare_task("embedded", "genus", cfg, tmp_path / "genus")
     assert not (tmp_path / "genus").exists() and list(tmp_path.iterdir()) == []
 
 
 def test_prepare_gue_full_and_reduced_train(shared_data, tmp_path):
     cfg = config(shared_data, gue={"reduced_train": True, "max_train": 1000})
-    full = tasks.read_task(suites.prepare_task("gue", "tf_0", cfg, tmp_path / "tf_0"))[1]
+    full = tasks.read_task(prepare.prepare_task("gue", "tf_0", cfg, tmp_path / "tf_0"))[1]
     assert full["mode"] == "full" and full["counts"] == {"train": 1000, "dev": 1000, "test": 1000}
     assert full["deviations"] == ["train subsampled to 1000 of 32378 (stratified, seed 0)"]
     assert full["protocol"]["epochs"] == 3 and full["paper"]["DNABERT-2"] == 71.99
-    reduced = tasks.read_task(suites.prepare_task("gue", "EMP_H3", cfg, tmp_path / "EMP_H3"))[1]
+    reduced = tasks.read_task(prepare.prepare_task("gue", "EMP_H3", cfg, tmp_path / "EMP_H3"))[1]
     assert reduced["mode"] == "reduced-train" and reduced["deviations"][0].startswith("reduced-train")
     assert reduced["counts"] == {"train": 1000, "dev": 149, "test": 1497}
     assert reduced["deviations"][1] == "train subsampled to 1000 of 1348 (stratified, seed 0)"
@@ -128,7 +131,7 @@ def test_prepare_gue_full_and_reduced_train(shared_data, tmp_path):
 
 def test_max_dev_subsamples_dev_as_a_note_and_keeps_test_whole(shared_data, tmp_path):
     cfg = config(shared_data, gue={"max_train": 200, "max_dev": 100})
-    splits, meta = tasks.read_task(suites.prepare_task("gue", "prom_core_tata", cfg, tmp_path / "t"))
+    splits, meta = tasks.read_task(prepare.prepare_task("gue", "prom_core_tata", cfg, tmp_path / "t"))
     assert meta["counts"] == {"train": 200, "dev": 100, "test": 613}
     assert meta["notes"] == ["dev subsampled to 100 of 613 (stratified, seed 0)"]
     assert not any("dev" in d for d in meta["deviations"])  # a note, not a protocol group
@@ -136,7 +139,7 @@ def test_max_dev_subsamples_dev_as_a_note_and_keeps_test_whole(shared_data, tmp_
 
 
 def test_covid_mini_has_five_classes_and_splits_by_genome(shared_data, tmp_path):
-    out = suites.prepare_task("covid_mini", "who_variant", config(shared_data), tmp_path / "covid")
+    out = prepare.prepare_task("covid_mini", "who_variant", config(shared_data), tmp_path / "covid")
     splits, meta = tasks.read_task(out)
     assert meta["num_classes"] >= 5 and meta["metric"] == "macro_f1" and meta["max_length"] == 1000
     genomes = meta["source"]["genomes"]
@@ -182,7 +185,7 @@ def test_a_new_suite_is_one_file(tmp_path):
     )
     cfg = {"data": {"benchmarks_dir": str(tmp_path / "bench"), "shared_dir": str(tmp_path)}}
     assert suites.enabled_tasks(cfg) == [("mine", "t")]
-    splits, meta = tasks.read_task(suites.prepare_task("mine", "t", cfg, tmp_path / "out"))
+    splits, meta = tasks.read_task(prepare.prepare_task("mine", "t", cfg, tmp_path / "out"))
     assert meta["label_names"] == ["neg", "pos"] and sum(meta["counts"].values()) == 80
 
 
@@ -197,11 +200,11 @@ def test_download_gue_refuses_unset_or_wrong_hash_then_unpacks(tmp_path):
     archive, sha = make_zip(tmp_path)
     cfg = {"data": {"gue_dir": str(tmp_path / "data" / "GUE"), "gue_download": {"url": archive.as_uri()}}}
     with pytest.raises(RuntimeError, match=f"sha256 is unset.*{sha}"):
-        suites.download_gue(cfg)
+        gue.download_gue(cfg)
     with pytest.raises(RuntimeError, match="does not match"):
-        suites.download_gue(cfg, trusted_sha256="0" * 64)
+        gue.download_gue(cfg, trusted_sha256="0" * 64)
     assert not (tmp_path / "data" / "GUE").exists()
-    out = suites.download_gue(cfg, trusted_sha256=sha)
+    out = gue.download_gue(cfg, trusted_sha256=sha)
     assert (out / "tf" / "0" / "train.csv").exists()
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["GUE"]
 
@@ -214,18 +217,18 @@ def test_download_gue_offline_fails_at_once_saying_where(tmp_path):
         }
     }
     with pytest.raises(RuntimeError, match=r"offline: .*tf/0/train.csv"):
-        suites.download_gue(cfg)
+        gue.download_gue(cfg)
 
 
 def test_long_species_tasks_share_no_base_between_splits(tmp_path):
     """Table 6 analogue: 32 kbp Drosophila windows, overlapping within a split, never across."""
-    out = suites.prepare_task("embedded", "species_32k", config(), tmp_path / "species_32k")
+    out = prepare.prepare_task("embedded", "species_32k", config(), tmp_path / "species_32k")
     splits, meta = tasks.read_task(out)
     assert meta["num_classes"] == 6 and meta["max_length"] == 32000 and meta["coverage_bp"] is None
     assert {len(s) for frame in splits.values() for s in frame["sequence"]} == {32000}
     assert all(frame["label"].nunique() == 6 for frame in splits.values())
     params = suites.load_suites()["embedded"]["tasks"]["species_32k"]["params"]
-    frames, _, _ = corpus.annotation_task(**params)
+    frames, _, _ = annotation.annotation_task(**params)
     for species, _ in frames["train"].groupby("species"):
         spans = {
             name: [(s, s + 32000) for s in frame.loc[frame["species"] == species, "start"]]

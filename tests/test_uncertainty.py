@@ -10,6 +10,7 @@ from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from vqdna.analysis import effects, uncertainty
+from vqdna.core import metrics
 
 
 def _runs(outcomes, replicates, task="gue/t", metric="accuracy", tokenizer="vq"):
@@ -69,7 +70,7 @@ def test_six_copies_of_one_run_have_that_runs_interval():
     six = effects.cells_of_task(_runs([run] * 6, [0, 0, 1, 1, 2, 2], metric="mcc"), "gue/t")["vq"].interval()
     assert six == pytest.approx(one)
     confusion = [[int(((run[0] == a) & (run[1] == b)).sum()) for b in (0, 1)] for a in (0, 1)]
-    classic = uncertainty.bootstrap_interval(confusion, "mcc")
+    classic = metrics.bootstrap_interval(confusion, "mcc")
     assert np.divide(one, 100) == pytest.approx(classic, abs=0.02)  # same law, other draws
 
 

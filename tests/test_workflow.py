@@ -160,7 +160,7 @@ def guide_suite(root: Path) -> dict:
     (100 bp windows of yeast chromosome I, label 0, and of fly chromosome 4, label 1; train, dev
     and test from separate regions). -> the config overlay that enables it (the GUE suite off:
     the guide's task takes its place)."""
-    from vqdna.data.corpus import embedded_genomes, read_contigs
+    from vqdna.data.genomes import embedded_genomes, read_contigs
 
     guide = (REPO / "docs" / "extending.md").read_text()
     (block,) = [

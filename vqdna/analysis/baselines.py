@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from vqdna.core.metrics import OUTCOME_FIELDS
+from vqdna.core.metrics import METRICS, OUTCOME_FIELDS, bootstrap_interval
+from vqdna.core.protocol import deviation_tags
 from vqdna.core.sequence import N_INDEX, normalize, to_indices
-from vqdna.workflow.records import deviation_tags
 
 #: name of the k-mer spectrum logistic-regression reference row
 BASELINE_NAME = "kmer-spectrum LR"
@@ -73,8 +73,6 @@ def kmer_baseline_record(task: tuple[dict, dict], profile: str) -> dict:
     """The classical reference row: k-mer (3-6) spectrum + logistic regression on the task's
     train split, scored on test. Deterministic (lbfgs), so one run stands for every seed."""
     splits, meta = task
-    from vqdna.analysis.uncertainty import METRICS, bootstrap_interval
-
     result = kmer_spectrum_baseline(splits["train"], splits["test"], seed=0)
     return {
         "stage": "baseline",

@@ -37,6 +37,7 @@ from scipy import stats
 
 from vqdna.analysis import uncertainty
 from vqdna.analysis.power import detectable, min_tasks
+from vqdna.core import metrics
 from vqdna.core.metrics import OUTCOME_FIELDS
 
 BEST_BASELINE = "best baseline"
@@ -112,7 +113,7 @@ def _has_confusions(runs: pd.DataFrame) -> bool:
     )
 
 
-def cells_of_task(runs: pd.DataFrame, task: str, n_boot: int = uncertainty.N_BOOT) -> dict[str, Cell]:
+def cells_of_task(runs: pd.DataFrame, task: str, n_boot: int = metrics.N_BOOT) -> dict[str, Cell]:
     """tokenizer -> :class:`Cell` for the runs of one task (columns tokenizer, replicate, score
     as a fraction, metric, and the outcome fields or confusion_matrix). The task's test-set
     draws are seeded by its name, so every table draws the same ones."""
@@ -140,9 +141,7 @@ def cells_of_task(runs: pd.DataFrame, task: str, n_boot: int = uncertainty.N_BOO
             units = uncertainty.unit_ids(group["replicate"].fillna(0), len(group))
             unit_draws = np.stack([per_run[units == u].mean(0) for u in np.unique(units)])
         elif _has_confusions(group):
-            mean_draws = 100 * uncertainty.confusion_draws(
-                list(group["confusion_matrix"]), metric, n_boot, seed
-            )
+            mean_draws = 100 * metrics.confusion_draws(list(group["confusion_matrix"]), metric, n_boot, seed)
         else:
             mean_draws = np.full(n_boot, 100 * float(group["score"].mean()))
         cells[tokenizer] = Cell(
@@ -173,7 +172,7 @@ def task_runs(df: pd.DataFrame, stage: str = "finetune", protocol: str | None = 
 
 
 def study_cells(
-    df: pd.DataFrame, stage: str = "finetune", protocol: str | None = None, n_boot: int = uncertainty.N_BOOT
+    df: pd.DataFrame, stage: str = "finetune", protocol: str | None = None, n_boot: int = metrics.N_BOOT
 ) -> dict[str, dict[str, Cell]]:
     """task -> tokenizer -> :class:`Cell` for one stage and protocol label."""
     runs = task_runs(df, stage, protocol)
@@ -316,7 +315,7 @@ def study_effects(
     reference: str | None = None,
     codebooks: Sequence[str] = ("hrq", "vq"),
     stages: Sequence[str] = ("finetune", "linear_probe"),
-    n_boot: int = uncertainty.N_BOOT,
+    n_boot: int = metrics.N_BOOT,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every comparison of a run, per stage and protocol label (never pooled across labels):
     :func:`ordering_effects` over the tokenizers of ``ordering`` that ran (baselines: every

@@ -24,7 +24,7 @@ tokenizer, scores the same test sequences. So
   gave intervals twice the t interval's width on the real study.)
 
 Records written before per-sequence outcomes were kept have only confusion matrices. Their
-test-set term is then a bound (:func:`confusion_draws`): each run is resampled from its own
+test-set term is then a bound (:func:`vqdna.core.metrics.confusion_draws`): each run is resampled from its own
 confusion matrix and the runs of a cell are coupled comonotonically (sorted draws averaged), as
 if their test-set errors were perfectly correlated, the widest case; the two sides of a
 difference are taken as independent. Tables label such intervals.
@@ -43,43 +43,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-METRICS = ("mcc", "macro_f1", "accuracy")
-#: bootstrap draws of the test set per task
-N_BOOT = 2000
-
-
-def metric_from_confusion(confusions: np.ndarray, metric: str) -> np.ndarray:
-    """``metric`` of confusion matrices (..., C, C) (rows true, columns predicted) -> (...).
-
-    MCC is the multiclass (Gorodkin) form, 0 where undefined; macro-F1 averages over the classes
-    that occur in the truth or the predictions, as scikit-learn does."""
-    cm = np.asarray(confusions, dtype=float)
-    true, predicted = cm.sum(-1), cm.sum(-2)
-    correct, total = np.trace(cm, axis1=-2, axis2=-1), cm.sum((-2, -1))
-    if metric == "accuracy":
-        return correct / np.maximum(total, 1)
-    if metric == "mcc":
-        numerator = correct * total - (true * predicted).sum(-1)
-        denominator = np.sqrt((total**2 - (predicted**2).sum(-1)) * (total**2 - (true**2).sum(-1)))
-        return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
-    if metric == "macro_f1":
-        diagonal = np.diagonal(cm, axis1=-2, axis2=-1)
-        support = true + predicted
-        f1 = np.divide(2 * diagonal, support, out=np.zeros_like(support), where=support > 0)
-        present = support > 0
-        return (f1 * present).sum(-1) / np.maximum(present.sum(-1), 1)
-    raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-
-
-def bootstrap_interval(
-    confusion, metric: str, n_boot: int = N_BOOT, level: float = 0.95, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile interval of one run's ``metric`` over bootstrap resamples of its test set
-    (multinomial draws from its confusion matrix: the same law as resampling its sequences)."""
-    draws = confusion_draws([confusion], metric, n_boot, seed)
-    tail = (1 - level) / 2
-    low, high = np.quantile(draws, [tail, 1 - tail])
-    return float(low), float(high)
+from vqdna.core.metrics import N_BOOT, metric_from_confusion
 
 
 def test_draws(n_test: int, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
@@ -108,22 +72,6 @@ def run_draws(
         confusions = np.bincount(cells.ravel(), minlength=len(chunk) * c * c).reshape(len(chunk), c, c)
         out[start : start + len(chunk)] = metric_from_confusion(confusions, metric)
     return out
-
-
-def confusion_draws(confusions: Sequence, metric: str, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
-    """The bound for records without per-sequence outcomes (module docstring): each run's
-    ``metric`` over multinomial resamples of its confusion matrix, sorted, then averaged over
-    the runs rank by rank -> (n_boot,) draws of the runs' mean (comonotone coupling)."""
-    rng = np.random.default_rng(seed)
-    sorted_runs = []
-    for confusion in confusions:
-        cm = np.asarray(confusion, dtype=np.int64)
-        total = int(cm.sum())
-        if total == 0:
-            raise ValueError("empty confusion matrix: no test predictions to resample")
-        resampled = rng.multinomial(total, cm.ravel() / total, size=n_boot).reshape(n_boot, *cm.shape)
-        sorted_runs.append(np.sort(metric_from_confusion(resampled, metric)))
-    return np.mean(sorted_runs, axis=0)
 
 
 def model_term(replicates: Sequence, scores: Sequence[float]) -> tuple[float, float, int]:

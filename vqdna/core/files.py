@@ -3,7 +3,8 @@ files (gzip is detected by its magic bytes, not the name; bzip2/xz/zip/zstd are 
 strict UTF-8 with or without a byte-order mark, LF or CRLF, long lines in pieces so memory does
 not grow with a line. Every decoding, parsing and field-count problem and a truncated gzip raise
 ``ValueError`` naming the file and the physical line (blank lines and multi-line quoted cells
-counted). FASTA records stream in chunks (:func:`stream_fasta`); tables row by row (:func:`read_table`).
+counted). FASTA records stream in chunks (:func:`stream_fasta`); tables row by row (:func:`read_table`);
+YAML files (:func:`read_yaml`) refuse a key written twice.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ import gzip
 import io
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 
+import yaml
+
+from vqdna.core.contracts import ContractError
 from vqdna.core.sequence import WHITESPACE, normalize
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -235,3 +240,47 @@ def read_table(path, columns: list[str], sep: str = ",") -> Iterator[tuple[int, 
         raise ValueError(f"{path} line {numbers[-1] if numbers else 1}: malformed table ({error})") from None
     if header is None:
         raise ValueError(f"{path}: empty file")
+
+
+# ---------------------------------------------------------------- YAML with file-named errors
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key written twice in one mapping (PyYAML keeps the last
+    silently: a second task of the same name would replace the first). Keys merged in with
+    ``<<: *anchor`` may be overridden, as YAML intends."""
+
+
+def _construct_unique(loader, node, deep=False):
+    seen = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        if isinstance(key, (str, int, float, bool)) and key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"key {key!r} appears twice in one mapping (first on line {seen[key] + 1})",
+                key_node.start_mark,
+            )
+        if isinstance(key, (str, int, float, bool)):
+            seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique)
+
+
+def read_yaml(path) -> object:
+    """The YAML of ``path``; a syntax error, a duplicate key or undecodable text is a
+    ``ValueError`` naming the file (and the line, where YAML knows it)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ContractError(f"{path}: not UTF-8 text ({error})") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as error:
+        raise ContractError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None

@@ -9,14 +9,11 @@ Network (paper Sec. 3.3; sizes in :class:`VQVAEConfig`):
 - encoder: stem Conv1d(4 -> stem_dim, kernel 5, stride 1) -> LayerNorm -> GELU -> ``down``
   (Conv1d(stem_dim -> dim, kernel = stride = ``stride``); a 1x1 projection when stride is 1 and
   the widths differ) -> ``depth`` ConvNeXt-1D blocks of width ``dim``;
-- quantization: ``levels`` taps at evenly spaced block depths (``depth * n // levels``: levels=1
-  taps block N, levels=2 blocks N/2 and N, levels=3 N/3, 2N/3, N). Each tap goes through
-  LayerNorm (so every level sees features on one scale; paper: not stated) and, when
-  ``code_dim != dim``, a linear projection to ``code_dim``, giving Z_n;
-- HRQ (Eq. 6): level 1 quantizes Z_1; level n quantizes H_n = 2 Z_n - e(M_{n-1}) with
-  ``codebook_size * codebook_growth**(n-1)`` codes. e(M_{n-1}) enters as a constant (no gradient
-  through the previous level's code). The token embedding is the mean of the levels'
-  straight-through quantized vectors; with levels=1 this is plain VQ-VAE;
+- quantization (vqdna/model/hrq.py): ``levels`` taps at evenly spaced block depths, each
+  normalised and projected to ``code_dim`` (Z_n); level 1 quantizes Z_1, level n
+  H_n = 2 Z_n - e(M_{n-1}) (HRQ, Eq. 6) with ``codebook_size * codebook_growth**(n-1)`` codes.
+  The token embedding is the mean of the levels' straight-through quantized vectors; with
+  levels=1 this is plain VQ-VAE;
 - decoder (mirror): linear back to ``dim`` if ``code_dim != dim`` -> ``depth`` blocks ->
   ``up`` (ConvTranspose1d dim -> stem_dim, kernel = stride = ``stride``) -> LayerNorm -> GELU ->
   ConvTranspose1d(stem_dim -> 4, kernel 5) = per-position nucleotide logits ``(B, L, 4)``.
@@ -49,7 +46,8 @@ from tqdm import tqdm  # plain text: tqdm.auto warns in notebooks without ipywid
 
 from vqdna.core.sequence import N_INDEX, to_indices
 from vqdna.core.settings import VQVAEConfig
-from vqdna.model.quantizer import Quantized, VectorQuantizer
+from vqdna.model.hrq import HRQ
+from vqdna.model.quantizer import Quantized
 from vqdna.train import scale
 from vqdna.train.training import (
     check_finite,
@@ -87,14 +85,14 @@ class Block(nn.Module):
         return x + self.mlp(self.norm(self.dwconv(x.transpose(1, 2)).transpose(1, 2)))
 
 
-class VQVAE(nn.Module):
-    """VQ-VAE (``levels=1``) or HRQ tokenizer; see the module docstring for the architecture."""
+class VQVAE(HRQ):
+    """VQ-VAE (``levels=1``) or HRQ tokenizer; see the module docstring for the architecture and
+    :class:`vqdna.model.hrq.HRQ` for the quantization levels it inherits."""
 
     def __init__(self, config: VQVAEConfig):
         super().__init__()
         c = self.config = config
         code_dim = self.code_dim = c.code_dim or c.dim
-        self.taps = [c.depth * (n + 1) // c.levels for n in range(c.levels)]
         # encoder
         self.stem = nn.Conv1d(4, c.stem_dim, c.stem_kernel, padding=c.stem_kernel // 2)
         self.stem_norm = nn.LayerNorm(c.stem_dim)
@@ -104,26 +102,7 @@ class VQVAE(nn.Module):
             else nn.Identity()
         )
         self.encoder = nn.ModuleList(Block(c.dim, c.block_kernel, c.mlp_ratio) for _ in range(c.depth))
-        # quantization levels
-        self.pre_quant = nn.ModuleList(
-            nn.Sequential(
-                nn.LayerNorm(c.dim), nn.Linear(c.dim, code_dim) if code_dim != c.dim else nn.Identity()
-            )
-            for _ in range(c.levels)
-        )
-        self.quantizers = nn.ModuleList(
-            VectorQuantizer(
-                size,
-                code_dim,
-                decay=c.decay,
-                commitment_weight=c.commitment_weight,
-                ema=c.ema,
-                dead_code_threshold=c.dead_code_threshold,
-                data_init=c.data_init,
-                kmeans_iters=c.kmeans_iters,
-            )
-            for size in c.level_sizes
-        )
+        self.init_levels(c, code_dim)  # quantization levels (HRQ): pre_quant, quantizers
         # decoder
         self.post_quant = nn.Linear(code_dim, c.dim) if code_dim != c.dim else nn.Identity()
         self.decoder = nn.ModuleList(Block(c.dim, c.block_kernel, c.mlp_ratio) for _ in range(c.depth))
@@ -155,9 +134,7 @@ class VQVAE(nn.Module):
         for depth, block in enumerate(self.encoder, start=1):
             h = self._block(block, h)
             if depth in self.taps:
-                n = len(levels)
-                z = self.pre_quant[n](h)
-                levels.append(self.quantizers[n](z if previous is None else 2 * z - previous, generator))
+                levels.append(self.quantize_level(len(levels), h, previous, generator))
                 previous = levels[-1].quantized.detach()  # = e(M_{n-1})
         return levels
 
@@ -200,16 +177,6 @@ class VQVAE(nn.Module):
         levels = self.encode(idx.to(self.quantizers[0].codebook.device))
         self.train(was_training)
         return torch.stack([q.indices for q in levels], dim=-1)
-
-    def codebooks(self) -> list[torch.Tensor]:
-        """Detached copies of the codebooks, ``(K_l, code_dim)`` per level."""
-        return [q.codebook.detach().clone() for q in self.quantizers]
-
-    def codes_to_vectors(self, levels: torch.Tensor) -> torch.Tensor:
-        """Per-level codes ``(..., levels)`` -> token embeddings ``(..., code_dim)``: the mean of the
-        levels' code vectors (the paper's token embedding), detached."""
-        vectors = [F.embedding(levels[..., n], q.codebook.detach()) for n, q in enumerate(self.quantizers)]
-        return torch.stack(vectors).mean(0)
 
     def save(self, path: str | Path) -> None:
         """Config + state dict in one file (atomic write)."""

@@ -187,17 +187,3 @@ def largest_micro_batch(estimate, budget_gb: float, upper: int) -> int:
         else:
             high = middle - 1
     return low
-
-
-if __name__ == "__main__":  # python -m vqdna.train.memory config/paper.yaml [gpu_memory_gb]
-    import sys
-
-    import yaml
-
-    from vqdna.workflow import study
-
-    config = yaml.safe_load(open(sys.argv[1]))
-    if len(sys.argv) > 2:
-        config["gpu_memory_gb"] = float(sys.argv[2])
-    for name, estimate, fits in study.memory_plan(config):
-        print(f"{name}: {estimate}; largest micro-batch that fits in {config['gpu_memory_gb']} GiB: {fits}")

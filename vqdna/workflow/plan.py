@@ -8,6 +8,12 @@ assumes ``cores`` one-thread jobs run side by side, so it is a rough guide, not 
 
     python -m vqdna.workflow.plan measure results/gue \
         [--table benchmarks/job_seconds.csv] [--machine "2-core CPU"]
+
+How much GPU memory it will take, also said before it starts: ``memory`` prints the estimated
+peak of every VQ-VAE and masked LM a study config trains (vqdna.train.memory, through
+:func:`vqdna.workflow.study.memory_plan`) and the largest micro-batch that fits.
+
+    python -m vqdna.workflow.plan memory config/paper.yaml [gpu_memory_gb]
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 TABLE = Path("benchmarks/job_seconds.csv")
 COLUMNS = ["stage", "tokenizer", "task", "seconds", "machine", "profile"]
@@ -127,7 +134,30 @@ def main(argv: list[str] | None = None) -> None:
     add.add_argument("--table", default=str(TABLE))
     add.add_argument("--machine", default="2-core CPU (the project's CI machine kind)")
     add.add_argument("--profile", default=None, help="profile name (default: the workdir's provenance.json)")
+    memory = sub.add_parser("memory", help="estimated peak GPU memory of every training stage of a config")
+    memory.add_argument("config", help="a study config (config/paper.yaml)")
+    memory.add_argument("gpu_memory_gb", nargs="?", type=float, help="per-GPU memory (default: the config's)")
     args = parser.parse_args(argv)
+    if args.command == "memory":
+        print_memory_plan(args.config, args.gpu_memory_gb)
+    else:
+        add_measurements(args)
+
+
+def print_memory_plan(config_path: str, gpu_memory_gb: float | None = None) -> None:
+    """Print every trained stage's memory estimate and the largest micro-batch that fits in
+    ``gpu_memory_gb`` (default: the config's ``gpu_memory_gb``)."""
+    from vqdna.workflow import study
+
+    config = yaml.safe_load(Path(config_path).read_text())
+    if gpu_memory_gb is not None:
+        config["gpu_memory_gb"] = gpu_memory_gb
+    for name, estimate, fits in study.memory_plan(config):
+        print(f"{name}: {estimate}; largest micro-batch that fits in {config['gpu_memory_gb']} GiB: {fits}")
+
+
+def add_measurements(args: argparse.Namespace) -> None:
+    """The ``measure`` command: a finished run's job seconds replace its profile's in the table."""
     profile = args.profile
     if profile is None:
         provenance = Path(args.workdir) / "provenance.json"

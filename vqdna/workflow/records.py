@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Iterable, Mapping
 import jsonschema
 import pandas as pd
 
-from vqdna.core.metrics import OUTCOME_FIELDS
-from vqdna.core.settings import CorpusConfig
+from vqdna.core.metrics import METRICS, OUTCOME_FIELDS, bootstrap_interval
+from vqdna.core.protocol import SHORT_FINETUNE, deviation_tags, profile_deviations, protocol_label
 from vqdna.train.coverage import COVERAGE_FIELDS
 from vqdna.workflow import study
 from vqdna.workflow.study import base_name
@@ -26,8 +26,6 @@ from vqdna.workflow.study import base_name
 if TYPE_CHECKING:
     from vqdna.tokenizers import Tokenizer
 
-#: label of rows without any deviation from the paper's protocol
-FULL_PROTOCOL = "full protocol"
 #: coverage of records written before coverage was recorded; the k-mer reference reads whole sequences
 UNRECORDED_COVERAGE = "not recorded"
 WHOLE_SEQUENCES = "whole sequences"
@@ -158,12 +156,6 @@ def validate_record(record: Mapping) -> dict:
     return dict(record)
 
 
-def protocol_label(deviations: Iterable[str]) -> str:
-    """Deviations -> one label: sorted and joined, or :data:`FULL_PROTOCOL`."""
-    deviations = sorted(set(deviations))
-    return "; ".join(deviations) if deviations else FULL_PROTOCOL
-
-
 def collect_metrics(paths: Iterable[str | Path]) -> pd.DataFrame:
     """Read and validate metrics JSONs -> one row per record.
 
@@ -212,35 +204,6 @@ def _plain(value):
 
 
 # ------------------------------------------------------------------ building records
-
-#: profile name of the paper's own settings (config/paper.yaml); any other profile is a deviation
-PAPER_PROFILE = "paper"
-SMALL_MODEL = "small model and short training"
-SHORT_FINETUNE = "short fine-tuning"
-#: the paper study pre-trained without the paper's multi-species corpus (corpus.min_paper_bp)
-SMALL_CORPUS = "small pre-training corpus"
-#: the paper's corpus: DNABERT-2's 2.75 Gbp human + 32.49 Gbp multi-species; less than this
-#: much extra_fasta labels a paper-profile run (config corpus.min_paper_bp overrides)
-MIN_PAPER_BP = CorpusConfig.min_paper_bp
-TRUNCATED = "inputs truncated"
-#: data-preparation notes (vqdna.data.tasks / vqdna.data.suites) -> the category that labels table rows
-DATA_DEVIATIONS = {
-    "train subsampled": "train subsampled",
-    "reduced-train": "reduced-train",
-    "sequences truncated": TRUNCATED,
-}
-
-
-def deviation_tags(notes: list[str]) -> list[str]:
-    """Detailed data notes ("train subsampled to 3000 of 4904 ...") -> their categories, so
-    that every task subsampled the same way shares one protocol label."""
-    return sorted(
-        {next((tag for key, tag in DATA_DEVIATIONS.items() if key in note), note) for note in notes}
-    )
-
-
-def profile_deviations(profile: str) -> list[str]:
-    return [] if profile == PAPER_PROFILE else [SMALL_MODEL]
 
 
 def ablation_of(name: str) -> dict | None:
@@ -337,8 +300,6 @@ def evaluation_record(
     its 95% test-set bootstrap interval (``test_interval``, from the confusion matrix), the
     task's primary metric, the paper's published numbers and every protocol deviation.
     ``replicate``: the full-pipeline replicate; ``seed``: the fine-tuning seed within it."""
-    from vqdna.analysis.uncertainty import METRICS, bootstrap_interval
-
     _, meta = task
     deviations = (
         deviation_tags(meta.get("deviations", []))
