@@ -24,6 +24,7 @@ peak = model states + activations saved for backward + the largest transient + C
 - overhead: 1 GiB (CUDA context, cuBLAS workspace) and 10% for allocator fragmentation.
 
 All of it is an estimate; validate on the GPU you have (``torch.cuda.max_memory_allocated``).
+The study's plan for a config: ``python -m vqdna.workflow.memory config/paper.yaml``.
 """
 
 from __future__ import annotations
@@ -187,17 +188,3 @@ def largest_micro_batch(estimate, budget_gb: float, upper: int) -> int:
         else:
             high = middle - 1
     return low
-
-
-if __name__ == "__main__":  # python -m vqdna.train.memory config/paper.yaml [gpu_memory_gb]
-    import sys
-
-    import yaml
-
-    from vqdna.workflow import study
-
-    config = yaml.safe_load(open(sys.argv[1]))
-    if len(sys.argv) > 2:
-        config["gpu_memory_gb"] = float(sys.argv[2])
-    for name, estimate, fits in study.memory_plan(config):
-        print(f"{name}: {estimate}; largest micro-batch that fits in {config['gpu_memory_gb']} GiB: {fits}")
