@@ -305,7 +305,8 @@ def test_codebook_decode_is_the_vqvae_reconstruction(genome_windows):
 )
 def test_one_registry_builds_and_trains_from_the_config_entry(spec, cls, genome_windows):
     """A config entry's type picks the class in TOKENIZERS; the class builds and trains itself."""
-    from vqdna.tokenizers import TOKENIZERS, train_tokenizer
+    from vqdna.tokenizers import TOKENIZERS
+    from vqdna.train.tokenizer import train_tokenizer
 
     tokenizer, history = train_tokenizer(spec, genome_windows[0][:50], genome_windows[1][:5])
     assert type(tokenizer).__name__ == cls and TOKENIZERS[spec["type"]] is type(tokenizer)
@@ -323,7 +324,8 @@ def test_a_tokenizer_of_your_own_is_one_class_and_one_config_entry(tmp_path, mon
     import sys
 
     from tests.test_workflow import readme_tokenizer_module
-    from vqdna.tokenizers import load_tokenizer, tokenizer_class, train_tokenizer
+    from vqdna.tokenizers import load_tokenizer, tokenizer_class
+    from vqdna.train.tokenizer import train_tokenizer
 
     modules = readme_tokenizer_module(tmp_path / "modules")
     monkeypatch.syspath_prepend(str(modules))
