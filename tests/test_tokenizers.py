@@ -426,3 +426,27 @@ def test_a_learning_tokenizer_without_save_and_load_is_refused(tmp_path):
     with pytest.raises(TypeError, match="learns from the corpus.*_save and _load"):
         Forgetful().save_pretrained(tmp_path / "f")
     assert not (tmp_path / "f").exists()
+
+
+def test_the_nearest_trainer_along_the_class_hierarchy_trains_it(monkeypatch):
+    """train_tokenizer takes, along the class's MRO, the first of a trainer registered in
+    vqdna.train.tokenizer.TRAINERS (VQ/HRQ: their VQ-VAE's training loop, which the tokenizer
+    module never imports) and a class's own train_from_spec (the hook of a class of one's own)."""
+    from vqdna.tokenizers import CodebookTokenizer
+    from vqdna.train import tokenizer as stage
+
+    calls = []
+    monkeypatch.setitem(stage.TRAINERS, CodebookTokenizer, lambda cls, *args: calls.append(cls) or (None, []))
+    stage.train_tokenizer({"type": "hrq"}, [], [])
+
+    class SelfTrained(CodebookTokenizer):
+        @classmethod
+        def train_from_spec(cls, spec, train_windows, val_windows, seed=0, **_):
+            return "own", [{"seed": seed}]
+
+    class Inherits(SelfTrained):
+        pass
+
+    monkeypatch.setattr(stage, "tokenizer_class", lambda kind: Inherits)
+    assert stage.train_tokenizer({"type": "x"}, [], [], seed=7) == ("own", [{"seed": 7}])
+    assert calls == [CodebookTokenizer]
