@@ -1,6 +1,8 @@
 """What every tokenizer shares: the special ids, input normalisation, batching with padding,
 decoding, saving, and the Hugging Face-style surface (``encode(..., add_special_tokens=True)``,
-``decode``, ``__call__``, ``save_pretrained`` / ``from_pretrained``, ``pad_token_id``...)."""
+``decode``, ``__call__``, ``save_pretrained`` / ``from_pretrained``, ``pad_token_id``...), the
+``TOKENIZERS`` registry and :func:`load_tokenizer` (here, so that ``from_pretrained`` never
+imports the package ``__init__``)."""
 
 from __future__ import annotations
 
