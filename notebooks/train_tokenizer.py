@@ -50,8 +50,8 @@ import seaborn as sns
 import torch
 
 from vqdna.data import corpus
-from vqdna.tokenizers import train_tokenizer
 from vqdna.train import stages
+from vqdna.train.tokenizer import train_tokenizer
 from vqdna.workflow.records import tokenizer_record, world_size, write_record
 
 torch.set_num_threads(threads)

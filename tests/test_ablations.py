@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import matthews_corrcoef
 
-from vqdna.analysis import ablation_claims, ablation_tables, ablations, effects, uncertainty
+from vqdna.analysis import ablation_claims, ablation_tables, ablations, effects
 from vqdna.core import metrics
 
 RNG = np.random.default_rng(0)

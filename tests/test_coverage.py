@@ -297,17 +297,15 @@ def test_a_model_record_without_its_coverage_is_invalid():
 def test_pooled_embeddings_embed_a_shared_window_once(tokenizers, yeast_chromosome, monkeypatch):
     """Overlapping long sequences (the species tasks) share windows: each distinct window is
     embedded once, and every sequence still gets the mean of all of its windows."""
-    from vqdna.train import training
-
     char = tokenizers["char"]
     encoder = stages.build_masked_lm(char, TINY_ENCODER, seed=0).encoder
     sequences = [
         yeast_chromosome[start : start + 400] for start in (0, 200, 400, 1000)
     ]  # windows 200-500 bp shared
     embedded = []
-    real = training.embed_sequences
+    real = stages.embed_sequences
     monkeypatch.setattr(
-        training, "embed_sequences", lambda e, t, s, **kw: embedded.append(len(s)) or real(e, t, s, **kw)
+        stages, "embed_sequences", lambda e, t, s, **kw: embedded.append(len(s)) or real(e, t, s, **kw)
     )
     pooled = stages._pooled_embeddings(encoder, char, sequences, 100, 102, "cpu")
     assert embedded == [4 * 4 - 2 * 2]  # 16 windows, 4 of them repeats

@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from vqdna.core.metrics import classification_metrics, confusion
+from vqdna.core.seed import seed_everything
+from vqdna.model.checkpoint import load_checkpoint, save_checkpoint
 from vqdna.model.encoder import (
     CodebookEmbedding,
     EncoderConfig,
@@ -22,16 +24,9 @@ from vqdna.model.encoder import (
     sinusoidal_positions,
 )
 from vqdna.tokenizers import build_tokenizer
-from vqdna.train.training import (
-    embed_sequences,
-    finetune,
-    linear_probe,
-    load_checkpoint,
-    mask_tokens,
-    pretrain_mlm,
-    save_checkpoint,
-    seed_everything,
-)
+from vqdna.train.classify import FinetuneTraining, embed_sequences, finetune, linear_probe
+from vqdna.train.loop import RunConfig
+from vqdna.train.mlm import MLMTraining, mask_tokens, pretrain_mlm
 
 TINY = EncoderConfig(layers=1, dim=32, heads=2)
 
@@ -95,13 +90,9 @@ def test_pretrain_loss_decreases(char, genome_windows):
         model,
         char,
         train[:512],
-        steps=60,
-        batch_size=16,
-        lr=2e-3,
-        warmup_steps=5,
+        MLMTraining(steps=60, batch_size=16, lr=2e-3, warmup_steps=5, eval_every=20),
         val_sequences=held_out[:64],
-        eval_every=20,
-        progress=False,
+        run=RunConfig(progress=False),
     )
     assert [h["step"] for h in history] == [20, 40, 60]
     assert history[-1]["train_loss"] < history[0]["train_loss"] - 0.2
@@ -126,13 +117,9 @@ def test_pretraining_learns_beyond_frequencies_given_position(char):
         model,
         char,
         windows[:500],
-        steps=400,
-        batch_size=32,
-        lr=5e-3,
-        warmup_steps=5,
+        MLMTraining(steps=400, batch_size=32, lr=5e-3, warmup_steps=5, eval_every=100),
         val_sequences=windows[500:],
-        eval_every=100,
-        progress=False,
+        run=RunConfig(progress=False),
     )
     last = history[-1]
     assert last["position_loss"] <= last["unigram_loss"]
@@ -140,7 +127,8 @@ def test_pretraining_learns_beyond_frequencies_given_position(char):
 
 
 def test_finetune_uses_best_dev_checkpoint(char, tata):
-    from vqdna.train.training import _evaluate, _tokenize
+    from vqdna.train.batches import tokenize_all
+    from vqdna.train.classify import _evaluate
 
     train, dev, test = tata
     model = classifier(char)
@@ -150,12 +138,7 @@ def test_finetune_uses_best_dev_checkpoint(char, tata):
         train,
         dev,
         test,
-        epochs=3,
-        lr=3e-3,
-        batch_size=32,
-        max_length=80,
-        eval_every=4,
-        warmup_steps=4,
+        FinetuneTraining(epochs=3, lr=3e-3, batch_size=32, max_length=80, eval_every=4, warmup_steps=4),
         progress=False,
     )
     assert len(result["history"]) == 9
@@ -165,7 +148,7 @@ def test_finetune_uses_best_dev_checkpoint(char, tata):
     assert result["n_predictions"] == 128 and np.sum(result["confusion_matrix"]) == 128
     # the returned model carries the best-dev weights: re-evaluating reproduces both reports
     for split, report in ((dev, result["dev"]), (test, result["test"])):
-        ids, mask = _tokenize(char, split["sequence"], 80)
+        ids, mask = tokenize_all(char, split["sequence"], 80)
         again, _ = _evaluate(model, ids, mask, split["label"].to_numpy(), 32, next(model.parameters()).device)
         assert again == pytest.approx(report)
 
@@ -179,7 +162,13 @@ def test_lora_trains_only_adapters_and_head(char, tata):
     base = {k: v.clone() for k, v in model.encoder.state_dict().items()}
     head = {k: v.clone() for k, v in model.head.state_dict().items()}
     result = finetune(
-        model, char, train, dev, test, epochs=1, lr=3e-3, lora_rank=4, warmup_steps=2, progress=False
+        model,
+        char,
+        train,
+        dev,
+        test,
+        FinetuneTraining(epochs=1, lr=3e-3, lora_rank=4, warmup_steps=2),
+        progress=False,
     )
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in name or name.startswith("head.") for name in trainable)
@@ -204,10 +193,8 @@ def test_same_seed_same_metrics(char, tata, genome_windows):
             train,
             dev,
             test,
-            epochs=1,
-            lr=3e-3,
+            FinetuneTraining(epochs=1, lr=3e-3, warmup_steps=2),
             seed=3,
-            warmup_steps=2,
             device="cpu",
             progress=False,
         )
@@ -223,12 +210,9 @@ def test_same_seed_same_metrics(char, tata, genome_windows):
                 model,
                 char,
                 genome_windows[0][:64],
-                steps=6,
-                batch_size=8,
+                MLMTraining(steps=6, batch_size=8, eval_every=3),
                 seed=5,
-                eval_every=3,
-                device="cpu",
-                progress=False,
+                run=RunConfig(device="cpu", progress=False),
             )
         )
     assert [h["train_loss"] for h in histories[0]] == [h["train_loss"] for h in histories[1]]
@@ -239,13 +223,19 @@ def test_non_finite_loss_names_the_step(char, tata, genome_windows):
     with torch.no_grad():
         model.heads[0].bias.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match=r"pretrain step 1 \(sequence indices"):
-        pretrain_mlm(model, char, genome_windows[0][:32], steps=3, batch_size=8, progress=False)
+        pretrain_mlm(
+            model,
+            char,
+            genome_windows[0][:32],
+            MLMTraining(steps=3, batch_size=8),
+            run=RunConfig(progress=False),
+        )
     train, dev, test = tata
     model = classifier(char)
     with torch.no_grad():
         model.head[-1].bias.fill_(float("inf"))
     with pytest.raises(FloatingPointError, match=r"finetune epoch 1 step 1"):
-        finetune(model, char, train, dev, test, epochs=1, progress=False)
+        finetune(model, char, train, dev, test, FinetuneTraining(epochs=1), progress=False)
 
 
 def test_codebook_embedding_stays_frozen(genome_windows, tmp_path):
@@ -261,7 +251,11 @@ def test_codebook_embedding_stays_frozen(genome_windows, tmp_path):
     proj = encoder.embed.proj.weight.clone()
     assert len(buffers) == 2 and {f"encoder.embed.{k}" for k in buffers} <= set(model.state_dict())
     history = pretrain_mlm(
-        model, tokenizer, genome_windows[0][:64], steps=5, batch_size=8, eval_every=5, progress=False
+        model,
+        tokenizer,
+        genome_windows[0][:64],
+        MLMTraining(steps=5, batch_size=8, eval_every=5),
+        run=RunConfig(progress=False),
     )
     assert math.isfinite(history[-1]["train_loss"])
     assert all(torch.equal(v, dict(encoder.embed.named_buffers())[k]) for k, v in buffers.items())
@@ -327,7 +321,7 @@ def test_codebook_standardisation_ignores_a_common_offset():
 def test_lp_ft_head_starts_as_the_linear_probe(char, tata, num_classes):
     """LP-FT: the linear head loaded from the probe predicts what the probe predicts, and the
     probe (step 0) stays a checkpoint candidate, so dev loss never ends above it."""
-    from vqdna.train.training import fit_logistic, init_head_from_probe
+    from vqdna.train.classify import fit_logistic, init_head_from_probe
 
     train, dev, test = tata
     if num_classes == 3:  # a third class, so the multinomial path is exercised too
@@ -355,17 +349,27 @@ def test_lp_ft_head_starts_as_the_linear_probe(char, tata, num_classes):
         train,
         dev,
         test,
-        epochs=2,
-        lr=3e-3,
-        batch_size=32,
-        max_length=80,
-        warmup_steps=4,
-        select_metric="loss",
-        head_init="probe",
+        FinetuneTraining(
+            epochs=2,
+            lr=3e-3,
+            batch_size=32,
+            max_length=80,
+            warmup_steps=4,
+            select_metric="loss",
+            head_init="probe",
+        ),
         progress=False,
     )
     start = result["history"][0]
     assert start["step"] == 0 and result["dev"]["loss"] <= start["dev_loss"]
     assert result["dev"]["loss"] == min(h["dev_loss"] for h in result["history"])
     with pytest.raises(ValueError, match="head='linear'"):
-        finetune(classifier(char), char, train, dev, test, epochs=1, head_init="probe", progress=False)
+        finetune(
+            classifier(char),
+            char,
+            train,
+            dev,
+            test,
+            FinetuneTraining(epochs=1, head_init="probe"),
+            progress=False,
+        )

@@ -59,7 +59,7 @@ def test_activation_estimates_match_saved_tensors_within_10_percent(precision):
 PEAK = """
 import sys, torch
 from vqdna.train import memory
-from vqdna.train import training
+from vqdna.train.optim import make_optimizer
 from vqdna.model.encoder import EncoderConfig, MaskedLM, TransformerEncoder
 from vqdna.model.vqvae import VQVAE, VQVAEConfig
 torch.set_num_threads(1)
@@ -78,7 +78,7 @@ else:  # half BERT-base width, 2 layers, 8 x 514 tokens
     labels[:, ::4, 0] = ids[:, ::4]
     estimate = memory.estimate_mlm(encoder, [4106], 8, 514, 0.25, "fp32", vocab_size=4106)
     run = lambda rows=8: model(ids[:rows], None, labels[:rows])[1]
-optimizer, _ = training.make_optimizer(model, 1e-4, 10)
+optimizer, _ = make_optimizer(model, 1e-4, 10)
 weights = sum(p.numel() for p in model.parameters()) * 4
 def status(field):  # kB -> bytes, this process only (ru_maxrss would start at the parent's RSS)
     line = next(l for l in open("/proc/self/status") if l.startswith(field + ":"))

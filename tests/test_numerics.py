@@ -17,9 +17,11 @@ STAGES = """
 import hashlib, json
 import numpy as np, torch
 from vqdna.train import stages
-from vqdna.train import training
 from vqdna.data.genomes import embedded_genomes, read_contigs
-from vqdna.tokenizers.codebook import CodebookTokenizer
+from vqdna.train.classify import embed_sequences, fit_logistic
+from vqdna.train.loop import RunConfig
+from vqdna.train.mlm import MLMTraining, pretrain_mlm
+from vqdna.train.tokenizer import train_tokenizer
 
 torch.set_num_threads(1)
 sequence = "".join(read_contigs(embedded_genomes()[0]["fasta"]).values()).upper()
@@ -29,13 +31,13 @@ spec = {"type": "vq", "codebook_size": 32, "code_dim": 16, "stem_dim": 32, "dim"
 def digest(arrays):
     return hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)).hexdigest()
 
-tokenizer, _ = CodebookTokenizer.train_from_spec(spec, windows[:400], windows[400:], seed=0)
+tokenizer, _ = train_tokenizer(spec, windows[:400], windows[400:], seed=0)
 model = stages.build_masked_lm(tokenizer, {"layers": 1, "dim": 64, "heads": 2}, seed=0)
-training.pretrain_mlm(model, tokenizer, windows[:400], steps=20, batch_size=16, lr=2e-3, max_length=64,
-                      seed=0, val_sequences=windows[400:], eval_every=20, progress=False)
+pretrain_mlm(model, tokenizer, windows[:400], MLMTraining(steps=20, batch_size=16, lr=2e-3, max_length=64,
+             eval_every=20), val_sequences=windows[400:], seed=0, run=RunConfig(progress=False))
 gc = np.array([int(w.count("G") + w.count("C") > 48) for w in windows])
-embedded = training.embed_sequences(model.encoder, tokenizer, windows, max_length=64)
-probe = training.fit_logistic(embedded[:300], gc[:300])
+embedded = embed_sequences(model.encoder, tokenizer, windows, max_length=64)
+probe = fit_logistic(embedded[:300], gc[:300])
 print(json.dumps({
     "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     "vqvae": digest(p.detach().numpy() for p in tokenizer.model.parameters()),
@@ -86,10 +88,10 @@ def test_apply_sets_the_portable_variables_and_refuses_unknown_modes():
 def test_probe_parameters_are_rounded_to_the_stated_bits():
     import numpy as np
 
-    from vqdna.train import training
+    from vqdna.train import classify
 
     x = np.random.default_rng(0).standard_normal((200, 8))
-    probe = training.fit_logistic(x, (x[:, 0] > 0).astype(int))
+    probe = classify.fit_logistic(x, (x[:, 0] > 0).astype(int))
     coef = probe[-1].coef_
-    assert np.array_equal(coef, training.round_significant(coef, training.PROBE_BITS))
-    assert training.round_significant(np.array([1 + 2**-20]), 16)[0] == 1.0
+    assert np.array_equal(coef, classify.round_significant(coef, classify.PROBE_BITS))
+    assert classify.round_significant(np.array([1 + 2**-20]), 16)[0] == 1.0

@@ -14,9 +14,13 @@ import pytest
 import torch
 import yaml
 
-from vqdna.model.vqvae import VQVAE, VQVAEConfig, fit_vqvae
+from vqdna.core.seed import seed_everything
+from vqdna.model.vqvae import VQVAE, VQVAEConfig
 from vqdna.tokenizers import build_tokenizer
-from vqdna.train import stages, training
+from vqdna.train import stages
+from vqdna.train.loop import RunConfig
+from vqdna.train.mlm import MLMTraining, pretrain_mlm
+from vqdna.train.vqvae_trainer import VQTraining, fit_vqvae
 from vqdna.workflow import study
 
 PAPER = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "paper.yaml").read_text())
@@ -38,20 +42,18 @@ def test_paper_size_vqvae_hrq_and_encoder_take_two_accumulated_steps(yeast_chrom
     for name in ("vq", "hrq"):
         spec = study.tokenizer_spec(PAPER, name)
         assert spec["batch_size"] == 1024 and spec["dim"] == 384 and spec["depth"] == 6
-        training.seed_everything(0)
+        seed_everything(0)
         model = VQVAE(VQVAEConfig.from_spec(spec))
         forwards = _count_forwards(model)
         history = fit_vqvae(
             model,
             train,
             val,
-            steps=2,
-            batch_size=spec["batch_size"],
-            lr=spec["lr"],
-            seed=0,
-            eval_every=2,
-            micro_batch_size=128,
-            progress=False,
+            VQTraining(
+                steps=2, batch_size=spec["batch_size"], lr=spec["lr"], eval_every=2, micro_batch_size=128
+            ),
+            0,
+            run=RunConfig(progress=False),
         )
         assert len(forwards) == 2 * 1024 // 128  # 8 micro-batches per optimiser step
         assert history[-1]["step"] == 2 and torch.isfinite(torch.tensor(history[-1]["loss"]))
@@ -63,17 +65,19 @@ def test_paper_size_vqvae_hrq_and_encoder_take_two_accumulated_steps(yeast_chrom
     assert 85e6 < sum(p.numel() for p in mlm.encoder.parameters() if p.requires_grad) < 87e6  # BERT-base
     before = mlm.heads[0].weight.detach().clone()
     forwards = _count_forwards(mlm)
-    history = training.pretrain_mlm(
+    history = pretrain_mlm(
         mlm,
         tokenizers["hrq"],
         [seq[i] for i in range(2048)],
-        steps=2,
-        batch_size=settings["batch_size"],
-        lr=settings["lr"],
-        mask_ratio=settings["mask_ratio"],
-        max_length=settings["max_tokens"],
-        micro_batch_size=settings["micro_batch_size"],
-        progress=False,
+        MLMTraining(
+            steps=2,
+            batch_size=settings["batch_size"],
+            lr=settings["lr"],
+            mask_ratio=settings["mask_ratio"],
+            max_length=settings["max_tokens"],
+            micro_batch_size=settings["micro_batch_size"],
+        ),
+        run=RunConfig(progress=False),
     )
     assert len(forwards) == 2 * 2048 // 256
     assert history[-1]["step"] == 2 and torch.isfinite(torch.tensor(history[-1]["train_loss"]))

@@ -7,7 +7,8 @@ import torch
 from vqdna.data.genomes import embedded_genomes, read_contigs
 from vqdna.tokenizers.char import CharTokenizer
 from vqdna.tokenizers.kmer import KmerTokenizer
-from vqdna.train import pretext, training
+from vqdna.train import mlm, pretext
+from vqdna.train.batches import tokenize_all
 
 
 @pytest.fixture(scope="module")
@@ -19,14 +20,14 @@ def windows():
 
 
 def _baselines(tokenizer, windows, span=1, mask_ratio=0.25):
-    ids, _ = training._tokenize(tokenizer, windows[:1000], 140)
-    v_ids, _ = training._tokenize(tokenizer, windows[1000:], 140)
-    v_masked, v_at = training.mask_tokens(v_ids, mask_ratio, torch.Generator().manual_seed(1), span=span)
+    ids, _ = tokenize_all(tokenizer, windows[:1000], 140)
+    v_ids, _ = tokenize_all(tokenizer, windows[1000:], 140)
+    v_masked, v_at = mlm.mask_tokens(v_ids, mask_ratio, torch.Generator().manual_seed(1), span=span)
     return (
-        training.unigram_loss(tokenizer, ids, v_ids, v_at),
+        mlm.unigram_loss(tokenizer, ids, v_ids, v_at),
         pretext.position_loss(tokenizer, ids, v_ids, v_at),
         pretext.neighbour_loss(
-            tokenizer, training._masked_copies(ids, mask_ratio, span, 0), (v_ids, v_masked, v_at)
+            tokenizer, mlm._masked_copies(ids, mask_ratio, span, 0), (v_ids, v_masked, v_at)
         ),
     )
 

@@ -14,8 +14,9 @@ import torch
 
 from vqdna.analysis import baselines, claims, tables
 from vqdna.analysis.compare import TIMING_KEYS, _differences
-from vqdna.tokenizers import build_tokenizer, train_tokenizer
+from vqdna.tokenizers import build_tokenizer
 from vqdna.train import stages
+from vqdna.train.tokenizer import train_tokenizer
 from vqdna.workflow import study
 from vqdna.workflow.records import collect_metrics, evaluation_record, pretrain_record, tokenizer_record
 

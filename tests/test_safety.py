@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from vqdna.model.checkpoint import load_checkpoint
 from vqdna.model.vqvae import VQVAE, VQVAEConfig
 from vqdna.tokenizers import (
     TOKENIZERS,
@@ -23,7 +24,7 @@ from vqdna.tokenizers import (
     load_tokenizer,
     tokenizer_class,
 )
-from vqdna.train import scale, stages, training
+from vqdna.train import scale, stages
 
 SMALL_VQ = {"type": "vq", "stem_dim": 8, "dim": 8, "depth": 1, "codebook_size": 4, "levels": 1}
 
@@ -72,7 +73,7 @@ def _vq_folder(tmp_path: Path) -> Path:
 
 LOADERS = {
     "VQVAE.load (vqvae.pt)": lambda path: VQVAE.load(path),
-    "load_checkpoint": lambda path: training.load_checkpoint(path),
+    "load_checkpoint": lambda path: load_checkpoint(path),
     "load_resume (resume.pt)": lambda path: scale.load_resume(path, {"steps": 1}),
     "load_encoder (encoder checkpoint)": lambda path: stages.load_encoder(path, CharTokenizer()),
     "pretrain_deviations (encoder checkpoint)": lambda path: stages.pretrain_deviations(path),
@@ -145,7 +146,7 @@ def test_checkpoints_this_project_writes_load_with_weights_only(tmp_path):
     assert VQVAE.load(tmp_path / "vqvae.pt").config.dim == 8
     with pytest.raises(ValueError, match="no state_dict"):
         torch.save({"weights": {}}, tmp_path / "other.pt")
-        training.load_checkpoint(tmp_path / "other.pt")
+        load_checkpoint(tmp_path / "other.pt")
     with pytest.raises(ValueError, match="no fingerprint"):
         torch.save({"step": 1}, tmp_path / "resume.pt")
         scale.load_resume(tmp_path / "resume.pt", {"steps": 1})

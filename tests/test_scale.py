@@ -3,6 +3,7 @@ interrupt-and-resume (bit-identical) and two-process DDP (gloo) against one proc
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 
@@ -10,10 +11,15 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from vqdna.core.seed import seed_everything
 from vqdna.model.encoder import EncoderConfig, MaskedLM, TransformerEncoder
-from vqdna.model.vqvae import VQVAE, VQVAEConfig, fit_vqvae
+from vqdna.model.vqvae import VQVAE, VQVAEConfig
 from vqdna.tokenizers import build_tokenizer
-from vqdna.train import scale, training
+from vqdna.train import scale
+from vqdna.train.batches import tokenize_all
+from vqdna.train.loop import RunConfig
+from vqdna.train.mlm import MLMTraining, _mlm_labels, mask_tokens, pretrain_mlm
+from vqdna.train.vqvae_trainer import VQTraining, fit_vqvae
 
 ENCODER = EncoderConfig(layers=2, dim=32, heads=4)
 VQ = dict(stem_dim=16, dim=16, depth=2, codebook_size=16, levels=2, dead_code_threshold=1.0)
@@ -25,44 +31,34 @@ def _windows(seq: str, n: int = 240, width: int = 48) -> tuple[list[str], list[s
 
 
 def _mlm(tokenizer, dropout: float = 0.0) -> MaskedLM:
-    training.seed_everything(0)
+    seed_everything(0)
     cfg = EncoderConfig(layers=ENCODER.layers, dim=ENCODER.dim, heads=ENCODER.heads, dropout=dropout)
     return MaskedLM(TransformerEncoder.from_tokenizer(tokenizer, cfg), tokenizer.mlm_target_sizes)
 
 
+def _split(kw: dict) -> tuple[dict, RunConfig]:
+    """(the training settings of ``kw``, a RunConfig of its run fields; no progress bar)."""
+    run_fields = {f.name for f in dataclasses.fields(RunConfig)}
+    run = {k: kw.pop(k) for k in list(kw) if k in run_fields}
+    return kw, RunConfig(**{"progress": False, **run})
+
+
 def _pretrain(model, tokenizer, train, val, **kw):
-    kw = {
-        "steps": 8,
-        "batch_size": 16,
-        "lr": 2e-3,
-        "max_length": 50,
-        "seed": 0,
-        "warmup_steps": 2,
-        "eval_every": 3,
-        "progress": False,
-        **kw,
-    }
-    history = training.pretrain_mlm(model, tokenizer, train, val_sequences=val, **kw)
+    kw, run = _split(
+        {"steps": 8, "batch_size": 16, "lr": 2e-3, "max_length": 50, "warmup_steps": 2, "eval_every": 3, **kw}
+    )
+    history = pretrain_mlm(model, tokenizer, train, MLMTraining(**kw), val_sequences=val, seed=0, run=run)
     return [{k: v for k, v in h.items() if k != "steps_per_s"} for h in history]
 
 
 def _vqvae():
-    training.seed_everything(0)
+    seed_everything(0)
     return VQVAE(VQVAEConfig(**VQ))
 
 
 def _fit(model, train, val, **kw):
-    kw = {
-        "steps": 8,
-        "batch_size": 16,
-        "lr": 3e-3,
-        "seed": 0,
-        "warmup_steps": 2,
-        "eval_every": 3,
-        "progress": False,
-        **kw,
-    }
-    return fit_vqvae(model, train, val, **kw)
+    kw, run = _split({"steps": 8, "batch_size": 16, "lr": 3e-3, "warmup_steps": 2, "eval_every": 3, **kw})
+    return fit_vqvae(model, train, val, VQTraining(**kw), 0, run)
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -154,9 +150,9 @@ def test_vqvae_micro_batches_match_full_batch_without_data_init(yeast_chromosome
     full batch: EMA statistics are summed over micro-batches before the update."""
     train, val = _windows(yeast_chromosome)
     spec = {**VQ, "data_init": False, "dead_code_threshold": 0.0}
-    training.seed_everything(0)
+    seed_everything(0)
     full = VQVAE(VQVAEConfig(**spec))
-    training.seed_everything(0)
+    seed_everything(0)
     micro = VQVAE(VQVAEConfig(**spec))
     h_full, h_micro = _fit(full, train, val), _fit(micro, train, val, micro_batch_size=4)
     _assert_close(h_full, h_micro, rel=1e-3)
@@ -248,16 +244,16 @@ def test_three_level_hrq_at_paper_sizes_never_builds_the_product_vocabulary(yeas
     from vqdna.train import stages
 
     train, val = _windows(yeast_chromosome)
-    training.seed_everything(0)
+    seed_everything(0)
     model = VQVAE(VQVAEConfig(stem_dim=16, dim=16, depth=3, codebook_size=512, levels=3)).eval()
     tokenizer = build_tokenizer("hrq", model=model)
     assert tokenizer.level_sizes == [512, 1024, 2048] and tokenizer.vocab_size == 5 + 2**30
     tracemalloc.start()
     stats = stages.tokenizer_statistics(tokenizer, val)
     mlm = stages.build_masked_lm(tokenizer, {"layers": 1, "dim": 32, "heads": 4})
-    ids, mask = training._tokenize(tokenizer, val[:4], 50)
-    masked, positions = training.mask_tokens(ids.long(), 0.25, torch.Generator().manual_seed(0))
-    _, loss = mlm(masked, mask.long(), training._mlm_labels(tokenizer, ids, positions))
+    ids, mask = tokenize_all(tokenizer, val[:4], 50)
+    masked, positions = mask_tokens(ids.long(), 0.25, torch.Generator().manual_seed(0))
+    _, loss = mlm(masked, mask.long(), _mlm_labels(tokenizer, ids, positions))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 50e6, f"{peak / 1e6:.0f} MB traced"

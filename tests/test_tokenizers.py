@@ -305,7 +305,8 @@ def test_codebook_decode_is_the_vqvae_reconstruction(genome_windows):
 )
 def test_one_registry_builds_and_trains_from_the_config_entry(spec, cls, genome_windows):
     """A config entry's type picks the class in TOKENIZERS; the class builds and trains itself."""
-    from vqdna.tokenizers import TOKENIZERS, train_tokenizer
+    from vqdna.tokenizers import TOKENIZERS
+    from vqdna.train.tokenizer import train_tokenizer
 
     tokenizer, history = train_tokenizer(spec, genome_windows[0][:50], genome_windows[1][:5])
     assert type(tokenizer).__name__ == cls and TOKENIZERS[spec["type"]] is type(tokenizer)
@@ -323,7 +324,8 @@ def test_a_tokenizer_of_your_own_is_one_class_and_one_config_entry(tmp_path, mon
     import sys
 
     from tests.test_workflow import readme_tokenizer_module
-    from vqdna.tokenizers import load_tokenizer, tokenizer_class, train_tokenizer
+    from vqdna.tokenizers import load_tokenizer, tokenizer_class
+    from vqdna.train.tokenizer import train_tokenizer
 
     modules = readme_tokenizer_module(tmp_path / "modules")
     monkeypatch.syspath_prepend(str(modules))
@@ -424,3 +426,27 @@ def test_a_learning_tokenizer_without_save_and_load_is_refused(tmp_path):
     with pytest.raises(TypeError, match="learns from the corpus.*_save and _load"):
         Forgetful().save_pretrained(tmp_path / "f")
     assert not (tmp_path / "f").exists()
+
+
+def test_the_nearest_trainer_along_the_class_hierarchy_trains_it(monkeypatch):
+    """train_tokenizer takes, along the class's MRO, the first of a trainer registered in
+    vqdna.train.tokenizer.TRAINERS (VQ/HRQ: their VQ-VAE's training loop, which the tokenizer
+    module never imports) and a class's own train_from_spec (the hook of a class of one's own)."""
+    from vqdna.tokenizers import CodebookTokenizer
+    from vqdna.train import tokenizer as stage
+
+    calls = []
+    monkeypatch.setitem(stage.TRAINERS, CodebookTokenizer, lambda cls, *args: calls.append(cls) or (None, []))
+    stage.train_tokenizer({"type": "hrq"}, [], [])
+
+    class SelfTrained(CodebookTokenizer):
+        @classmethod
+        def train_from_spec(cls, spec, train_windows, val_windows, seed=0, **_):
+            return "own", [{"seed": seed}]
+
+    class Inherits(SelfTrained):
+        pass
+
+    monkeypatch.setattr(stage, "tokenizer_class", lambda kind: Inherits)
+    assert stage.train_tokenizer({"type": "x"}, [], [], seed=7) == ("own", [{"seed": 7}])
+    assert calls == [CodebookTokenizer]

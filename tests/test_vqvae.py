@@ -6,19 +6,23 @@ margin: over seeds 0-3, 99.7-99.97% held-out reconstruction and 98-100% code usa
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
 import torch
 
+from vqdna.core.seed import seed_everything
 from vqdna.core.sequence import to_indices
 from vqdna.model.quantizer import VectorQuantizer
-from vqdna.model.vqvae import VQVAE, VQVAEConfig, fit_vqvae, heldout_percentages
-from vqdna.train.training import seed_everything
+from vqdna.model.vqvae import VQVAE, VQVAEConfig, heldout_percentages
+from vqdna.train.loop import RunConfig
+from vqdna.train.vqvae_trainer import VQTraining, fit_vqvae
 
 TINY = dict(stem_dim=16, dim=16, depth=3, codebook_size=16)
 SMALL = dict(stem_dim=32, dim=32, depth=2, codebook_size=32, decay=0.9)
-FIT = dict(steps=100, batch_size=32, lr=3e-3, warmup_steps=20, eval_every=50, progress=False)
+FIT = VQTraining(steps=100, batch_size=32, lr=3e-3, warmup_steps=20, eval_every=50)
+QUIET = RunConfig(progress=False)
 
 
 def batch_of(windows, n=4, length=None) -> torch.Tensor:
@@ -38,7 +42,7 @@ def trained(genome_windows):
     for name, levels in (("vq", 1), ("hrq", 2)):
         model = model_of(**SMALL, levels=levels)
         start = time.perf_counter()
-        fit_vqvae(model, train, val, seed=0, **FIT)
+        fit_vqvae(model, train, val, FIT, 0, QUIET)
         out[name] = (model, heldout_percentages(model, val, batch_size=256), time.perf_counter() - start)
     return out
 
@@ -174,7 +178,9 @@ def test_same_seed_gives_identical_runs(genome_windows):
     runs = []
     for _ in range(2):
         model = model_of(**SMALL, levels=2, dead_code_threshold=0.5)  # exercises every random draw
-        history = fit_vqvae(model, train, val[:64], seed=3, **{**FIT, "steps": 20, "eval_every": 10})
+        history = fit_vqvae(
+            model, train, val[:64], dataclasses.replace(FIT, steps=20, eval_every=10), 3, QUIET
+        )
         runs.append((history, model.state_dict()))
     assert runs[0][0] == runs[1][0]
     assert all(torch.equal(runs[0][1][key], runs[1][1][key]) for key in runs[0][1])
@@ -188,12 +194,9 @@ def test_mixed_length_windows_are_grouped(genome_windows):
         model,
         mixed,
         [val[0][:99], val[1]],
-        steps=4,
-        batch_size=8,
-        lr=1e-3,
-        seed=0,
-        eval_every=2,
-        progress=False,
+        VQTraining(steps=4, batch_size=8, lr=1e-3, eval_every=2),
+        0,
+        run=RunConfig(progress=False),
     )
     assert [record["step"] for record in history] == [2, 4]
     assert heldout_percentages(model, [val[0][:99], val[1]])["n_tokens"] == 50 + 64

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 # scikit-learn is imported inside the functions: it costs 1.5 s CPU and 120 MB RSS, and most
-# importers of vqdna.train.training (tokenizer and pre-training jobs) never compute a metric.
+# importers of vqdna.train.classify (tokenizer and pre-training jobs) never compute a metric.
 
 
 def classification_metrics(y_true, y_pred) -> dict[str, float]:

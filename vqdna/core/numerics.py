@@ -12,11 +12,11 @@ project's kind has, from the start of every job: the Snakefile puts :data:`PORTA
 its own environment before any job starts, so every rule's shell, notebook runner and kernel
 inherits it. ``native`` leaves the choice to the CPU (faster where AVX-512 exists; bits then
 match only on the same CPU model). Deterministic algorithms and one thread per job are set
-elsewhere (``training.seed_everything``, ``threads_per_job``).
+elsewhere (``vqdna.core.seed.seed_everything``, ``threads_per_job``).
 
 numpy/scipy (OpenBLAS, whose kernel this machine kind may set through ``OPENBLAS_CORETYPE``,
 left alone on purpose) still differ across CPUs in the last bits: the one step whose output
-feeds later stages, the logistic probe, is made robust instead (``training.fit_logistic``).
+feeds later stages, the logistic probe, is made robust instead (``vqdna.train.classify.fit_logistic``).
 
 This module imports neither torch nor numpy: the Snakefile reads it at plan time.
 """

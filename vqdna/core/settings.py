@@ -60,7 +60,7 @@ class CorpusConfig(_Section):
 
 @dataclass(frozen=True)
 class PretrainConfig(_Section):
-    """Masked-modeling pre-training (``training.pretrain_mlm``)."""
+    """Masked-modeling pre-training (``vqdna.train.mlm.pretrain_mlm``)."""
 
     steps: int = 500
     batch_size: int = 32
@@ -74,7 +74,7 @@ class PretrainConfig(_Section):
 
 @dataclass(frozen=True)
 class FinetuneConfig(_Section):
-    """Fine-tuning on a task (``training.finetune``); ``protocol: benchmark`` takes epochs, lr,
+    """Fine-tuning on a task (``vqdna.train.classify.finetune``); ``protocol: benchmark`` takes epochs, lr,
     batch size and warm-up from the task's official protocol instead."""
 
     protocol: str = "config"  # config | benchmark

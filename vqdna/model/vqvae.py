@@ -1,7 +1,7 @@
 """VQDNA stage-1 tokenizer: a ConvNeXt-1D VQ-VAE over one-hot nucleotides, plain (VQ) or with
-Hierarchical Residual Quantization (HRQ). Codebook indices are the DNA tokens. One file of
-~420 lines on purpose: the network, its config and its training loop are read together (the
-quantizer itself is vqdna/model/quantizer.py).
+Hierarchical Residual Quantization (HRQ). Codebook indices are the DNA tokens. The network and
+its held-out evaluation; the quantizer itself is vqdna/model/quantizer.py and the training loop
+:func:`vqdna.train.vqvae_trainer.fit_vqvae`.
 
 Network (paper Sec. 3.3; sizes in :class:`VQVAEConfig`):
 
@@ -33,7 +33,6 @@ Loss = nucleotide cross-entropy over non-N positions + mean over levels of the q
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,21 +41,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
-from tqdm import tqdm  # plain text: tqdm.auto warns in notebooks without ipywidgets
 
 from vqdna.core.sequence import N_INDEX, to_indices
 from vqdna.core.settings import VQVAEConfig
+from vqdna.model.checkpoint import load_checkpoint, save_checkpoint
 from vqdna.model.hrq import HRQ
 from vqdna.model.quantizer import Quantized
-from vqdna.train import scale
-from vqdna.train.training import (
-    check_finite,
-    load_checkpoint,
-    make_optimizer,
-    pick_device,
-    save_checkpoint,
-    seed_everything,
-)
 
 
 @dataclass
@@ -215,19 +205,6 @@ def windows_by_length(windows: list[str]) -> dict[int, torch.Tensor]:
     return out
 
 
-def _sample_batch(
-    groups: dict[int, torch.Tensor], batch_size: int, generator: torch.Generator
-) -> torch.Tensor:
-    """A length group chosen with probability proportional to its size, then ``batch_size`` rows
-    of it drawn uniformly with replacement."""
-    tensors = list(groups.values())
-    if len(tensors) > 1:
-        sizes = torch.tensor([len(t) for t in tensors], dtype=torch.float)
-        tensors = [tensors[int(torch.multinomial(sizes, 1, generator=generator))]]
-    rows = torch.randint(len(tensors[0]), (batch_size,), generator=generator)
-    return tensors[0][rows]
-
-
 @torch.no_grad()
 def heldout_percentages(
     model: VQVAE, windows: list[str], batch_size: int = 256, max_batch_bp: int = 256 * 1024
@@ -266,167 +243,3 @@ def heldout_percentages(
         "n_windows": len(windows),
         "n_tokens": n_tokens,
     }
-
-
-def fit_vqvae(
-    model: VQVAE,
-    train_windows: list[str],
-    val_windows: list[str],
-    steps: int,
-    batch_size: int,
-    lr: float,
-    seed: int,
-    warmup_steps: int = 0,
-    eval_every: int = 100,
-    weight_decay: float = 0.01,
-    grad_clip: float = 1.0,
-    eval_batch_size: int = 256,
-    device: str | None = None,
-    progress: bool = True,
-    micro_batch_size: int | None = None,
-    precision: str = "fp32",
-    resume_path: str | Path | None = None,
-    checkpoint_every: int = 0,
-    keep_final: bool = False,
-    on_step=None,
-) -> list[dict]:
-    """Train ``model`` in place on normalised windows (AdamW, warm-up + cosine, gradient clipping).
-
-    One seeded ``torch.Generator`` (from ``seed_everything(seed)``) draws every batch and every
-    random choice of the quantizers, so one seed gives bitwise identical histories on CPU (seed
-    the model's construction too). Windows of mixed length are grouped by length (see
-    :func:`windows_by_length`). Every ``eval_every`` steps and at the end a record is appended:
-    ``step, lr, loss, recon_loss, commit_loss`` (means over the steps since the last record) and
-    ``val_recon_accuracy, val_code_usage, val_perplexity`` (from :func:`heldout_percentages`, in %).
-    The model is left in eval mode.
-
-    Scale, as in ``training.pretrain_mlm``: ``micro_batch_size`` with gradient accumulation (the
-    reconstruction loss weighted by each micro-batch's share of scored bases, the quantizer loss
-    by its share of rows; the EMA codebook update is deferred to the end of the step, see
-    ``VectorQuantizer``), ``precision``, DDP ranks under ``torchrun``, and resume checkpoints
-    (``resume_path``, ``checkpoint_every``, ``keep_final``, SIGTERM/SIGUSR1 ->
-    :class:`~vqdna.train.scale.Preempted`); with world > 1 every record carries ``world_size``.
-    """
-    generator = seed_everything(seed)
-    device = pick_device(device)
-    ranks = scale.DataParallel(device)
-    ranks.check_batch(batch_size)
-    if ranks.world > 1 and device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    precision = scale.resolve_precision(precision, device)
-    model.to(device)
-    groups = windows_by_length(train_windows)
-    optimizer, scheduler = make_optimizer(model, lr, steps, warmup_steps, weight_decay=weight_decay)
-    history, sums, n_summed = [], {"loss": 0.0, "recon_loss": 0.0, "commit_loss": 0.0}, 0
-    n_chunks = len(scale.micro_batches(batch_size // ranks.world, micro_batch_size)) * ranks.world
-    for quantizer in model.quantizers:  # one forward per step: update at once, as always
-        quantizer.defer_updates = n_chunks > 1
-    fingerprint = {
-        "stage": "fit_vqvae",
-        "steps": steps,
-        "batch_size": batch_size,
-        "lr": lr,
-        "seed": seed,
-        "warmup_steps": warmup_steps,
-        "eval_every": eval_every,
-        "n_windows": len(train_windows),
-        "world": ranks.world,
-        "config": asdict(model.config),
-    }
-    start = 0
-    resumed = scale.load_resume(resume_path, fingerprint)
-    if resumed is not None:
-        scale.restore_training(resumed, model, optimizer, scheduler, generator, ranks.rank)
-        start, history = resumed["step"], resumed["history"]
-        sums, n_summed = resumed["sums"], resumed["n_summed"]
-    train_model = ranks.wrap(model, device)
-
-    def save(step):
-        rng = ranks.gather(scale.rng_states(generator))
-        if ranks.is_main:
-            scale.save_resume(
-                resume_path,
-                fingerprint=fingerprint,
-                step=step,
-                model=model.state_dict(),
-                optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(),
-                rng=rng,
-                history=history,
-                sums=sums,
-                n_summed=n_summed,
-            )
-
-    bar = tqdm(
-        range(start + 1, steps + 1), desc="fit_vqvae", disable=not progress, initial=start, total=steps
-    )
-    with scale.PreemptionFlag(enabled=resume_path is not None) as preemption:
-        for step in bar:
-            model.train()
-            batch = _sample_batch(groups, batch_size, generator)
-            n_scored = int((batch != N_INDEX).sum().clamp(min=1))
-            shard = ranks.shard(batch_size)
-            chunks = scale.micro_batches(batch_size // ranks.world, micro_batch_size)
-            optimizer.zero_grad(set_to_none=True)
-            step_sums = dict.fromkeys(sums, 0.0)
-            for k, chunk in enumerate(chunks):
-                rows = batch[shard][chunk]
-                accumulating = len(chunks) * ranks.world > 1
-                w_recon = int((rows != N_INDEX).sum().clamp(min=1)) / n_scored if accumulating else 1.0
-                w_rows = len(rows) / batch_size
-                with scale.no_sync(train_model, last=k == len(chunks) - 1):
-                    with scale.autocast(device, precision):
-                        out = train_model(rows.to(device), generator=generator)
-                    check_finite(out.loss, f"fit_vqvae step {step}")
-                    loss = out.recon_loss * w_recon + out.quant_loss * w_rows
-                    (loss * ranks.world if ranks.world > 1 else loss).backward()
-                step_sums["loss"] += loss.item()
-                step_sums["recon_loss"] += out.recon_loss.item() * w_recon
-                step_sums["commit_loss"] += out.commit_loss.item() * w_rows
-            for quantizer in model.quantizers:
-                quantizer.apply_updates(generator)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
-            scheduler.step()
-            for key in sums:
-                sums[key] += ranks.sum(step_sums[key])
-            n_summed += 1
-            if step % eval_every == 0 or step == steps:
-                with scale.autocast(device, precision):
-                    stats = heldout_percentages(model, val_windows, eval_batch_size)
-                history.append(
-                    {
-                        "step": step,
-                        "lr": scheduler.get_last_lr()[0],
-                        **{key: value / n_summed for key, value in sums.items()},
-                        "val_recon_accuracy": stats["recon_accuracy"],
-                        "val_code_usage": stats["code_usage"],
-                        "val_perplexity": stats["perplexity"],
-                        **({"world_size": ranks.world} if ranks.world > 1 else {}),
-                    }
-                )
-                sums, n_summed = dict.fromkeys(sums, 0.0), 0
-                bar.set_postfix(
-                    loss=f"{history[-1]['loss']:.3f}",
-                    acc=f"{stats['recon_accuracy']:.1f}",
-                    usage="/".join(f"{u:.0f}" for u in stats["code_usage"]),
-                )
-            if on_step is not None:
-                on_step(step)
-            if resume_path is not None and step < steps:
-                if ranks.any(preemption.raised is not None):
-                    save(step)
-                    raise scale.Preempted(
-                        f"fit_vqvae stopped by {preemption.raised or 'a peer rank'} "
-                        f"after step {step}; resume checkpoint {resume_path}"
-                    )
-                if checkpoint_every and step % checkpoint_every == 0:
-                    save(step)
-    for quantizer in model.quantizers:
-        quantizer.defer_updates = False
-    if resume_path is not None and keep_final:
-        save(steps)
-    elif resume_path is not None and ranks.is_main:
-        Path(resume_path).unlink(missing_ok=True)
-    model.eval()
-    return history

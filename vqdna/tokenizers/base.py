@@ -1,11 +1,12 @@
 """What every tokenizer shares: the special ids, input normalisation, batching with padding,
 decoding, saving, and the Hugging Face-style surface (``encode(..., add_special_tokens=True)``,
-``decode``, ``__call__``, ``save_pretrained`` / ``from_pretrained``, ``pad_token_id``...)."""
+``decode``, ``__call__``, ``save_pretrained`` / ``from_pretrained``, ``pad_token_id``...), the
+``TOKENIZERS`` registry and :func:`load_tokenizer` (here, so that ``from_pretrained`` never
+imports the package ``__init__``)."""
 
 from __future__ import annotations
 
 import json
-import numbers
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
@@ -16,6 +17,7 @@ if TYPE_CHECKING:  # torch is imported where it is used: char/k-mer/BPE work wit
     import torch
 
 from vqdna.core.sequence import normalize
+from vqdna.tokenizers.safety import check_trusted, read_json
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(5)
@@ -47,16 +49,6 @@ def _normalize_all(seqs, caller: str) -> list[str]:
     return seqs
 
 
-def _read_json(file: Path):
-    """JSON of ``file``; a missing, unreadable or malformed file raises ``ValueError`` naming it."""
-    if not file.is_file():
-        raise ValueError(f"{file} is absent")
-    try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{file}: not valid JSON ({error})") from None
-
-
 #: config ``type`` -> tokenizer class: every subclass registers itself under its ``config_types``
 TOKENIZERS: dict[str, type] = {}
 #: what a concrete tokenizer defines itself (``Tokenizer``'s own versions only raise)
@@ -77,17 +69,6 @@ def abstract_members(cls: type) -> list[str]:
         for member in REQUIRED_MEMBERS
         if next((k for k in cls.__mro__ if member in k.__dict__), Tokenizer) is Tokenizer
     ]
-
-
-def check_int(name: str, value, minimum: int, maximum: int | None = None) -> int:
-    """``value`` as a parameter ``name`` that must be an integer in ``minimum..maximum`` (a bool,
-    a float such as 6.5 or a string is refused): ``ValueError`` naming the parameter."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"in {minimum}..{maximum}" if maximum is not None else f">= {minimum}"
-        raise ValueError(f"{name} must be {bound}, got {value}")
-    return int(value)
 
 
 def tokenizer_class(kind: str) -> type:
@@ -121,6 +102,48 @@ def tokenizer_class(kind: str) -> type:
             f"unknown tokenizer type {kind!r}; choose from {sorted(TOKENIZERS)} or 'module:Class'"
         )
     return TOKENIZERS[kind]
+
+
+def load_tokenizer(path, trust_remote_code: bool | str | Iterable[str] = False) -> Tokenizer:
+    """Rebuild a tokenizer written by ``Tokenizer.save_pretrained(path)``. What the folder holds is checked
+    against the saved type; every problem is a ``ValueError`` naming the file.
+
+    A built-in type (``TOKENIZERS``) is rebuilt without importing anything. A folder of a class
+    of one's own (``"class": "module:Class"`` in ``tokenizer_config.json``) needs that module
+    imported, which runs its code: only with ``trust_remote_code`` (``True``: any class; a
+    ``"module:Class"`` string or a collection of them: only those), as Hugging Face's flag of
+    that name. Even then a module found inside the tokenizer folder itself (a folder that is a
+    package, importable because the working directory is on ``sys.path``) is never imported."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError(f"{path} is not a tokenizer folder (not a directory)")
+    file = path / CONFIG_FILE
+    config = read_json(file)
+    if not isinstance(config, dict) or not isinstance(config.get("params"), dict):
+        raise ValueError(f"{file}: expected {{'name': ..., 'params': {{...}}}}, got {str(config)[:80]}")
+    name = config.get("name")
+    if isinstance(name, str) and name in TOKENIZERS:
+        cls = TOKENIZERS[name]
+    elif isinstance(config.get("class"), str):  # a tokenizer class of your own (module:Class)
+        cls = _trusted_class(file, config["class"], trust_remote_code)
+    else:
+        raise ValueError(f"{file}: unknown tokenizer {name!r}; choose from {sorted(TOKENIZERS)}")
+    try:
+        return cls._load(path, name, config["params"])
+    except (TypeError, ValueError) as error:  # params the constructor refuses
+        if str(path) in str(error):
+            raise
+        raise ValueError(f"{file}: params {config['params']} do not fit {name} ({error})") from error
+
+
+def _trusted_class(file: Path, kind: str, trust_remote_code) -> type:
+    """The class ``tokenizer_config.json`` names: a built-in class under another name, or one
+    :func:`~vqdna.tokenizers.safety.check_trusted` lets import."""
+    built_in = {class_path(cls): cls for cls in TOKENIZERS.values()}
+    if kind in built_in:  # a built-in class under another name: nothing to import
+        return built_in[kind]
+    check_trusted(file, kind, trust_remote_code, sorted(TOKENIZERS))
+    return tokenizer_class(kind)
 
 
 def _register(cls: type) -> None:
@@ -361,8 +384,6 @@ class Tokenizer:
         ``AutoTokenizer``; on a subclass the folder must hold that type). A folder naming a
         class of its own (not a built-in type) is loaded only with ``trust_remote_code``
         (:func:`vqdna.tokenizers.load_tokenizer`)."""
-        from vqdna.tokenizers import load_tokenizer
-
         tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
         if not isinstance(tokenizer, cls):
             raise ValueError(f"{path} holds a {type(tokenizer).__name__}, not a {cls.__name__}")

@@ -8,7 +8,8 @@ from typing import Iterable
 import numpy as np
 
 from vqdna.core.sequence import normalize
-from vqdna.tokenizers.base import CONFIG_FILE, N_SPECIAL, SPECIAL_TOKENS, Tokenizer, _read_json, check_int
+from vqdna.tokenizers.base import CONFIG_FILE, N_SPECIAL, SPECIAL_TOKENS, Tokenizer
+from vqdna.tokenizers.safety import check_int, read_json
 
 
 class BPETokenizer(Tokenizer):
@@ -167,7 +168,7 @@ class BPETokenizer(Tokenizer):
         from tokenizers import Tokenizer as HFTokenizer
 
         file = path / "tokenizer.json"
-        spec = _read_json(file)
+        spec = read_json(file)
         model = spec.get("model") if isinstance(spec, dict) else None
         kind = model.get("type") if isinstance(model, dict) else None
         if kind != "BPE":

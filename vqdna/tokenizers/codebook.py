@@ -1,5 +1,6 @@
 """The learned tokenizers of VQDNA: the codes a trained VQ-VAE (``vq``) or HRQ (``hrq``) assigns
-to each down-sampled position of a sequence."""
+to each down-sampled position of a sequence. Training the VQ-VAE is the trainer's
+(:func:`vqdna.train.tokenizer.train_codebook`), not the tokenizer's."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ if TYPE_CHECKING:
     import torch
 
 from vqdna.core.sequence import normalize, to_indices
-from vqdna.tokenizers.base import CONFIG_FILE, N_SPECIAL, Tokenizer, check_int
+from vqdna.tokenizers.base import CONFIG_FILE, N_SPECIAL, Tokenizer
+from vqdna.tokenizers.safety import check_int
 
 #: what a vq/hrq entry leaves out takes the study's value (config/config.yaml `vqvae`, held equal
 #: by a test), so that ``{"type": "hrq"}`` alone trains what the study trains
@@ -71,54 +73,12 @@ class CodebookTokenizer(Tokenizer):
         """An untrained VQ-VAE (HRQ with ``levels`` > 1) of the config entry, its initial weights
         drawn from ``seed`` (they are part of the run). Keys the entry leaves out take the
         study's values (:func:`study_spec`)."""
+        from vqdna.core.seed import seed_everything
         from vqdna.model.vqvae import VQVAE, VQVAEConfig
-        from vqdna.train.training import seed_everything
 
         spec = study_spec(spec)
         seed_everything(seed)
         return cls(VQVAE(VQVAEConfig.from_spec(spec)), name=spec["type"])
-
-    @classmethod
-    def train_from_spec(
-        cls,
-        spec: dict,
-        train_windows: list[str],
-        val_windows: list[str],
-        seed: int = 0,
-        device: str | None = None,
-        progress: bool = False,
-        scale: dict | None = None,
-    ) -> tuple["CodebookTokenizer", list[dict]]:
-        """Train the VQ-VAE of the config entry (stage 1 of the paper) on the corpus windows,
-        scored on at most 512 held-out windows spread over the genomes; ``scale``: the
-        training-at-scale settings (:func:`vqdna.train.scale.scale_options`)."""
-        from vqdna.core.settings import check_vq_training
-        from vqdna.data.corpus import spread_windows
-        from vqdna.model.vqvae import fit_vqvae
-        from vqdna.train.scale import scale_options
-
-        spec = study_spec(spec)
-        check_vq_training(spec, f"tokenizer {spec.get('type')!r}")
-        tokenizer = cls.from_spec(spec, seed)
-        options = scale_options(scale)
-        tokenizer.model.activation_checkpointing = options.pop("activation_checkpointing")
-        history = fit_vqvae(
-            tokenizer.model,
-            train_windows,
-            spread_windows(val_windows),
-            steps=spec["steps"],
-            batch_size=spec["batch_size"],
-            lr=spec["lr"],
-            seed=seed,
-            warmup_steps=spec.get("warmup_steps", 0),
-            eval_every=max(1, spec["steps"] // 10),
-            device=device,
-            progress=progress,
-            micro_batch_size=spec.get("micro_batch_size"),
-            **options,
-        )
-        tokenizer.model.cpu().eval()
-        return tokenizer, history
 
     def _decode(self, ids: np.ndarray) -> str:
         """Through the VQ-VAE's decoder: each token's code vectors -> the most likely bases

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from vqdna.core.sequence import N_INDEX, to_indices
-from vqdna.tokenizers.base import N_SPECIAL, UNK_ID, Tokenizer, check_int
+from vqdna.tokenizers.base import N_SPECIAL, UNK_ID, Tokenizer
+from vqdna.tokenizers.safety import check_int
 
 
 class KmerTokenizer(Tokenizer):

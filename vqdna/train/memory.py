@@ -24,6 +24,7 @@ peak = model states + activations saved for backward + the largest transient + C
 - overhead: 1 GiB (CUDA context, cuBLAS workspace) and 10% for allocator fragmentation.
 
 All of it is an estimate; validate on the GPU you have (``torch.cuda.max_memory_allocated``).
+The study's plan for a config: ``python -m vqdna.workflow.plan memory config/paper.yaml``.
 """
 
 from __future__ import annotations

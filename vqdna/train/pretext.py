@@ -2,7 +2,7 @@
 
 An encoder sees more than the sequence: the position of every token, [CLS]/[SEP], the padding
 mask (so the token count) and which positions are masked. The unigram loss
-(``training.unigram_loss``) ignores all of that, so a margin below it can come from position
+(``mlm.unigram_loss``) ignores all of that, so a margin below it can come from position
 alone: the tail slot of a non-overlapping 6-mer row holds a single nucleotide, the first and
 last BPE tokens of a window are shorter. Two frequency models of the same held-out masked
 targets close those gaps:

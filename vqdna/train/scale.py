@@ -2,10 +2,10 @@
 accumulation, data-parallel ranks (torch DDP under ``torchrun``), and resumable runs that
 survive a scheduler's time limit (checkpoint every N steps and on SIGTERM / SIGUSR1).
 
-The loops (``training.pretrain_mlm``, ``vqvae.fit_vqvae``) use these pieces so that with the
-defaults (fp32, one micro-batch per step, one process, no resume file) they run exactly the
-code path they always ran: every micro-batch loss is multiplied by its share of the batch,
-which is exactly 1.0 then, so existing results stay bit-identical.
+The loops (``mlm.pretrain_mlm``, ``vqvae_trainer.fit_vqvae``, through ``loop.StepLoop``) use
+these pieces so that with the defaults (fp32, one micro-batch per step, one process, no resume
+file) they run exactly the code path they always ran: every micro-batch loss is multiplied by
+its share of the batch, which is exactly 1.0 then, so existing results stay bit-identical.
 
 Data parallelism: every rank draws the *same* batch from the same seeded generator and keeps a
 contiguous shard of its rows (``DataParallel.shard``), so N ranks at micro-batch m see exactly
@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+
+from vqdna.model.checkpoint import atomic_save, safe_load
 
 PRECISIONS = ("auto", "fp32", "bf16")
 #: signals that ask a run to checkpoint and stop (Slurm sends SIGUSR1 with --signal, then SIGTERM)
@@ -194,11 +196,7 @@ def set_rng_states(states: dict, generator: torch.Generator) -> None:
 
 def save_resume(path: str | Path, **state) -> None:
     """Write a resume checkpoint atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    atomic_save(state, path)
 
 
 def load_resume(path: str | Path | None, fingerprint: dict) -> dict | None:
@@ -208,8 +206,6 @@ def load_resume(path: str | Path | None, fingerprint: dict) -> dict | None:
     ranks: nothing is left to train (how a ``torchrun`` launch hands its result to the notebook)."""
     if path is None or not Path(path).exists():
         return None
-    from vqdna.train.training import safe_load
-
     state = safe_load(path, map_location="cpu", what="resume checkpoint")
     if not isinstance(state, dict) or not isinstance(state.get("fingerprint"), dict):
         raise ValueError(f"{path}: not a resume checkpoint of this project (no fingerprint)")

@@ -1,9 +1,10 @@
 """What the model-training notebooks do, as plain functions (the notebooks only add tables and
-plots): stage 1 ``tokenizer_statistics`` (training itself is the tokenizer's own,
-:func:`vqdna.tokenizers.train_tokenizer`); stage 2 ``build_masked_lm`` / ``pretrain`` /
+plots): stage 1 ``tokenizer_statistics`` (training itself: :func:`vqdna.train.tokenizer.train_tokenizer`);
+stage 2 ``build_masked_lm`` / ``pretrain`` /
 ``save_encoder`` / ``load_encoder``; stage 3 ``finetune_on_task`` / ``linear_probe_on_task`` on a
-prepared task, each reading the bases :func:`vqdna.train.coverage.coverage` declares. The loops they
-call live in :mod:`vqdna.train.training`; the records the jobs write in :mod:`vqdna.workflow.records`.
+prepared task, each reading the bases :func:`vqdna.train.coverage.coverage` declares. The loops
+they call live in :mod:`vqdna.train.mlm` and :mod:`vqdna.train.classify`; the records the jobs
+write in :mod:`vqdna.workflow.records`.
 """
 
 from __future__ import annotations
@@ -12,15 +13,18 @@ import dataclasses
 
 import numpy as np
 
+from vqdna.core.seed import seed_everything
 from vqdna.core.settings import FinetuneConfig, PretrainConfig, ProbeConfig
 from vqdna.data.corpus import spread_windows
 from vqdna.data.tasks import read_task
+from vqdna.model.checkpoint import load_checkpoint, save_checkpoint
 from vqdna.model.encoder import EncoderConfig, MaskedLM, SequenceClassifier, TransformerEncoder
 from vqdna.model.vqvae import heldout_percentages
 from vqdna.tokenizers import N_SPECIAL, CodebookTokenizer, Tokenizer
-from vqdna.train import training
+from vqdna.train.classify import FinetuneTraining, embed_sequences, finetune, fit_logistic, linear_probe
 from vqdna.train.coverage import coverage, sliding_windows, tokens_needed
-from vqdna.train.scale import scale_options
+from vqdna.train.loop import RunConfig
+from vqdna.train.mlm import MLMTraining, pretrain_mlm
 
 
 def usage_counts(tokenizer: Tokenizer, windows: list[str]) -> dict[str, np.ndarray]:
@@ -76,7 +80,7 @@ def task_statistics(tokenizer: Tokenizer, task_dirs: dict[str, str]) -> dict[str
 def build_masked_lm(tokenizer: Tokenizer, encoder: dict, seed: int = 0) -> MaskedLM:
     """A fresh encoder (frozen codebook embedding for VQ/HRQ) with one head per MLM target,
     initialised from ``seed``: the initial weights are part of the run, so they are seeded too."""
-    training.seed_everything(seed)
+    seed_everything(seed)
     return MaskedLM(
         TransformerEncoder.from_tokenizer(tokenizer, EncoderConfig(**encoder)), tokenizer.mlm_target_sizes
     )
@@ -94,9 +98,9 @@ def pretrain(
     scale: dict | None = None,
 ) -> list[dict]:
     """Masked-modeling pre-training with the config's ``pretrain`` section (``scale``: see
-    :func:`scale_options`). No tokenizer makes more tokens than bases, so ``max_tokens`` >= the
-    longest window + 2 ([CLS]/[SEP]) cuts no window; a smaller cap is an error rather than a
-    silent cut."""
+    :func:`vqdna.train.scale.scale_options`). No tokenizer makes more tokens than bases, so
+    ``max_tokens`` >= the longest window + 2 ([CLS]/[SEP]) cuts no window; a smaller cap is an
+    error rather than a silent cut."""
     settings = PretrainConfig.from_dict(settings)
     longest = max(map(len, train_windows + val_windows))
     if settings.max_tokens < longest + 2:
@@ -105,33 +109,23 @@ def pretrain(
             f"pretrain.max_tokens {cap} would cut the {longest} bp corpus windows: set it to "
             f"at least {longest + 2} (or corpus.window to at most {cap - 2})"
         )
-    options = scale_options(scale)
-    model.encoder.activation_checkpointing = options.pop("activation_checkpointing")
-    return training.pretrain_mlm(
+    run, checkpointing = RunConfig.from_scale(scale, device=device, progress=progress)
+    model.encoder.activation_checkpointing = checkpointing
+    return pretrain_mlm(
         model,
         tokenizer,
         train_windows,
-        steps=settings.steps,
-        batch_size=settings.batch_size,
-        lr=settings.lr,
-        mask_ratio=settings.mask_ratio,
-        max_length=settings.max_tokens,
-        seed=seed,
-        warmup_steps=settings.warmup_steps,
+        MLMTraining.from_settings(settings),
         val_sequences=spread_windows(val_windows),
-        eval_every=max(1, settings.steps // 10),
-        device=device,
-        progress=progress,
-        masking=settings.masking,
-        micro_batch_size=settings.micro_batch_size,
-        **options,
+        seed=seed,
+        run=run,
     )
 
 
 def save_encoder(path, model: MaskedLM, encoder: dict, tokenizer_path, deviations: list[str] = ()) -> None:
     """Encoder weights + its config + which tokenizer it reads (the MLM heads are dropped) + the
     pre-training's deviations (:func:`corpus_deviations`), which every record of the encoder carries."""
-    training.save_checkpoint(
+    save_checkpoint(
         path,
         model.encoder,
         encoder_config=dict(encoder),
@@ -142,11 +136,11 @@ def save_encoder(path, model: MaskedLM, encoder: dict, tokenizer_path, deviation
 
 def pretrain_deviations(path) -> list[str]:
     """The deviations :func:`save_encoder` stored with an encoder."""
-    return list(training.load_checkpoint(path).get("pretrain_deviations", []))
+    return list(load_checkpoint(path).get("pretrain_deviations", []))
 
 
 def load_encoder(path, tokenizer: Tokenizer) -> TransformerEncoder:
-    payload = training.load_checkpoint(path)
+    payload = load_checkpoint(path)
     encoder = TransformerEncoder.from_tokenizer(tokenizer, EncoderConfig(**payload["encoder_config"]))
     encoder.load_state_dict(payload["state_dict"])
     return encoder
@@ -156,7 +150,7 @@ def _xy(frame) -> tuple[list[str], np.ndarray]:
     return frame["sequence"].tolist(), frame["label"].to_numpy()
 
 
-#: finetune.select_by -> the dev quantity training.finetune selects on (None: the task's metric)
+#: finetune.select_by -> the dev quantity classify.finetune selects on (None: the task's metric)
 SELECT_BY = {"dev_loss": "loss", "dev_metric": None}
 
 
@@ -198,29 +192,32 @@ def finetune_on_task(
     splits, seen = coverage(
         splits, meta, ProbeConfig(max_bp=settings.max_bp, window=settings.window, pooling="fixed")
     )
-    training.seed_everything(seed)
+    seed_everything(seed)
     model = SequenceClassifier(
         load_encoder(model_path, tokenizer),
         meta["num_classes"],
         head="linear" if settings.head_init == "probe" else "mlp",
     )
     max_length = tokens_needed(tokenizer, splits)
-    result = training.finetune(
-        model,
-        tokenizer,
-        _xy(splits["train"]),
-        _xy(splits["dev"]),
-        _xy(splits["test"]),
+    training = FinetuneTraining(
         epochs=settings.epochs,
         lr=settings.lr,
         batch_size=settings.batch_size,
         max_length=max_length,
-        seed=seed,
         lora_rank=settings.lora_rank,
         patience=settings.patience,
         warmup_steps=settings.warmup_steps,
         select_metric=SELECT_BY[settings.select_by] or meta["metric"],
         head_init=settings.head_init,
+    )
+    result = finetune(
+        model,
+        tokenizer,
+        _xy(splits["train"]),
+        _xy(splits["dev"]),
+        _xy(splits["test"]),
+        training,
+        seed=seed,
         device=device,
         progress=progress,
     )
@@ -246,9 +243,7 @@ def _pooled_embeddings(
     windows = [sliding_windows(s, max_bp) for s in sequences]
     flat = [w for ws in windows for w in ws]
     unique, where = np.unique(np.array(flat, dtype=object), return_inverse=True)
-    embedded = training.embed_sequences(
-        encoder, tokenizer, list(unique), max_length=max_length, device=device
-    )
+    embedded = embed_sequences(encoder, tokenizer, list(unique), max_length=max_length, device=device)
     owner = np.repeat(np.arange(len(sequences)), [len(ws) for ws in windows])
     pooled = np.zeros((len(sequences), embedded.shape[1]), dtype=embedded.dtype)
     np.add.at(pooled, owner, embedded[where])
@@ -280,7 +275,7 @@ def linear_probe_on_task(
         )
     else:
         max_length = tokens_needed(tokenizer, splits)
-        result = training.linear_probe(
+        result = linear_probe(
             encoder,
             tokenizer,
             _xy(splits["train"]),
@@ -315,7 +310,7 @@ def _pooled_probe(
     seed: int,
     device,
 ) -> dict:
-    """``training.linear_probe`` on window-pooled embeddings (the same standardised logistic
+    """:func:`~vqdna.train.classify.linear_probe` on window-pooled embeddings (the same standardised logistic
     regression, so fixed and sliding probes differ only in what they embed)."""
     from vqdna.core.metrics import classification_metrics, confusion, test_outcomes
 
@@ -323,7 +318,7 @@ def _pooled_probe(
     e_train, e_test = (
         _pooled_embeddings(encoder, tokenizer, x, max_bp, max_length, device) for x in (x_train, x_test)
     )
-    predictions = training.fit_logistic(e_train, y_train, seed).predict(e_test)
+    predictions = fit_logistic(e_train, y_train, seed).predict(e_test)
     return {
         "test": classification_metrics(y_test, predictions),
         "confusion_matrix": confusion(y_test, predictions, num_classes),

@@ -19,8 +19,9 @@ import torch
 import torch.distributed as dist
 
 from vqdna.data import corpus
-from vqdna.tokenizers import load_tokenizer, train_tokenizer
+from vqdna.tokenizers import load_tokenizer
 from vqdna.train import stages
+from vqdna.train.tokenizer import train_tokenizer
 
 STAGES = ("train_tokenizer", "pretrain")
 
