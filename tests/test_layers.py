@@ -1,4 +1,4 @@
-"""The package's layers hold: every import, inside functions too, points to a lower layer or
+"""The package's layers and sizes hold: every import, inside functions too, points to a lower layer or
 to a module of its own layer's subpackage, and no module imports its own package's __init__.
 
     core < model < {tokenizers, data} < train < workflow < analysis
@@ -95,3 +95,40 @@ def test_a_planted_upward_import_fails(tmp_path):
     with open(copy / "model" / "quantizer.py", "a") as f:
         f.write("\n\ndef planted():\n    from vqdna.model import encoder\n\n    return encoder\n")
     assert cycles(copy) == [["vqdna.model.encoder", "vqdna.model.quantizer"]]
+
+
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 80
+
+
+def oversized(package: Path = PACKAGE) -> list[str]:
+    """Modules over MAX_MODULE_LINES lines and functions (methods and nested ones included) over
+    MAX_FUNCTION_LINES, counted from the ``def`` line (decorators excluded) to the last line."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        name = path.relative_to(package.parent).as_posix()
+        text = path.read_text()
+        if (lines := len(text.splitlines())) > MAX_MODULE_LINES:
+            found.append(f"{name}: {lines} lines")
+        for node in ast.walk(ast.parse(text, str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    found.append(f"{name}:{node.lineno} {node.name}: {length} lines")
+    return found
+
+
+def test_no_module_or_function_is_too_long():
+    assert oversized() == []
+
+
+def test_a_planted_long_module_and_function_fail(tmp_path):
+    copy = tmp_path / "vqdna"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    (copy / "core" / "planted.py").write_text(f"def planted():\n{body}    return 0\n")
+    (copy / "core" / "long.py").write_text("x = 1\n" * (MAX_MODULE_LINES + 1))
+    assert oversized(copy) == [
+        f"vqdna/core/long.py: {MAX_MODULE_LINES + 1} lines",
+        f"vqdna/core/planted.py:1 planted: {MAX_FUNCTION_LINES + 2} lines",
+    ]
