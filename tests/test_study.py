@@ -107,3 +107,14 @@ def test_data_notes_become_shared_protocol_categories():
         "reduced-train: official train.csv absent",
     ]
     assert deviation_tags(notes) == ["reduced-train", "train subsampled"]
+
+
+def test_same_knob_value_keeps_booleans_and_numbers_apart():
+    import numpy as np
+
+    from vqdna.workflow.study import same_knob_value
+
+    assert same_knob_value(64, 64.0) and same_knob_value(0.15, 0.15) and not same_knob_value(64, 128)
+    assert same_knob_value(True, np.bool_(True)) and not same_knob_value(True, False)
+    assert not same_knob_value(True, 1) and not same_knob_value(0, False)  # a switch is not a size
+    assert not same_knob_value(None, 64) and not same_knob_value(64, None)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from vqdna.analysis.ablations import CORPUS, sorted_values
 from vqdna.analysis.paper import PAPER_ABLATIONS
-from vqdna.workflow.study import PAPER_TABLES
+from vqdna.workflow.study import PAPER_TABLES, same_knob_value
 
 #: the paper's default value of each knob it ablates (Tables 7-9, bold rows)
 PAPER_DEFAULTS = {"codebook_size": 512, "code_dim": 384, "mask_ratio": 0.25}
@@ -28,16 +28,10 @@ def _cell_text(row, digits: int = 1) -> str:
 
 def _find(table: pd.DataFrame, value, tokenizer: str, quantity: str, measured_on: str | None = None):
     rows = table[(table["tokenizer"] == tokenizer) & (table["quantity"] == quantity)]
-    rows = rows[np.array([_same(v, value) for v in rows["value"]], dtype=bool)]
+    rows = rows[np.array([same_knob_value(v, value) for v in rows["value"]], dtype=bool)]
     if measured_on is not None:
         rows = rows[rows["measured_on"] == measured_on]
     return None if rows.empty else rows.iloc[0]
-
-
-def _same(a, b) -> bool:
-    if isinstance(a, (bool, np.bool_)) or isinstance(b, (bool, np.bool_)):
-        return bool(a) == bool(b) and type(a) is type(b)
-    return math.isclose(float(a), float(b))
 
 
 def paper_layout(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 
 import yaml
 
@@ -110,7 +111,7 @@ def ablation_runs(config: dict) -> list[dict]:
                 current = spec.get(knob) if knob in TOKENIZER_ABLATIONS else config["pretrain"][knob]
                 if knob == "code_dim" and current is None:
                     current = spec["dim"]
-                is_default = _same(current, value)
+                is_default = same_knob_value(current, value)
                 name = base if is_default else variant_name(base, knob, value)
                 runs.append(
                     {
@@ -140,12 +141,15 @@ def ablation_outputs(runs: list[dict]) -> tuple[list[str], list[str]]:
     return tables, [f"ablation_{k}" for k in knobs]
 
 
-def _same(current, value) -> bool:
-    if current is None:
+def same_knob_value(a, b) -> bool:
+    """Whether two ablation knob values name the same setting: a boolean equals only a boolean
+    (numpy's included), numbers compare as numbers (``64 == 64.0``), and None equals nothing."""
+    if a is None or b is None:
         return False
-    if isinstance(value, bool) or isinstance(current, bool):
-        return bool(current) == bool(value)
-    return float(current) == float(value)
+    a_bool, b_bool = (type(v).__name__ in ("bool", "bool_") for v in (a, b))
+    if a_bool or b_bool:
+        return a_bool and b_bool and bool(a) == bool(b)
+    return math.isclose(float(a), float(b))
 
 
 def parse_task(name: str) -> tuple[str, str]:
