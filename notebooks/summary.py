@@ -147,8 +147,8 @@ display(Markdown(report.verdict_paragraph(verdicts)))
 # %%
 if stages:
     display(Image(filename=str(out / "figures" / f"task_differences_{main_stage}.png")))
-    brief = report.effects_brief(effect_table[effect_table["stage"] == main_stage], codes)
-    display(Markdown(tables.markdown(brief)))
+    brief, untested = report.effects_brief(effect_table[effect_table["stage"] == main_stage], codes)
+    display(Markdown("\n\n".join(filter(None, [tables.markdown(brief) if len(brief) else "", untested]))))
 
 # %% [markdown]
 # ## Table 1: every tokenizer on every task

@@ -32,6 +32,46 @@ def test_verdict_paragraph_groups_claims_and_names_tokenizers_once():
     assert lines[3] == "- **Not run here:** the ablation claims."
 
 
+def test_effects_brief_folds_untestable_comparisons_into_one_sentence():
+    effects = pd.DataFrame(
+        [
+            ("hrq - vq", "small", 13, 0.5, -1.0, 2.0, "inconclusive at this power (detectable: 1.6 points)"),
+            (
+                "vq - bpe",
+                "small",
+                2,
+                3.0,
+                -40.0,
+                46.0,
+                "no across-task test possible with 2 tasks (vq ahead on 0 of 2)",
+            ),
+            (
+                "hrq > vq > bpe",
+                "small",
+                2,
+                float("nan"),
+                float("nan"),
+                float("nan"),
+                "no across-task test possible with 2 tasks",
+            ),
+        ],
+        columns=["comparison", "protocol", "n_tasks", "mean_diff", "ci_low", "ci_high", "verdict"],
+    )
+    table, note = report.effects_brief(effects, {"small": "P1"})
+    assert table.to_dict("records") == [
+        {
+            "comparison": "hrq - vq (P1)",
+            "tasks": 13,
+            "mean difference over tasks [95% CI]": "+0.50 [-1.00, 2.00]",
+            "verdict": "inconclusive at this power (detectable: 1.6 points)",
+        }
+    ]
+    assert note.startswith("No across-task test possible for 2 comparisons (2 tasks; the exact Wilcoxon")
+    assert "at least 6" in note
+    table, note = report.effects_brief(effects.iloc[:1])
+    assert len(table) == 1 and note == ""
+
+
 def summary_rows():
     rows = []
     for task, scores in (
@@ -65,6 +105,17 @@ def test_table1_has_tokenizers_as_rows_tasks_as_columns_and_marks_the_best():
     assert cells.loc["kmer-spectrum LR", "coding"] == "40.0 [35.0, 45.0]"
     assert cells.loc["hrq", "tata"] == "**50.0 [45.0, 55.0]** (paper 79.2)"
     assert cells.loc["kmer-spectrum LR", "tata"] == "–" and cells.loc["hrq", "avg rank"] == "1.50"
+
+
+def test_table1_lists_protocol_codes_in_order_whatever_the_row_order():
+    rows = summary_rows()
+    subsampled = rows.assign(protocol="small model; train subsampled", task=rows["task"] + "_sub")
+    both = pd.concat([subsampled.iloc[:2], rows, subsampled.iloc[2:]], ignore_index=True)
+    codes = {"small model": "P1", "small model; train subsampled": "P2"}
+    assert list(report.table1(both, codes)) == ["P1", "P2"]
+    codes = {f"label {i}": f"P{i}" for i in range(1, 12)}
+    many = pd.concat([rows.assign(protocol=f"label {i}") for i in (11, 2, 1)], ignore_index=True)
+    assert list(report.table1(many, codes)) == ["P1", "P2", "P11"]
 
 
 def test_appendix_tables_are_collapsed():

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from vqdna.analysis.power import min_tasks
+
 #: row order of Table 1: the paper's ordering, then anything else, the k-mer-spectrum reference last
 ORDER = ("hrq", "vq", "bpe", "kmer6", "kmer6_nonoverlap", "char")
 
@@ -56,23 +58,43 @@ def verdict_paragraph(claims: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def effects_brief(effects: pd.DataFrame, codes: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """The across-task effects table in the columns a reader needs under the headline figure:
-    comparison (with its protocol code), tasks, mean difference [95% interval] over tasks, verdict."""
-    rows = []
+#: how :mod:`vqdna.analysis.effects` begins the verdict of a comparison with too few tasks
+NO_TEST = "no across-task test possible"
+
+
+def effects_brief(effects: pd.DataFrame, codes: Mapping[str, str] | None = None) -> tuple[pd.DataFrame, str]:
+    """The across-task effects in what a reader needs under the headline figure -> (table, note).
+    The table has the comparisons that have an across-task test: comparison (with its protocol
+    code), tasks, mean difference [95% interval] over tasks, verdict. The note is one sentence
+    for those with too few tasks for a test (their per-task intervals are the figure; their rows
+    stay in ``effects.csv``), or empty."""
+    rows, untested = [], []
     for row in effects.itertuples():
+        comparison = f"{row.comparison} ({(codes or {}).get(row.protocol, row.protocol)})"
+        if str(row.verdict).startswith(NO_TEST):
+            untested.append((comparison, int(row.n_tasks)))
+            continue
         interval = (
             "–" if pd.isna(row.ci_low) else f"{row.mean_diff:+.2f} [{row.ci_low:.2f}, {row.ci_high:.2f}]"
         )
         rows.append(
             {
-                "comparison": f"{row.comparison} ({(codes or {}).get(row.protocol, row.protocol)})",
+                "comparison": comparison,
                 "tasks": int(row.n_tasks),
                 "mean difference over tasks [95% CI]": interval,
                 "verdict": row.verdict,
             }
         )
-    return pd.DataFrame(rows)
+    note = ""
+    if untested:
+        counts = sorted({n for _, n in untested})
+        note = (
+            f"{NO_TEST.capitalize()} for {len(untested)} comparison{'s' if len(untested) > 1 else ''} "
+            f"({' or '.join(map(str, counts))} task{'s' if counts != [1] else ''}; the exact Wilcoxon "
+            f"signed-rank test needs at least {min_tasks()} to reach p < 0.05): the per-task "
+            "intervals in the figure are the evidence, and every row is in `effects.csv`."
+        )
+    return pd.DataFrame(rows), note
 
 
 def _ordered(tokenizers: Sequence[str]) -> list[str]:
@@ -105,7 +127,7 @@ def table1(summary: pd.DataFrame, codes: Mapping[str, str] | None = None) -> dic
             line["avg rank"] = f"{ranks.iloc[0]:.2f}" if len(ranks) and not pd.isna(ranks.iloc[0]) else "–"
             table.append(line)
         out[codes.get(protocol, protocol)] = pd.DataFrame(table)
-    return out
+    return dict(sorted(out.items(), key=lambda item: (len(item[0]), item[0])))  # P1, P2, ..., P10
 
 
 def _cell(row, best: bool) -> str:
