@@ -36,7 +36,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import torch
+from IPython.display import Markdown, display
 
+from vqdna.analysis import report
 from vqdna.data import tasks
 from vqdna.tokenizers import load_tokenizer
 from vqdna.train import stages
@@ -52,21 +54,17 @@ pd.DataFrame({name: frame["label"].value_counts().sort_index() for name, frame i
 # %%
 result = stages.linear_probe_on_task(model_path, tokenizer, task, coverage, device=device)
 record = evaluation_record("linear_probe", task, model_name, 0, result, profile, replicate=replicate)
-pd.Series(
-    {
-        k: record[k]
-        for k in (
-            "mcc",
-            "macro_f1",
-            "accuracy",
-            "coverage",
-            "bp_seen",
-            "n_cut",
-            "max_tokens",
-            "task_recon_accuracy",
-        )
-    }
-)
+
+# %% [markdown]
+# ## Test scores
+# *How to read:* MCC, macro-F1 and accuracy on the test set (fractions; MCC 0 is chance);
+# `coverage` says which bases of each sequence the frozen encoder saw, `n cut` how many test
+# sequences were longer than that, and `task recon accuracy` how well a codebook tokenizer
+# reconstructs this task's sequences (– for the others).
+
+# %%
+keys = ["mcc", "macro_f1", "accuracy", "coverage", "bp_seen", "n_cut", "max_tokens", "task_recon_accuracy"]
+display(Markdown(report.record_brief(record, keys)))
 
 # %% [markdown]
 # ## Test confusion matrix

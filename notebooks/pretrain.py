@@ -48,7 +48,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import torch
+from IPython.display import Markdown, display
 
+from vqdna.analysis import report
 from vqdna.data import corpus
 from vqdna.tokenizers import load_tokenizer
 from vqdna.train import stages
@@ -70,7 +72,18 @@ history = stages.pretrain(
 deviations = corpus.corpus_deviations(Path(train_path).parent, profile)  # paper study without its corpus
 stages.save_encoder(model_path, model, encoder, tokenizer_path, deviations)
 curves = pd.DataFrame(history)
-curves.tail()
+record = pretrain_record(name, tokenizer, encoder, pretrain, history, profile, deviations, replicate=seed)
+
+# %% [markdown]
+# ## At a glance
+# *How to read:* the held-out masked-token loss (nats, summed over targets) beside three
+# baselines of the same targets: frequencies alone (unigram), frequencies given position, and
+# frequencies given the visible neighbours. An encoder learned from context when its loss ends
+# below them (the summary's pretext table decides it over the replicates).
+
+# %%
+keys = ["final_val_loss", "unigram_loss", "position_loss", "neighbour_loss", "final_val_accuracy"]
+display(Markdown(report.record_brief(record, keys)))
 
 # %% [markdown]
 # ## Loss curves
@@ -96,5 +109,4 @@ if "unigram_loss" in curves:
 fig.tight_layout()
 
 # %%
-record = pretrain_record(name, tokenizer, encoder, pretrain, history, profile, deviations, replicate=seed)
 record = write_record(record, metrics_path)  # validated, then written

@@ -139,3 +139,20 @@ def test_rendered_notebook_hides_code_and_says_where_the_source_is(tmp_path):
     assert "visible output 42" in html
     assert 'class="jp-CodeMirrorEditor' not in html and "print(" not in html
     assert "the executed notebook is <code>page.ipynb</code> beside it" in html
+
+
+def test_record_brief_is_a_small_table_of_the_named_numbers():
+    record = {
+        "stage": "tokenizer",
+        "recon_accuracy": 0.999871,
+        "bp_per_token": 1.0,
+        "perplexity": None,
+        "n": 8282,
+    }
+    assert report.record_brief(record, ["recon_accuracy", "bp_per_token", "perplexity", "n", "absent"]) == (
+        "| quantity | value |\n|---|---|\n| recon accuracy | 0.9999 |\n| bp per token | 1 |\n"
+        "| perplexity | – |\n| n | 8282 |\n"
+    )
+    assert report.record_brief({"bp_seen": {"mean": 125.0}, "x": None}, ["bp_seen", "x"]).endswith(
+        "| bp seen | mean 125 |\n| x | – |\n"
+    )

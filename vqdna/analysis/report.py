@@ -152,3 +152,24 @@ def appendix(tables: Mapping[str, pd.DataFrame]) -> str:
             f"<details><summary>{html.escape(title)} ({len(table)} rows)</summary>\n{body}\n</details>"
         )
     return "\n".join(blocks)
+
+
+def record_brief(record: Mapping, keys: Sequence[str]) -> str:
+    """A job record's headline numbers as a two-column Markdown table (what a per-job page shows
+    first, instead of a raw dump): ``keys`` in order, those the record lacks left out, numbers
+    to 4 significant digits (lists and mappings item by item), None as –."""
+
+    def value(v) -> str:
+        if v is None:
+            return "–"
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        if isinstance(v, (list, tuple)):  # per level (codebooks), per split, ...
+            return ", ".join(map(value, v))
+        if isinstance(v, Mapping):
+            return ", ".join(f"{k} {value(x)}" for k, x in v.items())
+        return str(v)
+
+    lines = ["| quantity | value |", "|---|---|"]
+    lines += [f"| {key.replace('_', ' ')} | {value(record[key])} |" for key in keys if key in record]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""workflow layer (docs/design.md)."""
