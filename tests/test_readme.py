@@ -338,3 +338,15 @@ def test_readme_quick_start_runs(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "ACGTTGCAACGTAGGCTAGCTTAGGC" in done.stdout  # decoded back to the bases
     assert (tmp_path / "my_hrq" / "vqvae.pt").is_file()
+
+
+def test_ci_runs_the_readme_test_command():
+    """.ci/run calls the README's test command as printed (plus the Slurm opt-in), so the CI
+    measures what a user runs."""
+    (command,) = [c for c in readme_commands(README.read_text()) if c.startswith("python -m pytest")]
+    ci = [
+        line
+        for line in (REPO / ".ci" / "run").read_text().splitlines()
+        if "pytest" in line and not line.startswith("#")
+    ]
+    assert ci == [f"VQDNA_TEST_SLURM=1 {command}"]
