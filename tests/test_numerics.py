@@ -43,10 +43,16 @@ print(json.dumps({
     "vqvae": digest(p.detach().numpy() for p in tokenizer.model.parameters()),
     "encoder": digest(p.detach().numpy() for p in model.parameters()),
     "probe": digest([probe[-1].coef_, probe.predict(embedded[300:])]),
+    # numpy's SIMD loops, as in the tokenizer statistics (perplexity = exp of an entropy of logs)
+    "numpy": digest([np.log(np.abs(embedded) + 1e-3), np.exp(-np.abs(embedded)), np.tanh(embedded)]),
 }))
 """
 #: what a machine with another instruction set would pick (this machine cannot go up, so down)
-OTHER_MACHINE = {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}
+OTHER_MACHINE = {
+    "ATEN_CPU_CAPABILITY": "default",
+    "ONEDNN_MAX_CPU_ISA": "SSE41",
+    "NPY_DISABLE_CPU_FEATURES": "AVX F16C FMA3 AVX2 X86_V3 X86_V4 AVX512F AVX512_SKX AVX512_ICL AVX512_SPR",
+}
 
 
 def _avx2() -> bool:
@@ -73,6 +79,7 @@ def test_two_isa_levels_differ_natively_and_agree_in_portable_mode():
     portable = _run("portable", {}), _run("portable", OTHER_MACHINE)
     assert native[1]["cpu_capability"] == "DEFAULT" and portable[1]["cpu_capability"] == "AVX2"
     assert native[0]["vqvae"] != native[1]["vqvae"] and native[0]["encoder"] != native[1]["encoder"]
+    assert native[0]["numpy"] != native[1]["numpy"]
     assert portable[0] == portable[1]
 
 
@@ -81,6 +88,7 @@ def test_apply_sets_the_portable_variables_and_refuses_unknown_modes():
     assert numerics.apply("native", env) == {} and env == {"ATEN_CPU_CAPABILITY": "avx512"}
     numerics.apply("portable", env)
     assert env["ATEN_CPU_CAPABILITY"] == "avx2" and env["MKL_CBWR"] == "AVX2"
+    assert "X86_V4" in env["NPY_DISABLE_CPU_FEATURES"].split()
     with pytest.raises(ValueError, match="numerics must be one of"):
         numerics.apply("fast", env)
 

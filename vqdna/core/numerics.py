@@ -2,20 +2,24 @@
 
 torch's CPU kernels pick their instruction set at process start: ATen's vectorised kernels
 (``ATEN_CPU_CAPABILITY``), MKL's BLAS (``MKL_CBWR``) and oneDNN's convolutions
-(``ONEDNN_MAX_CPU_ISA``) each take the widest the CPU offers, so an AVX-512 Xeon and an AVX2-only
+(``ONEDNN_MAX_CPU_ISA``) each take the widest the CPU offers, and so do numpy's own SIMD loops
+(``NPY_DISABLE_CPU_FEATURES``), so an AVX-512 Xeon and an AVX2-only
 EPYC sum in different orders and a 400-step VQ-VAE already differs in the 4th digit. Measured on
 an AMD EPYC (docs/performance.md): forcing ATen to ``default`` or oneDNN to ``SSE41`` changes the
 trained weights; MKL runs its AVX2 branch there either way.
 
-``numerics: portable`` (the config default) pins all three to AVX2, which every machine of this
+``numerics: portable`` (the config default) pins all four to AVX2, which every machine of this
 project's kind has, from the start of every job: the Snakefile puts :data:`PORTABLE_ENV` into
 its own environment before any job starts, so every rule's shell, notebook runner and kernel
 inherits it. ``native`` leaves the choice to the CPU (faster where AVX-512 exists; bits then
 match only on the same CPU model). Deterministic algorithms and one thread per job are set
 elsewhere (``vqdna.core.seed.seed_everything``, ``threads_per_job``).
 
-numpy/scipy (OpenBLAS, whose kernel this machine kind may set through ``OPENBLAS_CORETYPE``,
-left alone on purpose) still differ across CPUs in the last bits: the one step whose output
+Measured on an AMD EPYC with AVX-512 (Zen 5) against the reference made on an AVX2-only EPYC:
+with the torch switches alone, 102 of 103 records were identical and one perplexity moved in its
+last bit (numpy's AVX-512 ``log``); numpy's switch closes that. OpenBLAS (whose kernel this
+machine kind may set through ``OPENBLAS_CORETYPE``, left alone on purpose) can still differ
+across CPUs in the last bits: the one step whose output
 feeds later stages, the logistic probe, is made robust instead (``vqdna.train.classify.fit_logistic``).
 
 This module imports neither torch nor numpy: the Snakefile reads it at plan time.
@@ -35,6 +39,10 @@ PORTABLE_ENV = {
     "ONEDNN_MAX_CPU_ISA": "AVX2",
     "DNNL_MAX_CPU_ISA": "AVX2",  # oneDNN's older name for the same switch
     "MKL_DYNAMIC": "FALSE",  # MKL may not lower its thread count on its own
+    # numpy's own SIMD loops (log, exp, power, ...) dispatch at import too: AVX-512 ones differ
+    # from the AVX2 ones in the last bit. Names of numpy 1.26 and 2.x; unknown ones are ignored.
+    "NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512CD AVX512_KNL AVX512_KNM AVX512_SKX AVX512_CLX "
+    "AVX512_CNL AVX512_ICL AVX512_SPR X86_V4",
 }
 #: variables that decide kernels; recorded in provenance whatever the mode
 KERNEL_ENV = (

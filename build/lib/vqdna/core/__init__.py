@@ -1,1 +1,0 @@
-"""core layer (docs/design.md)."""

@@ -1,1 +1,0 @@
-"""data layer (docs/design.md)."""

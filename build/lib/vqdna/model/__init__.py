@@ -1,1 +1,0 @@
-"""model layer (docs/design.md)."""

@@ -1,1 +1,0 @@
-"""train layer (docs/design.md)."""

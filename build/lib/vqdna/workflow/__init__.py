@@ -1,1 +1,0 @@
-"""workflow layer (docs/design.md)."""
