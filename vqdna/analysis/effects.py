@@ -42,6 +42,8 @@ from vqdna.core.metrics import OUTCOME_FIELDS
 
 BEST_BASELINE = "best baseline"
 HOLDS, FAILS = "holds", "does not hold"
+#: how the verdict of a comparison with too few tasks for the exact test begins
+NO_TEST = "no across-task test possible"
 COLUMNS = [
     "comparison",
     "n_tasks",
@@ -257,7 +259,7 @@ def effect(cells, a: str, b: str, baselines: Sequence[str] = (), alpha: float = 
     n = len(diffs)
     if n < min_tasks(alpha):
         row["verdict"] = (
-            f"no across-task test possible with {n} task{'s' if n > 1 else ''} "
+            f"{NO_TEST} with {n} task{'s' if n > 1 else ''} "
             f"({a} ahead on {ahead_ci} of {n} with an interval excluding 0, behind on "
             f"{int((per_task['ci_high'] < 0).sum())})"
         )
@@ -294,7 +296,7 @@ def ordering_effects(
     elif FAILS in chain:
         verdict = FAILS
     elif n_tasks < min_tasks(alpha):
-        verdict = f"no across-task test possible with {n_tasks} task{'s' if n_tasks != 1 else ''}"
+        verdict = f"{NO_TEST} with {n_tasks} task{'s' if n_tasks != 1 else ''}"
     else:
         verdict = "inconclusive at this power: " + ", ".join(
             r["comparison"] for r in rows[: len(chain)] if r["verdict"] != HOLDS

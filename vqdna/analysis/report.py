@@ -11,7 +11,9 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from vqdna.analysis.effects import NO_TEST
 from vqdna.analysis.power import min_tasks
+from vqdna.analysis.tables import markdown
 
 #: row order of Table 1: the paper's ordering, then anything else, the k-mer-spectrum reference last
 ORDER = ("hrq", "vq", "bpe", "kmer6", "kmer6_nonoverlap", "char")
@@ -58,10 +60,6 @@ def verdict_paragraph(claims: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-#: how :mod:`vqdna.analysis.effects` begins the verdict of a comparison with too few tasks
-NO_TEST = "no across-task test possible"
-
-
 def effects_brief(effects: pd.DataFrame, codes: Mapping[str, str] | None = None) -> tuple[pd.DataFrame, str]:
     """The across-task effects in what a reader needs under the headline figure -> (table, note).
     The table has the comparisons that have an across-task test: comparison (with its protocol
@@ -70,16 +68,15 @@ def effects_brief(effects: pd.DataFrame, codes: Mapping[str, str] | None = None)
     stay in ``effects.csv``), or empty."""
     rows, untested = [], []
     for row in effects.itertuples():
-        comparison = f"{row.comparison} ({(codes or {}).get(row.protocol, row.protocol)})"
         if str(row.verdict).startswith(NO_TEST):
-            untested.append((comparison, int(row.n_tasks)))
+            untested.append(int(row.n_tasks))
             continue
         interval = (
             "–" if pd.isna(row.ci_low) else f"{row.mean_diff:+.2f} [{row.ci_low:.2f}, {row.ci_high:.2f}]"
         )
         rows.append(
             {
-                "comparison": comparison,
+                "comparison": f"{row.comparison} ({(codes or {}).get(row.protocol, row.protocol)})",
                 "tasks": int(row.n_tasks),
                 "mean difference over tasks [95% CI]": interval,
                 "verdict": row.verdict,
@@ -87,7 +84,7 @@ def effects_brief(effects: pd.DataFrame, codes: Mapping[str, str] | None = None)
         )
     note = ""
     if untested:
-        counts = sorted({n for _, n in untested})
+        counts = sorted(set(untested))
         note = (
             f"{NO_TEST.capitalize()} for {len(untested)} comparison{'s' if len(untested) > 1 else ''} "
             f"({' or '.join(map(str, counts))} task{'s' if counts != [1] else ''}; the exact Wilcoxon "
@@ -170,6 +167,9 @@ def record_brief(record: Mapping, keys: Sequence[str]) -> str:
             return ", ".join(f"{k} {value(x)}" for k, x in v.items())
         return str(v)
 
-    lines = ["| quantity | value |", "|---|---|"]
-    lines += [f"| {key.replace('_', ' ')} | {value(record[key])} |" for key in keys if key in record]
-    return "\n".join(lines) + "\n"
+    shown = [key for key in keys if key in record]
+    return markdown(
+        pd.DataFrame(
+            {"quantity": [k.replace("_", " ") for k in shown], "value": [value(record[k]) for k in shown]}
+        )
+    )
